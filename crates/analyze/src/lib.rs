@@ -1,0 +1,500 @@
+//! Stage 4 of the deferscope pipeline: **analyze**.
+//!
+//! [`scan`] finds every defer site of a Go binary and gives it the kind the
+//! compiler chose, following the defer spec (`go-defer-internals.md` §1.5):
+//!
+//! 1. A function with `FUNCDATA_OpenCodedDeferInfo` has only open-coded
+//!    defers. Their number and closure-slot offsets come from the funcdata
+//!    (three encodings: go1.14-1.17, 1.18-1.21, 1.22+). Each site's pc is the
+//!    instruction that stores the deferred closure into its slot; its line is
+//!    that instruction's line.
+//! 2. Otherwise each `CALL runtime.deferprocStack` is a stack-allocated site
+//!    and each `CALL runtime.deferproc` / `runtime.deferprocat` a
+//!    heap-allocated one. Calls to `runtime.deferrangefunc` mark a function
+//!    that encloses a range-over-func loop with a defer in its body.
+//!
+//! Only functions that can hold a defer are decoded: those with a non-zero
+//! `_func.deferreturn`, plus any function in which a byte scan of the text
+//! finds what looks like a call to a `deferproc*` entry point.
+
+pub mod names;
+pub mod opendefer;
+
+use std::collections::BTreeMap;
+
+use deferscope_decode::Event;
+use deferscope_index::{Func, GoIndex, GoVersion, Layout};
+use deferscope_load::Image;
+use serde::Serialize;
+
+pub use names::{package_of, Origin};
+pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
+
+/// The compiler's three kinds of defer, spelled as `-d=defer` prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    #[serde(rename = "open-coded")]
+    OpenCoded,
+    #[serde(rename = "stack-allocated")]
+    StackAllocated,
+    #[serde(rename = "heap-allocated")]
+    HeapAllocated,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::OpenCoded, Kind::StackAllocated, Kind::HeapAllocated];
+
+    /// The compiler's words: `open-coded`, `stack-allocated`, `heap-allocated`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::OpenCoded => "open-coded",
+            Kind::StackAllocated => "stack-allocated",
+            Kind::HeapAllocated => "heap-allocated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One defer statement as compiled into one function.
+#[derive(Clone, Debug, Serialize)]
+pub struct Site {
+    /// The function, as the pclntab names it (`main.(*T).Close`).
+    pub function: String,
+    /// The source file, as the pclntab spells it.
+    pub file: String,
+    pub line: u32,
+    pub kind: Kind,
+    /// Address of the instruction that registers the defer: the call to
+    /// `runtime.deferproc*`, or the store of an open-coded defer's closure.
+    pub pc: u64,
+    /// The function's package path.
+    pub package: String,
+    /// Whether the package is the main module's, the standard library's or
+    /// another module's.
+    pub origin: Origin,
+    /// Open-coded only: the defer's bit in deferBits (source order, 0-7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u8>,
+}
+
+/// A function that contains defers.
+#[derive(Clone, Debug, Serialize)]
+pub struct FuncInfo {
+    pub name: String,
+    pub entry: u64,
+    pub size: u64,
+    pub file: String,
+    /// Line of the function's first instruction.
+    pub line: u32,
+    pub package: String,
+    pub origin: Origin,
+    /// Number of sites found in this function.
+    pub sites: usize,
+    /// Open-coded functions: the number of defers the funcdata records. It
+    /// can exceed `sites` when the compiler deleted a dead defer's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_coded_defers: Option<u8>,
+    /// Calls `runtime.deferrangefunc`: encloses a range-over-func loop whose
+    /// body defers.
+    pub calls_deferrangefunc: bool,
+    /// Offset of the first `CALL runtime.deferreturn` from the entry.
+    pub deferreturn: u32,
+}
+
+/// Facts about the binary as a whole.
+#[derive(Clone, Debug, Serialize)]
+pub struct BinaryInfo {
+    pub path: String,
+    pub format: &'static str,
+    pub goos: String,
+    pub goarch: &'static str,
+    /// From the build info, `None` when absent.
+    pub go_version: Option<String>,
+    /// The pclntab layout (`go1.20+` etc.): a floor on the Go version.
+    pub pclntab: &'static str,
+    pub stripped: bool,
+    pub pie: bool,
+    pub main_module: Option<String>,
+    /// Build settings from the build info: `-gcflags`, `CGO_ENABLED`, ...
+    pub build_settings: BTreeMap<String, String>,
+    pub functions: usize,
+}
+
+/// Per-kind counts.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    #[serde(rename = "open-coded")]
+    pub open_coded: usize,
+    #[serde(rename = "stack-allocated")]
+    pub stack_allocated: usize,
+    #[serde(rename = "heap-allocated")]
+    pub heap_allocated: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, k: Kind) {
+        *self.get_mut(k) += 1;
+    }
+    pub fn get(&self, k: Kind) -> usize {
+        match k {
+            Kind::OpenCoded => self.open_coded,
+            Kind::StackAllocated => self.stack_allocated,
+            Kind::HeapAllocated => self.heap_allocated,
+        }
+    }
+    fn get_mut(&mut self, k: Kind) -> &mut usize {
+        match k {
+            Kind::OpenCoded => &mut self.open_coded,
+            Kind::StackAllocated => &mut self.stack_allocated,
+            Kind::HeapAllocated => &mut self.heap_allocated,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.open_coded + self.stack_allocated + self.heap_allocated
+    }
+}
+
+/// The result of a scan: one value, several printers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub binary: BinaryInfo,
+    pub sites: Vec<Site>,
+    pub functions: Vec<FuncInfo>,
+}
+
+impl Report {
+    /// Keep only the sites and functions for which `keep(function, origin)`
+    /// holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, Origin) -> bool) {
+        self.sites.retain(|s| keep(&s.function, s.origin));
+        self.functions.retain(|f| keep(&f.name, f.origin));
+    }
+
+    /// Counts per kind over all sites, and per origin.
+    pub fn counts(&self) -> (Counts, BTreeMap<Origin, Counts>) {
+        let mut all = Counts::default();
+        let mut by: BTreeMap<Origin, Counts> = BTreeMap::new();
+        for s in &self.sites {
+            all.add(s.kind);
+            by.entry(s.origin).or_default().add(s.kind);
+        }
+        (all, by)
+    }
+
+    /// Counts per package, sorted by package path.
+    pub fn per_package(&self) -> BTreeMap<&str, Counts> {
+        let mut by: BTreeMap<&str, Counts> = BTreeMap::new();
+        for s in &self.sites {
+            by.entry(&s.package).or_default().add(s.kind);
+        }
+        by
+    }
+}
+
+/// Why a scan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Index(#[from] deferscope_index::IndexError),
+}
+
+/// The runtime entry points the classifier looks for.
+struct Targets {
+    deferproc: Option<u64>,
+    deferproc_stack: Option<u64>,
+    deferprocat: Option<u64>,
+    deferrangefunc: Option<u64>,
+    /// `runtime.(*_panic).nextDefer` exists only from go1.22 (the funcdata
+    /// format C), which tells the formats apart without build info.
+    has_next_defer: bool,
+}
+
+impl Targets {
+    fn find(ix: &GoIndex<'_>) -> Targets {
+        let f = ix.find_funcs(&[
+            "runtime.deferproc",
+            "runtime.deferprocStack",
+            "runtime.deferprocat",
+            "runtime.deferrangefunc",
+            "runtime.(*_panic).nextDefer",
+        ]);
+        Targets {
+            deferproc: f[0].map(|f| f.entry),
+            deferproc_stack: f[1].map(|f| f.entry),
+            deferprocat: f[2].map(|f| f.entry),
+            deferrangefunc: f[3].map(|f| f.entry),
+            has_next_defer: f[4].is_some(),
+        }
+    }
+
+    fn all(&self) -> Vec<u64> {
+        [
+            self.deferproc,
+            self.deferproc_stack,
+            self.deferprocat,
+            self.deferrangefunc,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn kind_of_call(&self, target: u64) -> Option<Kind> {
+        if Some(target) == self.deferproc_stack {
+            Some(Kind::StackAllocated)
+        } else if Some(target) == self.deferproc || Some(target) == self.deferprocat {
+            Some(Kind::HeapAllocated)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which funcdata encoding and index this binary uses.
+fn opendefer_format(ix: &GoIndex<'_>, t: &Targets) -> (u8, OpenDeferFormat) {
+    match ix.pcln.layout {
+        // go1.14-1.15 (go1.2 layout): FUNCDATA_OpenCodedDeferInfo = 5.
+        Layout::Go12 => (5, OpenDeferFormat::A),
+        Layout::Go116 => (4, OpenDeferFormat::A),
+        Layout::Go118 => (4, OpenDeferFormat::B),
+        Layout::Go120 => {
+            let c = match ix.version {
+                Some(v) => {
+                    v >= GoVersion {
+                        minor: 22,
+                        patch: 0,
+                    }
+                }
+                None => t.has_next_defer,
+            };
+            (
+                4,
+                if c {
+                    OpenDeferFormat::C
+                } else {
+                    OpenDeferFormat::B
+                },
+            )
+        }
+    }
+}
+
+/// Scan the whole binary. `path` is used only in the report.
+pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, AnalyzeError> {
+    let targets = Targets::find(ix);
+    let (fd_index, fd_format) = opendefer_format(ix, &targets);
+    let main_module = ix.buildinfo.as_ref().and_then(|b| {
+        b.main_module
+            .as_ref()
+            .map(|m| m.0.clone())
+            .or_else(|| b.path.clone())
+    });
+
+    // Functions that look like they call a deferproc entry point.
+    let mut candidates: Vec<u64> = Vec::new();
+    let call_targets = targets.all();
+    if !call_targets.is_empty() && ix.nfunc() > 0 {
+        if let (Some(first), Some(last)) = (ix.func(0), ix.func(ix.nfunc() - 1)) {
+            if let Some(text) = img.read(first.entry, last.end.saturating_sub(first.entry)) {
+                candidates =
+                    deferscope_decode::call_candidates(img.arch, text, first.entry, &call_targets);
+            }
+        }
+    }
+    candidates.sort_unstable();
+
+    let mut sites = Vec::new();
+    let mut functions = Vec::new();
+    for f in ix.funcs() {
+        let has_candidate = {
+            let i = candidates.partition_point(|&pc| pc < f.entry);
+            candidates.get(i).is_some_and(|&pc| pc < f.end)
+        };
+        if f.deferreturn == 0 && !has_candidate {
+            continue;
+        }
+        if [
+            targets.deferproc,
+            targets.deferproc_stack,
+            targets.deferprocat,
+        ]
+        .contains(&Some(f.entry))
+        {
+            continue;
+        }
+        if let Some(info) = analyze_func(
+            img,
+            ix,
+            &targets,
+            fd_index,
+            fd_format,
+            &f,
+            main_module.as_deref(),
+            &mut sites,
+        ) {
+            functions.push(info);
+        }
+    }
+
+    let bi = ix.buildinfo.as_ref();
+    let settings: BTreeMap<String, String> = bi
+        .map(|b| b.settings.iter().cloned().collect())
+        .unwrap_or_default();
+    let goos = settings
+        .get("GOOS")
+        .cloned()
+        .unwrap_or_else(|| img.format.default_goos().to_owned());
+    let binary = BinaryInfo {
+        path: path.to_owned(),
+        format: img.format.name(),
+        goos,
+        goarch: img.arch.goarch(),
+        go_version: bi.map(|b| b.go_version.clone()),
+        pclntab: ix.pcln.layout.releases(),
+        stripped: !img.has_symbols,
+        pie: img.pie,
+        main_module,
+        build_settings: settings,
+        functions: ix.nfunc(),
+    };
+    Ok(Report {
+        binary,
+        sites,
+        functions,
+    })
+}
+
+/// Analyze one function; push its sites and return its summary, or `None`
+/// when it holds no defer after all.
+#[allow(clippy::too_many_arguments)]
+fn analyze_func(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    targets: &Targets,
+    fd_index: u8,
+    fd_format: OpenDeferFormat,
+    f: &Func,
+    main_module: Option<&str>,
+    sites: &mut Vec<Site>,
+) -> Option<FuncInfo> {
+    let name = ix.name(f);
+    let code = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
+    let package = package_of(name).to_owned();
+    let origin = Origin::of(&package, main_module);
+    let lines = ix.lines(f);
+    let before = sites.len();
+    let mut push = |pc: u64, kind: Kind, index: Option<u8>| {
+        let (file, line) = lines.at(pc).unwrap_or(("?", 0));
+        sites.push(Site {
+            function: name.to_owned(),
+            file: file.to_owned(),
+            line,
+            kind,
+            pc,
+            package: package.clone(),
+            origin,
+            index,
+        });
+    };
+
+    let mut open_coded_defers = None;
+    let mut calls_deferrangefunc = false;
+    let opendefer = ix
+        .funcdata_addr(f, fd_index)
+        .and_then(|a| img.read_to_end(a))
+        .and_then(|b| OpenDeferInfo::parse(b, fd_format));
+    if let Some(info) = opendefer {
+        open_coded_defers = Some(info.closure_offsets.len() as u8);
+        let sp = ix.spdelta(f);
+        // First store of a non-zero value into each closure slot.
+        let mut first: Vec<Option<u64>> = vec![None; info.closure_offsets.len()];
+        deferscope_decode::scan(img.arch, code, f.entry, |e| {
+            if let Event::StackStore {
+                pc,
+                offset,
+                size: 8,
+                zero: false,
+            } = e
+            {
+                let Some(delta) = sp.at(pc) else { return };
+                for (k, &off) in info.closure_offsets.iter().enumerate() {
+                    if slot_sp_offset(delta, off) == offset && first[k].is_none() {
+                        first[k] = Some(pc);
+                    }
+                }
+            }
+        });
+        for (k, pc) in first.iter().enumerate() {
+            if let Some(pc) = pc {
+                push(*pc, Kind::OpenCoded, Some(k as u8));
+            }
+        }
+        // Keep sites in address order within the function.
+        sites[before..].sort_by_key(|s| s.pc);
+    } else {
+        deferscope_decode::scan(img.arch, code, f.entry, |e| {
+            if let Event::Call { pc, target } = e {
+                if let Some(kind) = targets.kind_of_call(target) {
+                    push(pc, kind, None);
+                } else if Some(target) == targets.deferrangefunc {
+                    calls_deferrangefunc = true;
+                }
+            }
+        });
+    }
+    let nsites = sites.len() - before;
+    if nsites == 0 && open_coded_defers.is_none() && !calls_deferrangefunc && f.deferreturn == 0 {
+        return None;
+    }
+    let (file, line) = lines.at(f.entry).unwrap_or(("?", 0));
+    Some(FuncInfo {
+        name: name.to_owned(),
+        entry: f.entry,
+        size: f.end - f.entry,
+        file: file.to_owned(),
+        line,
+        package,
+        origin,
+        sites: nsites,
+        open_coded_defers,
+        calls_deferrangefunc,
+        deferreturn: f.deferreturn,
+    })
+}
+
+/// The SP offset of a frame slot `off` bytes below `varp`, at an
+/// instruction where the pcsp table gives SP delta `delta`.
+///
+/// `varp - SP = delta - PtrSize` on both architectures: on amd64 the
+/// caller's CALL pushed the return address and the prologue saves BP right
+/// below it; on arm64 the frame pointer is saved at -8 of the entry SP
+/// (runtime traceback: `varp = fp - PtrSize`, less the LR/FP words).
+pub fn slot_sp_offset(delta: i32, off: u64) -> i64 {
+    delta as i64 - 8 - off as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_offsets_match_spec_examples() {
+        // Spec §3.1: go1.22 amd64 openCond, frame 0x48 (delta 0x50),
+        // deferBits offset 57 -> 0xf(SP).
+        assert_eq!(slot_sp_offset(0x50, 57), 0xf);
+        // go1.22 arm64, T=96, offset 57 -> 31(RSP).
+        assert_eq!(slot_sp_offset(96, 57), 31);
+        // go1.14 amd64 openSimple, SUBQ $0x28 then MOVQ BP (delta 0x28),
+        // offset 17 -> 0xf.
+        assert_eq!(slot_sp_offset(0x28, 17), 0xf);
+    }
+}

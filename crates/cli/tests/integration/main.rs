@@ -1,0 +1,26 @@
+//! All of deferscope's integration tests, in one test binary.
+//!
+//! - `oracle::*`: every fixture binary is scanned and compared with the Go
+//!   compiler's own `-d=defer` output saved beside it. The committed
+//!   fixtures (`fixtures/bin/`) always run; the full matrix built by
+//!   `scripts/build-matrix.py` runs when `DEFERSCOPE_MATRIX` names its
+//!   directory (the README's test command sets it).
+//! - `twin::*`: a stripped binary gives the same sites as its unstripped twin.
+//! - `badinput::*`: bad input gets one line on stderr and exit status 2.
+//! - `cli::*`: output contracts of the `scan` command.
+
+mod badinput;
+mod cli;
+mod fixtures;
+mod oracle;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = Vec::new();
+    trials.extend(fixtures::trials());
+    trials.extend(badinput::trials());
+    trials.extend(cli::trials());
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -1,0 +1,191 @@
+//! amd64: direct calls and SP-relative stores, decoded with iced-x86.
+//!
+//! "Zero" stores are the ones a prologue uses to clear slots: from X15 (the
+//! zero register of Go's ABIInternal), from an immediate 0, or from a
+//! general register that an earlier instruction in the same straight-line
+//! run cleared (`XORL R, R` or `MOVQ $0, R`), as go1.17-1.19 do with R13.
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+
+use crate::Event;
+
+fn is_store_mnemonic(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::Mov
+            | Mnemonic::Movups
+            | Mnemonic::Movaps
+            | Mnemonic::Movdqu
+            | Mnemonic::Movdqa
+            | Mnemonic::Movq
+            | Mnemonic::Movd
+    )
+}
+
+/// Bit for a general-purpose register's 64-bit family, if it is one.
+fn gpr_bit(r: Register) -> Option<u32> {
+    if !r.is_gpr() {
+        return None;
+    }
+    Some(1 << (r.full_register().number() as u32 & 31))
+}
+
+pub fn scan(code: &[u8], entry: u64, mut sink: impl FnMut(Event)) {
+    let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    // GPRs known to hold zero in the current straight-line run.
+    let mut zero_regs: u32 = 0;
+    while dec.can_decode() {
+        dec.decode_out(&mut ins);
+        if ins.is_invalid() {
+            zero_regs = 0;
+            continue;
+        }
+        let m = ins.mnemonic();
+        if m == Mnemonic::Call && ins.op0_kind() == OpKind::NearBranch64 {
+            sink(Event::Call {
+                pc: ins.ip(),
+                target: ins.near_branch_target(),
+            });
+        }
+        if ins.op_count() == 2
+            && ins.op0_kind() == OpKind::Memory
+            && ins.memory_base() == Register::RSP
+            && ins.memory_index() == Register::None
+            && is_store_mnemonic(m)
+        {
+            let zero = match ins.op1_kind() {
+                OpKind::Register => {
+                    let r = ins.op1_register();
+                    r == Register::XMM15 || gpr_bit(r).is_some_and(|b| zero_regs & b != 0)
+                }
+                OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate32to64
+                | OpKind::Immediate8to32
+                | OpKind::Immediate8to64
+                | OpKind::Immediate8to16 => ins.immediate(1) == 0,
+                _ => false,
+            };
+            sink(Event::StackStore {
+                pc: ins.ip(),
+                offset: ins.memory_displacement64() as i64,
+                size: ins.memory_size().size() as u8,
+                zero,
+            });
+        }
+        // Track registers cleared by XOR r,r or MOV r,$0.
+        if ins.flow_control() != FlowControl::Next {
+            zero_regs = 0;
+        } else if ins.op_count() >= 1 && ins.op0_kind() == OpKind::Register {
+            if let Some(bit) = gpr_bit(ins.op0_register()) {
+                let clears = (m == Mnemonic::Xor
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op1_register() == ins.op0_register())
+                    || (m == Mnemonic::Mov
+                        && ins.op1_kind() != OpKind::Register
+                        && ins.op1_kind() != OpKind::Memory
+                        && ins.immediate(1) == 0);
+                if clears {
+                    zero_regs |= bit;
+                } else if !matches!(m, Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push) {
+                    zero_regs &= !bit;
+                }
+            }
+        }
+    }
+}
+
+pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for i in memchr::memchr_iter(0xe8, text) {
+        let Some(rel) = text.get(i + 1..i + 5) else {
+            break;
+        };
+        let rel = i32::from_le_bytes([rel[0], rel[1], rel[2], rel[3]]) as i64;
+        let pc = base + i as u64;
+        let t = (pc as i64).wrapping_add(5).wrapping_add(rel) as u64;
+        if targets.contains(&t) {
+            out.push(pc);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(code: &[u8]) -> Vec<Event> {
+        let mut v = Vec::new();
+        scan(code, 0x1000, |e| v.push(e));
+        v
+    }
+
+    // Byte sequences are the spec's examples (§3.1), as `go tool objdump`
+    // prints them.
+    #[test]
+    fn byte_store_and_call() {
+        // MOVB $0x0, 0x7(SP) ; CALL +0
+        let v = events(&[0xc6, 0x44, 0x24, 0x07, 0x00, 0xe8, 0, 0, 0, 0]);
+        assert_eq!(
+            v,
+            vec![
+                Event::StackStore {
+                    pc: 0x1000,
+                    offset: 7,
+                    size: 1,
+                    zero: true
+                },
+                Event::Call {
+                    pc: 0x1005,
+                    target: 0x100a
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_register_tracking() {
+        // MOVUPS X15, 0x28(SP)
+        let v = events(&[0x44, 0x0f, 0x11, 0x7c, 0x24, 0x28]);
+        assert_eq!(
+            v,
+            vec![Event::StackStore {
+                pc: 0x1000,
+                offset: 0x28,
+                size: 16,
+                zero: true
+            }]
+        );
+        // XORL R13, R13 ; MOVQ R13, 0x10(SP) ; MOVQ AX, 0x18(SP)
+        let v = events(&[
+            0x45, 0x31, 0xed, 0x4c, 0x89, 0x6c, 0x24, 0x10, 0x48, 0x89, 0x44, 0x24, 0x18,
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                Event::StackStore {
+                    pc: 0x1003,
+                    offset: 0x10,
+                    size: 8,
+                    zero: true
+                },
+                Event::StackStore {
+                    pc: 0x1008,
+                    offset: 0x18,
+                    size: 8,
+                    zero: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn candidates_match_targets() {
+        let text = [0x90, 0xe8, 0x0a, 0, 0, 0, 0x90];
+        assert_eq!(call_candidates(&text, 0x2000, &[0x2010]), vec![0x2001]);
+        assert!(call_candidates(&text, 0x2000, &[0x2011]).is_empty());
+    }
+}
