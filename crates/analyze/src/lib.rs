@@ -360,7 +360,9 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
         goarch: img.arch.goarch(),
         go_version: bi.map(|b| b.go_version.clone()),
         pclntab: ix.pcln.layout.releases(),
-        stripped: !img.has_symbols,
+        // Mach-O executables keep their dynamic imports in the symbol
+        // table even with -s; what stripping removes is Go's own symbols.
+        stripped: !img.has_symbols || img.symbol("runtime.main").is_none(),
         pie: img.pie,
         main_module,
         build_settings: settings,

@@ -127,7 +127,10 @@ fn our_sites(r: &deferscope_analyze::Report) -> Vec<OurSite> {
 /// path is in the function's `TEXT sym(SB) file` header. A defer's own line
 /// is always in its own function (functions with defers are never inlined),
 /// so only instructions whose base name is the header file's are kept, under
-/// the header's full path.
+/// the header's full path. A line holding a `CALL runtime.deferproc*` is
+/// also listed with a `\tdeferproc` suffix: for stack- and heap-allocated
+/// defers, that call is the code the line must have (an SSA-dead defer can
+/// leave its line on an unrelated exit instruction).
 fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
     let cache = e.dir.join("objdump-lines.txt");
     if let Ok(t) = std::fs::read_to_string(&cache) {
@@ -214,17 +217,22 @@ pub fn check_oracle(e: &Entry) -> Result<String, String> {
         let files: Vec<&str> = comp.lines.keys().map(|p| p.0.as_str()).collect();
         ours.retain(|s| files.iter().any(|f| crate::oracle::same_file(f, &s.file)));
     }
-    // (base name, line) -> full paths with code there; built on first use.
-    type CodeIndex = HashMap<(String, u32), Vec<String>>;
+    // (base name, line, needs a deferproc call) -> full paths with such
+    // code there; built on first use.
+    type CodeIndex = HashMap<(String, u32, bool), Vec<String>>;
     let lines: Mutex<Option<Result<CodeIndex, String>>> = Mutex::new(None);
-    let cmp = compare(&comp, &ours, |file, line| {
+    let cmp = compare(&comp, &ours, |file, line, kind| {
         let mut g = lines.lock().unwrap();
         let set = g.get_or_insert_with(|| {
             let mut idx = CodeIndex::new();
             for k in code_lines(src)? {
+                let (k, call) = match k.strip_suffix("\tdeferproc") {
+                    Some(k) => (k.to_owned(), true),
+                    None => (k, false),
+                };
                 if let Some((f, l)) = k.rsplit_once(':') {
                     let base = f.rsplit('/').next().unwrap_or(f).to_owned();
-                    idx.entry((base, l.parse().unwrap_or(0)))
+                    idx.entry((base, l.parse().unwrap_or(0), call))
                         .or_default()
                         .push(f.to_owned());
                 }
@@ -234,7 +242,7 @@ pub fn check_oracle(e: &Entry) -> Result<String, String> {
         let base = file.rsplit('/').next().unwrap_or(file).to_owned();
         match set {
             Ok(idx) => idx
-                .get(&(base, line))
+                .get(&(base, line, kind != "open-coded"))
                 .is_some_and(|fs| fs.iter().any(|f| crate::oracle::same_file(f, file))),
             // Without the objdump oracle every unmatched line counts.
             Err(_) => true,

@@ -156,13 +156,14 @@ impl Comparison {
     }
 }
 
-/// Compare `ours` with the compiler. `has_code(file, line)` says whether
-/// the binary has instructions at a line (from `go tool objdump`); it is
-/// asked only about compiler lines we did not report.
+/// Compare `ours` with the compiler. `has_code(file, line, kind)` says
+/// whether the binary has the code such a defer leaves at that line (from
+/// `go tool objdump`); it is asked only about compiler lines we did not
+/// report.
 pub fn compare(
     comp: &Compiler,
     ours: &[OurSite],
-    mut has_code: impl FnMut(&str, u32) -> bool,
+    mut has_code: impl FnMut(&str, u32, &str) -> bool,
 ) -> Comparison {
     let mut out = Comparison::default();
     // Index compiler positions by (basename, line) for suffix matching.
@@ -220,7 +221,7 @@ pub fn compare(
         for kind in kinds.keys() {
             if seen.get(pos).is_some_and(|k| k.contains(kind.as_str())) {
                 out.matched += 1;
-            } else if has_code(&pos.0, pos.1) {
+            } else if has_code(&pos.0, pos.1, kind) {
                 out.missed
                     .push(format!("{}:{}: {} defer", pos.0, pos.1, kind));
             } else {
