@@ -289,8 +289,31 @@ pub fn check_twin(e: &Entry) -> Result<(), String> {
             kb.len()
         ));
     }
-    if !a.binary.stripped {
-        return Err("binary not reported as stripped".into());
+    // Our `stripped` flag against `go tool nm`, which lists Go's symbols
+    // when there are any (go1.21 and older keep them on darwin even with -s).
+    let go = e.meta.goroot.join("bin/go");
+    if go.exists() {
+        let nm = Command::new(&go)
+            .args(["tool", "nm"])
+            .arg(e.bin())
+            .env("GOROOT", &e.meta.goroot)
+            .env("GOTOOLCHAIN", "local")
+            .output()
+            .map_err(|x| x.to_string())?;
+        let has_go_symbols = String::from_utf8_lossy(&nm.stdout)
+            .lines()
+            .any(|l| l.ends_with(" T runtime.main"));
+        if a.binary.stripped == has_go_symbols {
+            return Err(format!(
+                "we say stripped={}, go tool nm {} runtime.main",
+                a.binary.stripped,
+                if has_go_symbols {
+                    "lists"
+                } else {
+                    "does not list"
+                }
+            ));
+        }
     }
     Ok(())
 }
