@@ -7,14 +7,15 @@
 //! A closed output pipe ends the program quietly.
 
 mod cli;
+mod cmd;
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, OutputFormat, ScanArgs};
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     // A panic is a bug, but the user still gets one line and status 2.
@@ -64,32 +65,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Scan(args) => scan(args),
+        Command::Scan(args) => cmd::scan::run(args),
     }
-}
-
-fn scan(args: ScanArgs) -> Result<()> {
-    let funcs = args
-        .funcs
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .context("bad --funcs regular expression")?;
-    let mapped = deferscope_load::Mapped::open(&args.binary)?;
-    let img = mapped.image()?;
-    let path = args.binary.display().to_string();
-    let ix = deferscope_index::GoIndex::new(&img).with_context(|| path.clone())?;
-    let mut report = deferscope_analyze::scan(&path, &img, &ix)?;
-    report.retain(|name, origin| {
-        !(args.no_std && origin == deferscope_analyze::Origin::Std)
-            && funcs.as_ref().is_none_or(|re| re.is_match(name))
-    });
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    match args.format {
-        OutputFormat::Text => deferscope_report::text(&report, &mut out)?,
-        OutputFormat::Json => deferscope_report::json(&report, &mut out)?,
-    }
-    out.flush()?;
-    Ok(())
 }
