@@ -34,6 +34,8 @@ pub enum LoadError {
     Empty(PathBuf),
     #[error("{0}: not an ELF, PE or Mach-O executable ({1})")]
     NotObject(PathBuf, String),
+    #[error("{0}: truncated or damaged {1} file ({2})")]
+    Damaged(PathBuf, Format, String),
     #[error("{0}: {1}-bit {2} binaries are not supported (only 64-bit amd64 and arm64)")]
     Unsupported32(PathBuf, u8, String),
     #[error("{0}: unsupported architecture {1} (only amd64 and arm64)")]
@@ -95,6 +97,19 @@ impl Arch {
             Arch::Amd64 => "amd64",
             Arch::Arm64 => "arm64",
         }
+    }
+}
+
+/// The format a file claims by its magic bytes, whether or not it parses.
+fn sniff(data: &[u8]) -> Option<Format> {
+    match data.get(..4)? {
+        [0x7f, b'E', b'L', b'F'] => Some(Format::Elf),
+        [b'M', b'Z', ..] => Some(Format::Pe),
+        [0xcf, 0xfa, 0xed, 0xfe]
+        | [0xce, 0xfa, 0xed, 0xfe]
+        | [0xfe, 0xed, 0xfa, 0xcf]
+        | [0xca, 0xfe, 0xba, 0xbe] => Some(Format::MachO),
+        _ => None,
     }
 }
 
@@ -188,8 +203,10 @@ pub struct Image<'data> {
 impl<'data> Image<'data> {
     /// Parse `data` (the bytes of the file at `path`, used in messages).
     pub fn parse(path: &Path, data: &'data [u8]) -> Result<Image<'data>, LoadError> {
-        let file = object::File::parse(data)
-            .map_err(|e| LoadError::NotObject(path.to_owned(), e.to_string()))?;
+        let file = object::File::parse(data).map_err(|e| match sniff(data) {
+            Some(f) => LoadError::Damaged(path.to_owned(), f, e.to_string()),
+            None => LoadError::NotObject(path.to_owned(), e.to_string()),
+        })?;
         let format = match file.format() {
             object::BinaryFormat::Elf => Format::Elf,
             object::BinaryFormat::Pe => Format::Pe,

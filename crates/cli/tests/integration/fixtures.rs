@@ -131,7 +131,9 @@ fn our_sites(r: &deferscope_analyze::Report) -> Vec<OurSite> {
 /// also listed with a `\tdeferproc` suffix: for stack- and heap-allocated
 /// defers, that call is the code the line must have (an SSA-dead defer can
 /// leave its line on an unrelated exit instruction).
-fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
+///
+/// Only positions in `keep` (base name, line) are kept: the compiler's lines.
+fn code_lines(e: &Entry, keep: &HashSet<(String, u32)>) -> Result<HashSet<String>, String> {
     let cache = e.dir.join("objdump-lines.txt");
     if let Ok(t) = std::fs::read_to_string(&cache) {
         return Ok(t.lines().map(str::to_owned).collect());
@@ -173,8 +175,14 @@ fn code_lines(e: &Entry) -> Result<HashSet<String>, String> {
         let Some((base, line)) = pos.rsplit_once(':') else {
             continue;
         };
-        if header_file.rsplit('/').next() == Some(base) {
+        let wanted = line
+            .parse()
+            .is_ok_and(|l: u32| keep.contains(&(base.to_owned(), l)));
+        if wanted && header_file.rsplit('/').next() == Some(base) {
             set.insert(format!("{header_file}:{line}"));
+            if rest.contains("CALL runtime.deferproc") {
+                set.insert(format!("{header_file}:{line}\tdeferproc"));
+            }
         }
     }
     let mut v: Vec<_> = set.iter().cloned().collect();
@@ -225,7 +233,12 @@ pub fn check_oracle(e: &Entry) -> Result<String, String> {
         let mut g = lines.lock().unwrap();
         let set = g.get_or_insert_with(|| {
             let mut idx = CodeIndex::new();
-            for k in code_lines(src)? {
+            let keep: HashSet<(String, u32)> = comp
+                .lines
+                .keys()
+                .map(|(f, l)| (f.rsplit('/').next().unwrap_or(f).to_owned(), *l))
+                .collect();
+            for k in code_lines(src, &keep)? {
                 let (k, call) = match k.strip_suffix("\tdeferproc") {
                     Some(k) => (k.to_owned(), true),
                     None => (k, false),

@@ -8,11 +8,14 @@
 //! - `twin::*`: a stripped binary gives the same sites as its unstripped twin.
 //! - `badinput::*`: bad input gets one line on stderr and exit status 2.
 //! - `cli::*`: output contracts of the `scan` command.
+//! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
+//!   error, never a panic or a hang.
 
 mod badinput;
 mod cli;
 mod fixtures;
 mod oracle;
+mod sweep;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -22,5 +25,7 @@ fn main() {
     trials.extend(fixtures::trials());
     trials.extend(badinput::trials());
     trials.extend(cli::trials());
+    trials.extend(sweep::trials());
+    trials.extend(oracle::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -232,5 +232,91 @@ pub fn compare(
     out
 }
 
-#[cfg(test)]
-mod tests {}
+/// Self-tests of the comparison: it must flag each kind of disagreement.
+pub fn trials() -> Vec<libtest_mimic::Trial> {
+    use libtest_mimic::Trial;
+    let text = "# example.com/m\n\
+                ./a.go:10:2: open-coded defer\n\
+                ./a.go:20:2: stack-allocated defer\n\
+                ./a.go:30:3: heap-allocated defer\n\
+                ./a.go:40:2: open-coded defer\n\
+                /goroot/src/sync/x.go:5:2: open-coded defer\n";
+    let comp = || Compiler::parse(text, Path::new("/src/m"), Path::new("/goroot"), None);
+    let site = |f: &str, file: &str, line: u32, kind: &str| OurSite {
+        function: f.into(),
+        entry: 0,
+        file: file.into(),
+        line,
+        kind: kind.into(),
+    };
+    let good = move || {
+        vec![
+            site("main.a", "/src/m/a.go", 10, "open-coded"),
+            site("main.b", "/src/m/a.go", 20, "stack-allocated"),
+            site("main.c", "/src/m/a.go", 30, "heap-allocated"),
+            site("sync.x", "/goroot/src/sync/x.go", 5, "open-coded"),
+        ]
+    };
+    // Line 40 has no code in the binary: excused. Everything else has.
+    let has_code = |_: &str, line: u32, _: &str| line != 40;
+    vec![
+        Trial::test("oracle::selftest::agreement", move || {
+            let c = compare(&comp(), &good(), has_code);
+            if c.ok() && c.matched == 4 && c.excused == 1 {
+                Ok(())
+            } else {
+                Err(c.describe().into())
+            }
+        }),
+        Trial::test("oracle::selftest::missed", move || {
+            let mut ours = good();
+            ours.remove(1);
+            let c = compare(&comp(), &ours, has_code);
+            (c.missed.len() == 1 && c.missed[0].contains("a.go:20"))
+                .then_some(())
+                .ok_or_else(|| c.describe().into())
+        }),
+        Trial::test("oracle::selftest::wrong_kind", move || {
+            let mut ours = good();
+            ours[2].kind = "stack-allocated".into();
+            let c = compare(&comp(), &ours, has_code);
+            (c.wrong_kind.len() == 1 && !c.ok())
+                .then_some(())
+                .ok_or_else(|| c.describe().into())
+        }),
+        Trial::test("oracle::selftest::extra", move || {
+            let mut ours = good();
+            ours.push(site("main.d", "/src/m/a.go", 50, "open-coded"));
+            let c = compare(&comp(), &ours, has_code);
+            (c.extra.len() == 1)
+                .then_some(())
+                .ok_or_else(|| c.describe().into())
+        }),
+        Trial::test("oracle::selftest::count", move || {
+            let mut ours = good();
+            ours.push(site("main.a", "/src/m/a.go", 10, "open-coded"));
+            let c = compare(&comp(), &ours, has_code);
+            (c.multiplicity.len() == 1)
+                .then_some(())
+                .ok_or_else(|| c.describe().into())
+        }),
+        Trial::test("oracle::selftest::trimpath_paths", || {
+            let t = "./lib/l.go:3:2: open-coded defer\n";
+            let c = Compiler::parse(
+                t,
+                Path::new("/src/m"),
+                Path::new("/g"),
+                Some((Path::new("/src/m"), "example.com/m")),
+            );
+            let ours = vec![OurSite {
+                function: "example.com/m/lib.F".into(),
+                entry: 0,
+                file: "example.com/m/lib/l.go".into(),
+                line: 3,
+                kind: "open-coded".into(),
+            }];
+            let r = compare(&c, &ours, |_, _, _| true);
+            r.ok().then_some(()).ok_or_else(|| r.describe().into())
+        }),
+    ]
+}
