@@ -500,3 +500,24 @@ mod tests {
         assert_eq!(slot_sp_offset(0x28, 17), 0xf);
     }
 }
+
+#[cfg(test)]
+mod synth_tests {
+    use deferscope_index::synth;
+    use deferscope_load::{Arch, Format, Image};
+
+    /// The synthetic image's sites follow from the encodings the spec
+    /// describes; the expected pcs and lines are fixed by the builder.
+    #[test]
+    fn synthetic_image_sites() {
+        let data = synth::image();
+        let img = Image::from_raw(&data, synth::BASE, Format::Elf, Arch::Amd64);
+        let ix = deferscope_index::GoIndex::new(&img).expect("index");
+        let r = super::scan("synth", &img, &ix).expect("scan");
+        let got: Vec<(u64, u32, &str)> = r.sites.iter().map(|s| (s.pc, s.line, s.kind.as_str())).collect();
+        assert_eq!(got, synth::EXPECTED_SITES.to_vec());
+        assert!(r.sites.iter().all(|s| s.file == synth::FILE));
+        let g = r.functions.iter().find(|f| f.name == "main.g").unwrap();
+        assert_eq!(g.open_coded_defers, Some(1));
+    }
+}

@@ -18,6 +18,7 @@
 
 pub mod buildinfo;
 pub mod pclntab;
+pub mod synth;
 
 use deferscope_load::{Format, Image};
 

@@ -188,7 +188,8 @@ impl Mapped {
 /// virtual-address map, all borrowing from the file bytes.
 pub struct Image<'data> {
     data: &'data [u8],
-    file: object::File<'data>,
+    /// The parsed object file; `None` for a synthetic image.
+    file: Option<object::File<'data>>,
     pub format: Format,
     pub arch: Arch,
     sections: Vec<Section>,
@@ -313,7 +314,7 @@ impl<'data> Image<'data> {
         };
         Ok(Image {
             data,
-            file,
+            file: Some(file),
             format,
             arch,
             sections,
@@ -321,6 +322,27 @@ impl<'data> Image<'data> {
             has_symbols,
             pie,
         })
+    }
+
+    /// A synthetic image: `data` mapped whole at `vaddr`, with no object
+    /// headers, sections or symbols. For tests and fuzzing of the later
+    /// stages on small inputs.
+    pub fn from_raw(data: &'data [u8], vaddr: u64, format: Format, arch: Arch) -> Image<'data> {
+        Image {
+            data,
+            file: None,
+            format,
+            arch,
+            sections: Vec::new(),
+            regions: vec![Region {
+                vaddr,
+                vsize: data.len() as u64,
+                foff: 0,
+                fsize: data.len() as u64,
+            }],
+            has_symbols: false,
+            pie: false,
+        }
     }
 
     /// The whole file.
@@ -350,6 +372,7 @@ impl<'data> Image<'data> {
         // Mach-O symbols carry a leading underscore only for C symbols; Go's
         // own symbols are written as-is, but accept both.
         self.file
+            .as_ref()?
             .symbols()
             .find(|s| {
                 s.name_bytes().is_ok_and(|n| {
@@ -361,7 +384,7 @@ impl<'data> Image<'data> {
 
     /// Every symbol with a name, as (address, size, name). Empty when stripped.
     pub fn symbols(&self) -> impl Iterator<Item = (u64, u64, &'data str)> + '_ {
-        self.file.symbols().filter_map(|s| {
+        self.file.iter().flat_map(|f| f.symbols()).filter_map(|s| {
             let name = s.name().ok()?;
             if name.is_empty() {
                 return None;
