@@ -106,9 +106,11 @@ impl<'d> Pclntab<'d> {
     /// `data`, and the function table to fit, so later reads are cheap.
     pub fn parse(addr: u64, data: &'d [u8]) -> Result<Pclntab<'d>, IndexError> {
         let bad = |why: &str| IndexError::BadPclntab(format!("at {addr:#x}: {why}"));
-        let magic = rd_u32(data, 0).ok_or_else(|| bad("truncated header"))?;
+        let Some(&[m0, m1, m2, m3, pad1, pad2, quantum, ptrsize]) = data.get(..8) else {
+            return Err(bad("truncated header"));
+        };
+        let magic = u32::from_le_bytes([m0, m1, m2, m3]);
         let layout = Layout::from_magic(magic).ok_or_else(|| bad("bad magic"))?;
-        let (pad1, pad2, quantum, ptrsize) = (data[4], data[5], data[6], data[7]);
         if pad1 != 0 || pad2 != 0 {
             return Err(bad("bad header padding"));
         }
@@ -496,6 +498,17 @@ impl PcTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz/pclntab): a valid magic in fewer than 8 bytes
+    /// indexed past the end.
+    #[test]
+    fn short_header_is_an_error() {
+        for n in 0..16 {
+            let mut d = vec![0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8, 1, 0, 0, 0, 0, 0, 0, 0];
+            d.truncate(n);
+            assert!(Pclntab::parse(0x1000, &d).is_err());
+        }
+    }
 
     #[test]
     fn pcvalue_decodes_zigzag_deltas() {
