@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// List every defer site with its kind, function and source line.
     Scan(ScanArgs),
+    /// Annotated disassembly in Go assembler syntax, in go tool objdump's columns.
+    Disasm(DisasmArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -43,4 +45,53 @@ pub struct ScanArgs {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DisasmArgs {
+    /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
+    pub binary: PathBuf,
+    /// Only functions whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
+    /// Only functions with code at this source line (FILE is matched as a path suffix).
+    #[arg(long, value_name = "FILE:LINE")]
+    pub line: Option<String>,
+    /// Only the function containing this address (hex, 0x optional).
+    #[arg(long, value_name = "ADDR")]
+    pub pc: Option<String>,
+    /// Instruction syntax.
+    #[arg(long, value_enum, default_value_t = DisasmSyntax::Go)]
+    pub syntax: DisasmSyntax,
+    /// Only functions that contain defers.
+    #[arg(long)]
+    pub defer_only: bool,
+    /// Interleave source lines (like go tool objdump -S).
+    #[arg(long)]
+    pub source: bool,
+    /// Map source paths: OLD=NEW replaces the prefix OLD; =NEW (or NEW) is a root for -trimpath paths.
+    #[arg(long, value_name = "OLD=NEW")]
+    pub source_root: Vec<String>,
+    /// Plain go tool objdump output: no defer comments, no legend.
+    #[arg(long)]
+    pub no_annotate: bool,
+    /// Ignore the symbol table; name code from the pclntab only (as for a stripped binary).
+    #[arg(long)]
+    pub no_symtab: bool,
+    /// Colour: auto (terminal only, honours NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisasmSyntax {
+    Go,
+    Intel,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }

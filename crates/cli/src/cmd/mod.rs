@@ -1,3 +1,4 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
 
+pub mod disasm;
 pub mod scan;

@@ -1,0 +1,394 @@
+//! Trailing comments for the defer machinery.
+//!
+//! Inputs are exact, not guessed from the code: the classifier's sites
+//! ([`deferscope_analyze::Report`]) give each registration's pc and kind,
+//! and `FUNCDATA_OpenCodedDeferInfo` gives the deferBits byte and the
+//! closure slots as offsets below the frame's `varp`, turned into SP
+//! offsets per instruction with the pcsp table
+//! ([`deferscope_analyze::slot_sp_offset`]). The instruction facts
+//! ([`crate::facts`]) then say which instruction stores, loads, tests or
+//! clears them, and which call runs what.
+//!
+//! Labelled: deferBits zeroed / set / loaded / tested / cleared, closure
+//! slot stores, the `_defer.fn` store (+24 from the record passed to
+//! `deferprocStack`), calls to `deferproc`, `deferprocStack`, `deferprocat`,
+//! `deferreturn`, `deferrangefunc`, the heap closure allocation right
+//! before a `deferproc`, the deferred call at each exit, `gopanic` and
+//! `gorecover`.
+
+use std::collections::HashMap;
+
+use deferscope_analyze::{Kind, OpenDeferFormat, OpenDeferInfo, Report};
+use deferscope_index::{GoIndex, GoVersion, Layout, PcTable};
+use deferscope_load::Image;
+
+use crate::facts::{Call, Facts, ImmOp, MemOp, RegId, Value};
+
+/// What a runtime function is, for the defer machinery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Deferproc,
+    DeferprocStack,
+    Deferprocat,
+    Deferrangefunc,
+    Deferreturn,
+    Alloc,
+    Gopanic,
+    Gorecover,
+}
+
+/// Offset of `fn` in a `_defer` record, in every Go release (spec §3.4).
+const DEFER_FN_FIELD: i64 = 24;
+
+struct OpenFunc {
+    info: OpenDeferInfo,
+    sp: PcTable,
+}
+
+/// Annotates functions of one binary.
+pub struct Annotator {
+    roles: HashMap<u64, Role>,
+    /// Sites by pc: (kind, index within its function, open-coded bit).
+    sites: HashMap<u64, (Kind, usize, Option<u8>)>,
+    open: HashMap<u64, OpenFunc>,
+}
+
+fn role_of(name: &str) -> Option<Role> {
+    Some(match name {
+        "runtime.deferproc" => Role::Deferproc,
+        "runtime.deferprocStack" => Role::DeferprocStack,
+        "runtime.deferprocat" => Role::Deferprocat,
+        "runtime.deferrangefunc" => Role::Deferrangefunc,
+        "runtime.deferreturn" => Role::Deferreturn,
+        "runtime.newobject" => Role::Alloc,
+        "runtime.gopanic" => Role::Gopanic,
+        "runtime.gorecover" => Role::Gorecover,
+        n if n.starts_with("runtime.mallocgc") => Role::Alloc,
+        _ => return None,
+    })
+}
+
+impl Annotator {
+    pub fn new(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report) -> Annotator {
+        let mut roles = HashMap::new();
+        let mut has_next_defer = false;
+        for f in ix.funcs() {
+            let name = ix.name(&f);
+            if let Some(r) = role_of(name) {
+                roles.entry(f.entry).or_insert(r);
+            }
+            has_next_defer |= name == "runtime.(*_panic).nextDefer";
+        }
+        let (fd_index, fd_format) = match ix.pcln.layout {
+            Layout::Go12 => (5, OpenDeferFormat::A),
+            Layout::Go116 => (4, OpenDeferFormat::A),
+            Layout::Go118 => (4, OpenDeferFormat::B),
+            Layout::Go120 => {
+                let c = ix.version.map_or(has_next_defer, |v| {
+                    v >= GoVersion {
+                        minor: 22,
+                        patch: 0,
+                    }
+                });
+                (
+                    4,
+                    if c {
+                        OpenDeferFormat::C
+                    } else {
+                        OpenDeferFormat::B
+                    },
+                )
+            }
+        };
+        let mut sites = HashMap::new();
+        let mut per_func: HashMap<&str, usize> = HashMap::new();
+        for s in &report.sites {
+            let n = per_func.entry(&s.function).or_default();
+            *n += 1;
+            sites.insert(s.pc, (s.kind, *n, s.index));
+        }
+        let mut open = HashMap::new();
+        for fi in report
+            .functions
+            .iter()
+            .filter(|f| f.open_coded_defers.is_some())
+        {
+            let Some(f) = ix.func_for_pc(fi.entry) else {
+                continue;
+            };
+            let info = ix
+                .funcdata_addr(&f, fd_index)
+                .and_then(|a| img.read_to_end(a))
+                .and_then(|b| OpenDeferInfo::parse(b, fd_format));
+            if let Some(info) = info {
+                open.insert(
+                    fi.entry,
+                    OpenFunc {
+                        info,
+                        sp: ix.spdelta(&f),
+                    },
+                );
+            }
+        }
+        Annotator { roles, sites, open }
+    }
+
+    /// Whether any instruction calls a runtime function we label
+    /// (functions without defers still panic and recover).
+    pub fn has_runtime_calls(&self, insns: &[(u64, usize, String, Facts)]) -> bool {
+        insns.iter().any(|(_, _, _, f)| {
+            matches!(f.call, Some(Call::Direct(t)) if matches!(self.roles.get(&t), Some(Role::Gopanic | Role::Gorecover)))
+        })
+    }
+
+    /// One optional comment per instruction of the function at `entry`.
+    pub fn annotate(
+        &self,
+        entry: u64,
+        insns: &[(u64, usize, String, Facts)],
+    ) -> Vec<Option<String>> {
+        let mut notes: Vec<Option<String>> = vec![None; insns.len()];
+        let open = self.open.get(&entry);
+        // Register that holds a copy of deferBits, if known.
+        let mut bits_reg: Option<RegId> = None;
+        // Bit cleared just before a deferred call at an exit.
+        let mut pending_run: Option<u8> = None;
+        for (k, (pc, _, _, f)) in insns.iter().enumerate() {
+            let site = self.sites.get(pc);
+            let mut note: Option<String> = None;
+            if let (Some(o), Some(m)) = (open, f.sp) {
+                let delta = o.sp.at(*pc).unwrap_or(0);
+                let bits = deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset);
+                if m.off == bits && m.size == 1 {
+                    note = Some(match m.op {
+                        MemOp::Store(Value::Imm(0)) => {
+                            bits_reg = None;
+                            "deferBits = 0".to_string()
+                        }
+                        MemOp::Store(Value::Imm(v)) => {
+                            format!("deferBits = {v:#x}: {}", bit_list(v))
+                        }
+                        MemOp::Store(Value::Reg(r)) => {
+                            bits_reg = Some(r);
+                            "store deferBits".to_string()
+                        }
+                        MemOp::Load(r) => {
+                            bits_reg = Some(r);
+                            "load deferBits".to_string()
+                        }
+                        MemOp::Test(v) => format!("is defer {} pending?", bit_names(v)),
+                        MemOp::Other => "deferBits".to_string(),
+                    });
+                } else if let Some(i) = o
+                    .info
+                    .closure_offsets
+                    .iter()
+                    .position(|&off| deferscope_analyze::slot_sp_offset(delta, off) == m.off)
+                {
+                    note = match m.op {
+                        MemOp::Store(Value::Imm(0)) => Some(format!("clear defer slot #{i}")),
+                        MemOp::Store(_) if site.is_some() => {
+                            Some(format!("open-coded defer #{i}: save closure in slot #{i}"))
+                        }
+                        MemOp::Store(_) => Some(format!("closure -> defer slot #{i}")),
+                        MemOp::Load(_) => Some(format!("load defer #{i}'s closure")),
+                        _ => None,
+                    };
+                }
+            }
+            if note.is_none() {
+                if let Some((op, d, s)) = f.imm_op {
+                    let on_bits = bits_reg == Some(s) || bits_reg == Some(d);
+                    let feeds_store = open.is_some() && stores_bits_soon(insns, k, d, open, self);
+                    note = match op {
+                        ImmOp::Or(v) if feeds_store || on_bits && open.is_some() => {
+                            bits_reg = Some(d);
+                            Some(format!(
+                                "deferBits |= {v:#x}: defer {} registered",
+                                bit_names(v)
+                            ))
+                        }
+                        ImmOp::And(v) if feeds_store || on_bits && open.is_some() => {
+                            bits_reg = Some(d);
+                            let cleared = !v & 0xff;
+                            pending_run = lowest_bit(cleared);
+                            Some(format!(
+                                "deferBits &^= {cleared:#x}: defer {} about to run",
+                                bit_names(cleared)
+                            ))
+                        }
+                        ImmOp::Test(v) if on_bits => {
+                            Some(format!("is defer {} pending?", bit_names(v)))
+                        }
+                        ImmOp::BitZero(b) | ImmOp::BitNonZero(b) if on_bits => {
+                            Some(format!("is defer #{b} pending?"))
+                        }
+                        _ => None,
+                    };
+                }
+            }
+            if let Some(c) = f.call {
+                let role = match c {
+                    Call::Direct(t) => self.roles.get(&t).copied(),
+                    Call::Indirect => None,
+                };
+                note = match (role, site) {
+                    (Some(Role::DeferprocStack), _) => {
+                        Some(format!("register stack-allocated defer{}", site_no(site)))
+                    }
+                    (Some(Role::Deferproc), _) => {
+                        Some(format!("register heap-allocated defer{}", site_no(site)))
+                    }
+                    (Some(Role::Deferprocat), _) => Some(format!(
+                        "register heap-allocated defer{} (range-over-func body)",
+                        site_no(site)
+                    )),
+                    (Some(Role::Deferrangefunc), _) => {
+                        Some("defer frame for the range-over-func loop's defers".into())
+                    }
+                    (Some(Role::Deferreturn), _) => Some(if open.is_some() {
+                        "run pending defers (resumed here after recover)".into()
+                    } else {
+                        "run pending defers at return".into()
+                    }),
+                    (Some(Role::Gopanic), _) => Some("panic: runs deferred calls".into()),
+                    (Some(Role::Gorecover), _) => Some("recover()".into()),
+                    (Some(Role::Alloc), _) if heap_closure_before_deferproc(insns, k, self) => {
+                        Some("heap closure for the deferred call".into())
+                    }
+                    _ => pending_run
+                        .filter(|_| open.is_some())
+                        .map(|i| format!("run deferred call #{i} (open-coded exit)")),
+                };
+                pending_run = None;
+                bits_reg = None;
+            } else if let Some(d) = f.dest {
+                if bits_reg == Some(d)
+                    && !matches!(f.imm_op, Some((ImmOp::Or(_) | ImmOp::And(_), _, _)))
+                {
+                    if !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
+                    {
+                        bits_reg = None;
+                    }
+                }
+            }
+            if let Some((d, s)) = f.copy {
+                if bits_reg == Some(s) {
+                    bits_reg = Some(d);
+                }
+            }
+            notes[k] = note;
+        }
+        self.mark_defer_fn_stores(insns, &mut notes);
+        notes
+    }
+
+    /// `_defer.fn` stores: for each `CALL deferprocStack`, find the record
+    /// address loaded into a register (`LEAQ d(SP), AX` / `ADD $d, RSP,
+    /// R0`) and the store to `d+24(SP)` before it.
+    fn mark_defer_fn_stores(
+        &self,
+        insns: &[(u64, usize, String, Facts)],
+        notes: &mut [Option<String>],
+    ) {
+        for (k, (_, _, _, f)) in insns.iter().enumerate() {
+            let Some(Call::Direct(t)) = f.call else {
+                continue;
+            };
+            if self.roles.get(&t) != Some(&Role::DeferprocStack) {
+                continue;
+            }
+            let lo = k.saturating_sub(40);
+            let Some(rec) = insns[lo..k]
+                .iter()
+                .rev()
+                .find_map(|x| x.3.lea_sp.map(|(_, off)| off))
+            else {
+                continue;
+            };
+            for j in (lo..k).rev() {
+                if let Some(m) = insns[j].3.sp {
+                    if m.off == rec + DEFER_FN_FIELD
+                        && matches!(m.op, MemOp::Store(_))
+                        && notes[j].is_none()
+                    {
+                        notes[j] = Some("_defer.fn = closure (stack-allocated record)".into());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn site_no(site: Option<&(Kind, usize, Option<u8>)>) -> String {
+    site.map(|s| format!(" #{}", s.1)).unwrap_or_default()
+}
+
+fn lowest_bit(v: u64) -> Option<u8> {
+    (v != 0).then(|| v.trailing_zeros() as u8)
+}
+
+fn bit_names(v: u64) -> String {
+    let bits: Vec<String> = (0..8)
+        .filter(|b| v >> b & 1 == 1)
+        .map(|b| format!("#{b}"))
+        .collect();
+    if bits.is_empty() {
+        format!("{v:#x}")
+    } else {
+        bits.join(",")
+    }
+}
+
+fn bit_list(v: u64) -> String {
+    format!("defer {} pending", bit_names(v))
+}
+
+/// The register `d` is stored into the deferBits slot within the next few
+/// instructions.
+fn stores_bits_soon(
+    insns: &[(u64, usize, String, Facts)],
+    k: usize,
+    d: RegId,
+    open: Option<&OpenFunc>,
+    _a: &Annotator,
+) -> bool {
+    let Some(o) = open else { return false };
+    insns.iter().skip(k + 1).take(4).any(|(pc, _, _, f)| {
+        f.sp.is_some_and(|m| {
+            let delta = o.sp.at(*pc).unwrap_or(0);
+            m.size == 1
+                && m.off == deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset)
+                && m.op == MemOp::Store(Value::Reg(d))
+        })
+    })
+}
+
+/// The call at `k` allocates, and the next call is a `deferproc*`.
+fn heap_closure_before_deferproc(
+    insns: &[(u64, usize, String, Facts)],
+    k: usize,
+    a: &Annotator,
+) -> bool {
+    insns
+        .iter()
+        .skip(k + 1)
+        .find_map(|x| x.3.call)
+        .is_some_and(|c| {
+            matches!(c, Call::Direct(t) if matches!(a.roles.get(&t), Some(Role::Deferproc | Role::Deferprocat)))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_names_list_set_bits() {
+        assert_eq!(bit_names(0b101), "#0,#2");
+        assert_eq!(bit_names(0), "0x0");
+        assert_eq!(lowest_bit(0b100), Some(2));
+        assert_eq!(lowest_bit(0), None);
+    }
+}

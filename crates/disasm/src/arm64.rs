@@ -1,0 +1,1077 @@
+//! arm64: decode with yaxpeax-arm, print in Go assembler syntax.
+//!
+//! yaxpeax-arm gives the architectural instruction (ORR, SUBS, UBFM, ...);
+//! the printer first picks the preferred alias the way the Arm ARM and
+//! golang.org/x/arch's arm64asm do (MOV, CMP, TST, LSL, UBFX, CSET, MUL,
+//! ...), then applies `arm64asm.GoSyntax`'s rules:
+//!
+//! - loads and stores become `MOVD/MOVW/MOVWU/MOVH/MOVHU/MOVB/MOVBU` and
+//!   `FMOVS/FMOVD/FMOVQ`, with `.W`/`.P` for pre/post-index;
+//! - a `W` suffix for 32-bit forms, `F`/`V` prefixes for scalar FP and
+//!   vector forms, operands reversed (destination last);
+//! - `R0..R30`, `ZR`, `RSP`; shifts `R1<<3`, `R1>>3`, `R1->3`, `R1@>3`;
+//! - branch targets `sym(SB)` when a symbol starts there, else `N(PC)`.
+//!
+//! Spellings are data: [`COND_NAMES`], [`NO_W_SUFFIX`], [`ALIAS_OP`].
+
+use std::fmt::Write as _;
+
+use yaxpeax_arch::{Decoder, U8Reader};
+use yaxpeax_arm::armv8::a64::{
+    InstDecoder, Instruction, Opcode, Operand, SIMDSizeCode, ShiftStyle, SizeCode,
+};
+
+use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
+use crate::x86::Lookup;
+use crate::Dialect;
+
+/// Condition names as `B.cond` prints them (Go's `BCS`, `BCC`).
+pub const COND_NAMES: [&str; 16] = [
+    "EQ", "NE", "CS", "CC", "MI", "PL", "VS", "VC", "HI", "LS", "GE", "LT", "GT", "LE", "AL", "NV",
+];
+
+/// Opcodes that never take the `W` suffix (x/arch `noSuffixOpSet`).
+pub const NO_W_SUFFIX: &[&str] = &[
+    "AESD",
+    "AESE",
+    "AESIMC",
+    "AESMC",
+    "CRC32B",
+    "CRC32CB",
+    "CRC32CH",
+    "CRC32CW",
+    "CRC32CX",
+    "CRC32H",
+    "CRC32W",
+    "CRC32X",
+    "LDARB",
+    "LDARH",
+    "LDAXRB",
+    "LDAXRH",
+    "LDTRH",
+    "LDXRB",
+    "LDXRH",
+    "SHA1C",
+    "SHA1H",
+    "SHA1M",
+    "SHA1P",
+    "SHA1SU0",
+    "SHA1SU1",
+    "SHA256H",
+    "SHA256H2",
+    "SHA256SU0",
+    "SHA256SU1",
+];
+
+/// Aliases that are a plain rename of the architectural opcode.
+pub const ALIAS_OP: &[(&str, &str)] = &[
+    ("LSLV", "LSL"),
+    ("LSRV", "LSR"),
+    ("ASRV", "ASR"),
+    ("RORV", "ROR"),
+];
+
+/// Go's name for a condition used as an operand (`HS`, `LO`).
+fn cond_arg(c: u8) -> &'static str {
+    match c & 15 {
+        2 => "HS",
+        3 => "LO",
+        n => COND_NAMES[n as usize],
+    }
+}
+
+pub struct Arm64 {
+    dialect: Dialect,
+    dec: InstDecoder,
+}
+
+/// An operand as text, with what the rules need to know about it.
+#[derive(Clone, Debug)]
+struct Arg {
+    text: String,
+    /// 32-bit general register.
+    w: bool,
+}
+
+fn gpr(n: u16, sp: bool) -> String {
+    match (n, sp) {
+        (31, true) => "RSP".into(),
+        (31, false) => "ZR".into(),
+        (n, _) => format!("R{n}"),
+    }
+}
+
+fn arrangement(v: SIMDSizeCode, e: SIMDSizeCode) -> String {
+    let lanes = |total: u32| -> u32 {
+        let esz = match e {
+            SIMDSizeCode::B => 8,
+            SIMDSizeCode::H => 16,
+            SIMDSizeCode::S => 32,
+            SIMDSizeCode::D => 64,
+            SIMDSizeCode::Q => 128,
+        };
+        total / esz
+    };
+    let total = if v == SIMDSizeCode::Q { 128 } else { 64 };
+    format!("{:?}{}", e, lanes(total))
+}
+
+fn shift_text(reg: &str, style: ShiftStyle, amt: u8) -> String {
+    match style {
+        ShiftStyle::LSL => {
+            if amt == 0 {
+                reg.to_string()
+            } else {
+                format!("{reg}<<{amt}")
+            }
+        }
+        ShiftStyle::LSR => format!("{reg}>>{amt}"),
+        ShiftStyle::ASR => format!("{reg}->{amt}"),
+        ShiftStyle::ROR => format!("{reg}@>{amt}"),
+        other => {
+            let mut s = format!("{reg}.{:?}", other);
+            if amt != 0 {
+                let _ = write!(s, "<<{amt}");
+            }
+            s
+        }
+    }
+}
+
+impl Arm64 {
+    pub fn new(dialect: Dialect) -> Arm64 {
+        Arm64 {
+            dialect,
+            dec: InstDecoder::default(),
+        }
+    }
+
+    /// Decode the word at the start of `code` (at `pc`): always 4 bytes.
+    pub fn decode(
+        &self,
+        code: &[u8],
+        pc: u64,
+        syms: &dyn Lookup,
+        go_syntax: bool,
+        text: &mut String,
+    ) -> (usize, Facts) {
+        text.clear();
+        if code.len() < 4 {
+            text.push('?');
+            return (code.len().max(1), Facts::default());
+        }
+        let word = u32::from_le_bytes([code[0], code[1], code[2], code[3]]);
+        let mut r = U8Reader::new(&code[..4]);
+        let ins = match self.dec.decode(&mut r) {
+            Ok(i) if i.opcode != Opcode::UDF && i.opcode != Opcode::Invalid => i,
+            _ => {
+                text.push('?');
+                return (4, Facts::default());
+            }
+        };
+        if go_syntax {
+            self.go_syntax(&ins, word, pc, syms, text);
+        } else {
+            let _ = write!(text, "{ins}");
+        }
+        (4, facts(&ins, pc))
+    }
+
+    fn arg(&self, ins: &Instruction, op: &Operand, pc: u64, syms: &dyn Lookup) -> Arg {
+        let fp_op = {
+            let n = format!("{:?}", ins.opcode);
+            n.starts_with('F')
+                || n.ends_with("CVTF")
+                || matches!(
+                    ins.opcode,
+                    Opcode::LDP
+                        | Opcode::STP
+                        | Opcode::LDR
+                        | Opcode::STR
+                        | Opcode::LDUR
+                        | Opcode::STUR
+                )
+        };
+        let text = match *op {
+            Operand::Register(s, n) => {
+                return Arg {
+                    text: gpr(n, false),
+                    w: s == SizeCode::W,
+                }
+            }
+            Operand::RegisterOrSP(s, n) => {
+                return Arg {
+                    text: gpr(n, true),
+                    w: s == SizeCode::W,
+                }
+            }
+            Operand::RegisterPair(_, n) => gpr(n, false),
+            Operand::SIMDRegister(_, n) => {
+                if fp_op {
+                    format!("F{n}")
+                } else {
+                    format!("V{n}")
+                }
+            }
+            Operand::SIMDRegisterElements(v, n, e) => format!("V{n}.{}", arrangement(v, e)),
+            Operand::SIMDRegisterElementsLane(_, n, e, lane) => format!("V{n}.{e:?}[{lane}]"),
+            Operand::SIMDRegisterElementsMultipleLane(_, n, e, lane, _) => {
+                format!("V{n}.{e:?}[{lane}]")
+            }
+            Operand::SIMDRegisterGroup(v, n, e, cnt) => {
+                let a = arrangement(v, e);
+                let regs: Vec<String> = (0..cnt as u16)
+                    .map(|i| format!("V{}.{a}", (n + i) & 31))
+                    .collect();
+                format!("[{}]", regs.join(", "))
+            }
+            Operand::SIMDRegisterGroupLane(n, e, cnt, lane) => {
+                let regs: Vec<String> = (0..cnt as u16)
+                    .map(|i| format!("V{}.{e:?}", (n + i) & 31))
+                    .collect();
+                if cnt > 1 {
+                    format!("[{}][{lane}]", regs.join(", "))
+                } else {
+                    format!("{}[{lane}]", regs[0])
+                }
+            }
+            Operand::ConditionCode(c) => cond_arg(c).to_string(),
+            Operand::PCOffset(off) => {
+                let addr = (pc as i64).wrapping_add(off) as u64;
+                match syms.lookup(addr) {
+                    Some((s, b)) if b == addr => format!("{s}(SB)"),
+                    _ => format!("{}(PC)", off / 4),
+                }
+            }
+            Operand::Immediate(v) => format!("${v}"),
+            Operand::Imm64(v) => format!("${}", v as i64),
+            Operand::Imm16(v) => format!("${v}"),
+            Operand::ImmediateDouble(d) => {
+                let s = format!("{d:.6}");
+                format!("${}", s.trim_end_matches('0'))
+            }
+            Operand::ImmShift(v, s) => {
+                if s == 0 {
+                    format!("${v}")
+                } else {
+                    format!("$({v}<<{s})")
+                }
+            }
+            Operand::ImmShiftMSL(v, s) => format!("$({v}<<{s})"),
+            Operand::RegShift(style, amt, s, r) => {
+                return Arg {
+                    text: shift_text(&gpr(r, false), style, amt),
+                    w: s == SizeCode::W,
+                }
+            }
+            Operand::RegRegOffset(b, i, s, style, amt) => {
+                let base = gpr(b, true);
+                let idx = gpr(i, false);
+                let _ = s;
+                match style {
+                    ShiftStyle::LSL => {
+                        if amt != 0 {
+                            format!("({base})({idx}<<{amt})")
+                        } else {
+                            format!("({base})({idx})")
+                        }
+                    }
+                    other => {
+                        if amt != 0 {
+                            format!("({base})({idx}.{other:?}<<{amt})")
+                        } else {
+                            format!("({base})({idx}.{other:?})")
+                        }
+                    }
+                }
+            }
+            Operand::RegPreIndex(b, off, _) | Operand::RegPostIndex(b, off) => {
+                if off != 0 {
+                    format!("{off}({})", gpr(b, true))
+                } else {
+                    format!("({})", gpr(b, true))
+                }
+            }
+            Operand::RegPostIndexReg(b, r) => format!("({})(R{r})", gpr(b, true)),
+            Operand::PrefetchOp(v) => format!("${v}"),
+            Operand::SystemReg(v) => format!("${v}"),
+            Operand::ControlReg(v) => format!("${v}"),
+            _ => "?".into(),
+        };
+        Arg { text, w: false }
+    }
+
+    fn go_syntax(
+        &self,
+        ins: &Instruction,
+        word: u32,
+        pc: u64,
+        syms: &dyn Lookup,
+        out: &mut String,
+    ) {
+        let ops: Vec<&Operand> = ins
+            .operands
+            .iter()
+            .take_while(|o| !matches!(o, Operand::Nothing))
+            .collect();
+        let mut args: Vec<Arg> = ops.iter().map(|o| self.arg(ins, o, pc, syms)).collect();
+        let is_zr = |o: &Operand| matches!(o, Operand::Register(_, 31));
+        let mut op: String = format!("{:?}", ins.opcode);
+        // Addressing-mode suffix for loads and stores.
+        let mem_suffix = ops.iter().find_map(|o| match o {
+            Operand::RegPreIndex(_, _, true) => Some(".W"),
+            Operand::RegPostIndex(..) | Operand::RegPostIndexReg(..) => Some(".P"),
+            _ => None,
+        });
+        let classic_mem = matches!(
+            ins.opcode,
+            Opcode::LDR
+                | Opcode::LDRB
+                | Opcode::LDRH
+                | Opcode::LDRSB
+                | Opcode::LDRSH
+                | Opcode::LDRSW
+                | Opcode::STR
+                | Opcode::STRB
+                | Opcode::STRH
+                | Opcode::STUR
+                | Opcode::STURB
+                | Opcode::STURH
+                | Opcode::LD1
+                | Opcode::ST1
+                | Opcode::LDP
+                | Opcode::STP
+        );
+        let suffix = if classic_mem || self.dialect.arm64_wb_all {
+            mem_suffix.unwrap_or("")
+        } else {
+            ""
+        };
+        let reg_class = |o: &Operand| -> char {
+            match o {
+                Operand::Register(SizeCode::W, _) | Operand::RegisterOrSP(SizeCode::W, _) => 'W',
+                Operand::Register(..) | Operand::RegisterOrSP(..) => 'X',
+                Operand::SIMDRegister(SIMDSizeCode::B, _) => 'b',
+                Operand::SIMDRegister(SIMDSizeCode::H, _) => 'h',
+                Operand::SIMDRegister(SIMDSizeCode::S, _) => 's',
+                Operand::SIMDRegister(SIMDSizeCode::D, _) => 'd',
+                Operand::SIMDRegister(SIMDSizeCode::Q, _) => 'q',
+                _ => '-',
+            }
+        };
+        let fmov_name = |c: char| match c {
+            'b' => "FMOVB",
+            'h' => "FMOVH",
+            's' => "FMOVS",
+            'd' => "FMOVD",
+            _ => "FMOVQ",
+        };
+        let n = args.len();
+        let rev_join = |args: &[Arg]| -> String {
+            args.iter()
+                .rev()
+                .map(|a| a.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let w0 = args.first().is_some_and(|a| a.w);
+        match ins.opcode {
+            Opcode::BL => {
+                let _ = write!(out, "CALL {}", args[0].text);
+                return;
+            }
+            Opcode::BLR => {
+                let _ = write!(out, "CALL ({})", args[0].text.replace("ZR", "R31"));
+                return;
+            }
+            Opcode::BR => {
+                let _ = write!(out, "JMP ({})", args[0].text.replace("ZR", "R31"));
+                return;
+            }
+            Opcode::RET => {
+                if matches!(ops.first(), Some(Operand::Register(_, 30)) | None) {
+                    out.push_str("RET");
+                } else {
+                    let _ = write!(out, "RET {}", args[0].text);
+                }
+                return;
+            }
+            Opcode::B => {
+                let _ = write!(out, "JMP {}", args[0].text);
+                return;
+            }
+            Opcode::Bcc(c) => {
+                let _ = write!(out, "B{} {}", COND_NAMES[(c & 15) as usize], args[0].text);
+                return;
+            }
+            Opcode::HINT if word == 0xd503201f => {
+                out.push_str("NOOP");
+                return;
+            }
+            Opcode::DMB(v) | Opcode::DSB(v) => {
+                let name = if matches!(ins.opcode, Opcode::DMB(_)) {
+                    "DMB"
+                } else {
+                    "DSB"
+                };
+                let _ = write!(out, "{name} ${v}");
+                return;
+            }
+            Opcode::ISB => {
+                out.push_str("ISB $15");
+                return;
+            }
+            _ => {}
+        }
+        // Preferred aliases.
+        let opn = ins.opcode;
+        match opn {
+            Opcode::ORR if n == 3 && is_zr(ops[1]) => {
+                let mov = match ops[2] {
+                    Operand::RegShift(ShiftStyle::LSL, 0, _, _) => true,
+                    Operand::Imm64(_) | Operand::Immediate(_) => !move_wide_preferred(word),
+                    _ => false,
+                };
+                if mov {
+                    op = if w0 { "MOVW".into() } else { "MOVD".into() };
+                    let _ = write!(out, "{op} {}, {}", args[2].text, args[0].text);
+                    return;
+                }
+            }
+            Opcode::ADD
+                if n == 3
+                    && matches!(ops[2], Operand::Immediate(0))
+                    && (matches!(ops[0], Operand::RegisterOrSP(_, 31))
+                        || matches!(ops[1], Operand::RegisterOrSP(_, 31)))
+                    && (word >> 22) & 3 == 0 =>
+            {
+                op = if w0 { "MOVW".into() } else { "MOVD".into() };
+                let _ = write!(out, "{op} {}, {}", args[1].text, args[0].text);
+                return;
+            }
+            Opcode::MOVZ | Opcode::MOVN => {
+                if let Operand::ImmShift(imm, sh) = *ops[1] {
+                    let is_movz = opn == Opcode::MOVZ;
+                    let alias = if is_movz {
+                        !(imm == 0 && sh != 0)
+                    } else {
+                        !(imm == 0 && sh != 0) && (!w0 || imm != 0xffff)
+                    };
+                    if alias {
+                        let mut v = (imm as u64) << sh;
+                        if !is_movz {
+                            v = !v;
+                        }
+                        let v: i64 = if w0 { v as u32 as i64 } else { v as i64 };
+                        op = if w0 { "MOVW".into() } else { "MOVD".into() };
+                        let _ = write!(out, "{op} ${v}, {}", args[0].text);
+                        return;
+                    }
+                }
+            }
+            Opcode::SUBS | Opcode::ADDS | Opcode::ANDS if n == 3 && is_zr(ops[0]) => {
+                let base = match opn {
+                    Opcode::SUBS => "CMP",
+                    Opcode::ADDS => "CMN",
+                    _ => "TST",
+                };
+                let w = if args[1].w { "W" } else { "" };
+                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[1].text);
+                return;
+            }
+            Opcode::SUB | Opcode::SUBS
+                if n == 3
+                    && matches!(ops[1], Operand::Register(_, 31))
+                    && matches!(ops[2], Operand::RegShift(..)) =>
+            {
+                let base = if opn == Opcode::SUB { "NEG" } else { "NEGS" };
+                let w = if w0 { "W" } else { "" };
+                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[0].text);
+                return;
+            }
+            Opcode::ORN if n == 3 && is_zr(ops[1]) => {
+                let w = if w0 { "W" } else { "" };
+                let _ = write!(out, "MVN{w} {}, {}", args[2].text, args[0].text);
+                return;
+            }
+            Opcode::UBFM | Opcode::SBFM | Opcode::BFM => {
+                if let (Operand::Immediate(immr), Operand::Immediate(imms)) = (*ops[2], *ops[3]) {
+                    let width = if w0 { 32 } else { 64 };
+                    let w = if w0 { "W" } else { "" };
+                    let (d, s) = (&args[0].text, &args[1].text);
+                    let signed = opn == Opcode::SBFM;
+                    let text = if opn == Opcode::BFM {
+                        if imms < immr {
+                            format!(
+                                "BFI{w} ${}, {s}, ${}, {d}",
+                                (width - immr) % width,
+                                imms + 1
+                            )
+                        } else {
+                            format!("BFXIL{w} ${immr}, {s}, ${}, {d}", imms - immr + 1)
+                        }
+                    } else if imms == width - 1 {
+                        let b = if signed { "ASR" } else { "LSR" };
+                        format!("{b}{w} ${immr}, {s}, {d}")
+                    } else if !signed && imms + 1 == immr {
+                        format!("LSL{w} ${}, {s}, {d}", width - 1 - imms)
+                    } else if immr == 0 && (imms == 7 || imms == 15 || (signed && imms == 31)) {
+                        let b = match (signed, imms) {
+                            (true, 7) => "SXTB",
+                            (true, 15) => "SXTH",
+                            (true, _) => "SXTW",
+                            (false, 7) => "UXTB",
+                            _ => "UXTH",
+                        };
+                        format!("{b}{w} {s}, {d}")
+                    } else if imms < immr {
+                        let b = if signed { "SBFIZ" } else { "UBFIZ" };
+                        format!(
+                            "{b}{w} ${}, {s}, ${}, {d}",
+                            (width - immr) % width,
+                            imms + 1
+                        )
+                    } else {
+                        let b = if signed { "SBFX" } else { "UBFX" };
+                        format!("{b}{w} ${immr}, {s}, ${}, {d}", imms - immr + 1)
+                    };
+                    out.push_str(&text);
+                    return;
+                }
+            }
+            Opcode::CSINC | Opcode::CSINV | Opcode::CSNEG if n == 4 => {
+                if let Operand::ConditionCode(c) = *ops[3] {
+                    let same = ops[1] == ops[2];
+                    let w = if w0 { "W" } else { "" };
+                    let inv = cond_arg(c ^ 1);
+                    if c & 14 != 14 && same {
+                        if is_zr(ops[1]) && opn != Opcode::CSNEG {
+                            let b = if opn == Opcode::CSINC {
+                                "CSET"
+                            } else {
+                                "CSETM"
+                            };
+                            let _ = write!(out, "{b}{w} {inv}, {}", args[0].text);
+                            return;
+                        }
+                        if !is_zr(ops[1]) || opn == Opcode::CSNEG {
+                            let b = match opn {
+                                Opcode::CSINC => "CINC",
+                                Opcode::CSINV => "CINV",
+                                _ => "CNEG",
+                            };
+                            let _ = write!(out, "{b}{w} {inv}, {}, {}", args[1].text, args[0].text);
+                            return;
+                        }
+                    }
+                }
+            }
+            Opcode::MADD
+            | Opcode::MSUB
+            | Opcode::SMADDL
+            | Opcode::UMADDL
+            | Opcode::SMSUBL
+            | Opcode::UMSUBL
+                if n == 4 && is_zr(ops[3]) =>
+            {
+                let b = match opn {
+                    Opcode::MADD => "MUL",
+                    Opcode::MSUB => "MNEG",
+                    Opcode::SMADDL => "SMULL",
+                    Opcode::UMADDL => "UMULL",
+                    Opcode::SMSUBL => "SMNEGL",
+                    _ => "UMNEGL",
+                };
+                let w = if w0 && matches!(opn, Opcode::MADD | Opcode::MSUB) {
+                    "W"
+                } else {
+                    ""
+                };
+                let _ = write!(
+                    out,
+                    "{b}{w} {}, {}, {}",
+                    args[2].text, args[1].text, args[0].text
+                );
+                return;
+            }
+            Opcode::EXTR if n == 4 && ops[1] == ops[2] => {
+                let w = if w0 { "W" } else { "" };
+                let _ = write!(
+                    out,
+                    "ROR{w} {}, {}, {}",
+                    args[3].text, args[1].text, args[0].text
+                );
+                return;
+            }
+            _ => {}
+        }
+        if let Some(&(_, to)) = ALIAS_OP.iter().find(|(from, _)| *from == op) {
+            op = to.to_string();
+        }
+        // Go syntax per opcode.
+        match opn {
+            Opcode::LDR | Opcode::LDUR | Opcode::STR | Opcode::STUR => {
+                let c = reg_class(ops[0]);
+                op = match c {
+                    'W' if matches!(opn, Opcode::LDR | Opcode::LDUR) => "MOVWU".into(),
+                    'W' => "MOVW".into(),
+                    'X' | '-' => "MOVD".into(),
+                    _ => {
+                        args[0].text = args[0].text.replace('V', "F");
+                        fmov_name(c).into()
+                    }
+                };
+                op.push_str(suffix);
+                if matches!(opn, Opcode::STR | Opcode::STUR) {
+                    args.swap(0, 1);
+                }
+            }
+            Opcode::LDRB => op = format!("MOVBU{suffix}"),
+            Opcode::LDRH => op = format!("MOVHU{suffix}"),
+            Opcode::LDRSW => op = format!("MOVW{suffix}"),
+            Opcode::LDRSB => op = format!("{}{suffix}", if w0 { "MOVBW" } else { "MOVB" }),
+            Opcode::LDRSH => op = format!("{}{suffix}", if w0 { "MOVHW" } else { "MOVH" }),
+            Opcode::STRB | Opcode::STURB => {
+                op = format!("MOVB{suffix}");
+                args.swap(0, 1);
+            }
+            Opcode::STRH | Opcode::STURH => {
+                op = format!("MOVH{suffix}");
+                args.swap(0, 1);
+            }
+            Opcode::TBZ | Opcode::TBNZ => {
+                let _ = write!(
+                    out,
+                    "{op} {}, {}, {}",
+                    args[1].text, args[0].text, args[2].text
+                );
+                return;
+            }
+            Opcode::CBZ | Opcode::CBNZ => {
+                if w0 {
+                    op.push('W');
+                }
+                let _ = write!(out, "{op} {}, {}", args[0].text, args[1].text);
+                return;
+            }
+            Opcode::MADD
+            | Opcode::MSUB
+            | Opcode::SMADDL
+            | Opcode::SMSUBL
+            | Opcode::UMADDL
+            | Opcode::UMSUBL => {
+                if w0 {
+                    op.push('W');
+                }
+                args.swap(2, 3);
+            }
+            Opcode::STLR => {
+                if w0 {
+                    op.push('W');
+                }
+                args.swap(0, 1);
+            }
+            Opcode::STLRB | Opcode::STLRH => args.swap(0, 1),
+            Opcode::STLXR | Opcode::STXR => {
+                if args.get(1).is_some_and(|a| a.w) {
+                    op.push('W');
+                }
+                args.swap(1, 2);
+            }
+            Opcode::STLXRB | Opcode::STLXRH | Opcode::STXRB | Opcode::STXRH => args.swap(1, 2),
+            Opcode::LDAXP | Opcode::LDXP => {
+                if w0 {
+                    op.push('W');
+                }
+                let _ = write!(
+                    out,
+                    "{op} {}, ({}, {})",
+                    args[2].text, args[0].text, args[1].text
+                );
+                return;
+            }
+            Opcode::STP | Opcode::LDP => {
+                let c = reg_class(ops[0]);
+                let mut name = op.clone();
+                match c {
+                    'W' => name.push('W'),
+                    's' => name = format!("F{name}S"),
+                    'd' => name = format!("F{name}D"),
+                    'q' => name = format!("F{name}Q"),
+                    _ => {}
+                }
+                name.push_str(suffix);
+                let pair = format!("({}, {})", args[0].text, args[1].text);
+                if opn == Opcode::STP {
+                    let _ = write!(out, "{name} {pair}, {}", args[2].text);
+                } else {
+                    let _ = write!(out, "{name} {}, {pair}", args[2].text);
+                }
+                return;
+            }
+            Opcode::STXP | Opcode::STLXP => {
+                if args.get(1).is_some_and(|a| a.w) {
+                    op.push('W');
+                }
+                let _ = write!(
+                    out,
+                    "{op} ({}, {}), {}, {}",
+                    args[1].text, args[2].text, args[3].text, args[0].text
+                );
+                return;
+            }
+            Opcode::FCMP
+            | Opcode::FCMPE
+            | Opcode::FCCMP
+            | Opcode::FCCMPE
+            | Opcode::FADD
+            | Opcode::FSUB
+            | Opcode::FMUL
+            | Opcode::FNMUL
+            | Opcode::FDIV
+            | Opcode::FMAX
+            | Opcode::FMIN
+            | Opcode::FMAXNM
+            | Opcode::FMINNM
+            | Opcode::FCSEL
+            | Opcode::FMADD
+            | Opcode::FMSUB
+            | Opcode::FNMADD
+            | Opcode::FNMSUB => {
+                if matches!(opn, Opcode::FCCMP | Opcode::FCCMPE) {
+                    args.swap(0, 1);
+                }
+                if matches!(
+                    opn,
+                    Opcode::FCMP | Opcode::FCMPE | Opcode::FCCMP | Opcode::FCCMPE
+                ) && matches!(
+                    ops.get(1),
+                    Some(Operand::ImmediateDouble(_)) | Some(Operand::Immediate(_))
+                ) {
+                    args[1].text = "$(0.0)".into();
+                }
+                if matches!(
+                    opn,
+                    Opcode::FMADD | Opcode::FMSUB | Opcode::FNMADD | Opcode::FNMSUB
+                ) {
+                    args.swap(2, 3);
+                }
+                match reg_class(ops[0]) {
+                    's' => op.push('S'),
+                    'd' => op.push('D'),
+                    _ => {}
+                }
+            }
+            Opcode::FCVT => {
+                for i in [1, 0] {
+                    match reg_class(ops[i]) {
+                        'h' => op.push('H'),
+                        's' => op.push('S'),
+                        'd' => op.push('D'),
+                        _ => {}
+                    }
+                }
+            }
+            Opcode::FABS
+            | Opcode::FNEG
+            | Opcode::FSQRT
+            | Opcode::FRINTN
+            | Opcode::FRINTP
+            | Opcode::FRINTM
+            | Opcode::FRINTZ
+            | Opcode::FRINTA
+            | Opcode::FRINTX
+            | Opcode::FRINTI => match ops.get(1).map(|o| reg_class(o)) {
+                Some('s') => op.push('S'),
+                Some('d') => op.push('D'),
+                _ => {}
+            },
+            Opcode::FCVTZS | Opcode::FCVTZU | Opcode::SCVTF | Opcode::UCVTF => {
+                if !matches!(ops.get(2), Some(Operand::Immediate(_))) {
+                    for i in [1, 0] {
+                        match reg_class(ops[i]) {
+                            's' => op.push('S'),
+                            'd' => op.push('D'),
+                            'W' => op.push('W'),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Opcode::FMOV => {
+                for o in ops.iter().take(2) {
+                    match reg_class(o) {
+                        's' => {
+                            op.push('S');
+                            break;
+                        }
+                        'd' => {
+                            op.push('D');
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Opcode::ADR | Opcode::ADRP => {
+                if let Operand::PCOffset(off) = *ops[1] {
+                    args[1].text = format!("{off}(PC)");
+                }
+            }
+            Opcode::ST1 => {
+                op = format!("V{op}{suffix}");
+                args.swap(0, 1);
+            }
+            Opcode::LD1 => op = format!("V{op}{suffix}"),
+            Opcode::UMOV => op = "VMOV".into(),
+            Opcode::MRS => {}
+            _ => {
+                if !NO_W_SUFFIX.contains(&op.as_str()) {
+                    match ops.first() {
+                        Some(Operand::SIMDRegisterElements(..))
+                        | Some(Operand::SIMDRegisterElementsLane(..))
+                        | Some(Operand::SIMDRegisterGroup(..)) => op = format!("V{op}"),
+                        Some(Operand::SIMDRegister(..)) if !op.starts_with('F') => {
+                            op = format!("V{op}")
+                        }
+                        _ => {}
+                    }
+                    if w0 {
+                        op.push('W');
+                    }
+                }
+                op.push_str(suffix);
+            }
+        }
+        // Conditional selects: the condition moves first.
+        if n == 4 && matches!(ops[3], Operand::ConditionCode(_)) {
+            if matches!(ops[2], Operand::Register(..)) {
+                args.swap(1, 2);
+            } else {
+                args.swap(0, 2);
+            }
+        }
+        out.push_str(&op);
+        if !args.is_empty() {
+            out.push(' ');
+            out.push_str(&rev_join(&args));
+        }
+    }
+}
+
+/// Arm ARM `MoveWidePreferred` for a logical-immediate word: the value is
+/// one MOVZ or MOVN, so `ORR #imm, ZR` is not shown as MOV.
+fn move_wide_preferred(word: u32) -> bool {
+    let sf = word >> 31 & 1;
+    let n = word >> 22 & 1;
+    let immr = (word >> 16 & 63) as i32;
+    let imms = (word >> 10 & 63) as i32;
+    let width = if sf == 1 { 64 } else { 32 };
+    if sf == 1 && n != 1 {
+        return false;
+    }
+    if sf == 0 && (n != 0 || imms & 0x20 != 0) {
+        return false;
+    }
+    if imms < 16 {
+        return (-immr).rem_euclid(16) <= 15 - imms;
+    }
+    if imms >= width - 15 {
+        return immr % 16 <= imms - (width - 15);
+    }
+    false
+}
+
+fn facts(ins: &Instruction, pc: u64) -> Facts {
+    let mut f = Facts::default();
+    let ops = &ins.operands;
+    let reg = |o: &Operand| match *o {
+        Operand::Register(_, n) | Operand::RegisterOrSP(_, n) => Some(n),
+        _ => None,
+    };
+    match ins.opcode {
+        Opcode::BL => {
+            if let Operand::PCOffset(off) = ops[0] {
+                f.call = Some(Call::Direct((pc as i64).wrapping_add(off) as u64));
+            }
+            return f;
+        }
+        Opcode::BLR => {
+            f.call = Some(Call::Indirect);
+            return f;
+        }
+        Opcode::TBZ | Opcode::TBNZ => {
+            if let (Some(r), Operand::Imm16(b)) = (reg(&ops[0]), ops[1]) {
+                let op = if ins.opcode == Opcode::TBZ {
+                    ImmOp::BitZero(b as u8)
+                } else {
+                    ImmOp::BitNonZero(b as u8)
+                };
+                f.imm_op = Some((op, r, r));
+            }
+            return f;
+        }
+        _ => {}
+    }
+    let sp_mem = |o: &Operand| match *o {
+        Operand::RegPreIndex(31, off, false) => Some(off as i64),
+        _ => None,
+    };
+    let size = match ins.opcode {
+        Opcode::STRB | Opcode::STURB | Opcode::LDRB | Opcode::LDURB => 1,
+        Opcode::STRH | Opcode::STURH | Opcode::LDRH | Opcode::LDURH => 2,
+        _ => match ops[0] {
+            Operand::Register(SizeCode::W, _) => 4,
+            Operand::SIMDRegister(SIMDSizeCode::Q, _) => 16,
+            _ => 8,
+        },
+    };
+    match ins.opcode {
+        Opcode::STR
+        | Opcode::STRB
+        | Opcode::STRH
+        | Opcode::STUR
+        | Opcode::STURB
+        | Opcode::STURH => {
+            if let Some(off) = sp_mem(&ops[1]) {
+                let v = match ops[0] {
+                    Operand::Register(_, 31) => Value::Imm(0),
+                    Operand::Register(_, n) => Value::Reg(n),
+                    _ => Value::Imm(u64::MAX),
+                };
+                f.sp = Some(SpMem {
+                    off,
+                    size,
+                    op: MemOp::Store(v),
+                });
+            }
+        }
+        Opcode::STP => {
+            if let Some(off) = sp_mem(&ops[2]) {
+                let v = match (ops[0], ops[1]) {
+                    (Operand::Register(_, 31), Operand::Register(_, 31)) => Value::Imm(0),
+                    (Operand::Register(_, n), _) => Value::Reg(n),
+                    _ => Value::Imm(u64::MAX),
+                };
+                f.sp = Some(SpMem {
+                    off,
+                    size: 16,
+                    op: MemOp::Store(v),
+                });
+            }
+        }
+        Opcode::LDR
+        | Opcode::LDRB
+        | Opcode::LDRH
+        | Opcode::LDUR
+        | Opcode::LDURB
+        | Opcode::LDURH => {
+            if let (Some(d), Some(off)) = (reg(&ops[0]), sp_mem(&ops[1])) {
+                f.sp = Some(SpMem {
+                    off,
+                    size,
+                    op: MemOp::Load(d),
+                });
+                f.dest = Some(d);
+            }
+        }
+        Opcode::ADD => {
+            if let (Some(d), Operand::RegisterOrSP(_, 31), Operand::Immediate(v)) =
+                (reg(&ops[0]), ops[1], ops[2])
+            {
+                f.lea_sp = Some((d, v as i64));
+            }
+            f.dest = reg(&ops[0]);
+        }
+        Opcode::ORR | Opcode::AND | Opcode::ANDS => {
+            let d = reg(&ops[0]);
+            if let (Some(d), Some(s)) = (d, reg(&ops[1])) {
+                let imm = match ops[2] {
+                    Operand::Imm64(v) => Some(v),
+                    Operand::Immediate(v) => Some(v as u64),
+                    _ => None,
+                };
+                if let Some(v) = imm {
+                    f.imm_op = Some((
+                        match ins.opcode {
+                            Opcode::ORR => ImmOp::Or(v),
+                            Opcode::AND => ImmOp::And(v),
+                            _ => ImmOp::Test(v),
+                        },
+                        d,
+                        s,
+                    ));
+                } else if let Operand::RegShift(ShiftStyle::LSL, 0, _, m) = ops[2] {
+                    if s == 31 && ins.opcode == Opcode::ORR {
+                        f.copy = Some((d, m));
+                    }
+                }
+            }
+            if ins.opcode != Opcode::ANDS || !matches!(ops[0], Operand::Register(_, 31)) {
+                f.dest = d;
+            }
+        }
+        _ => {
+            if let Some(d) = reg(&ops[0]) {
+                if !matches!(
+                    ins.opcode,
+                    Opcode::CBZ | Opcode::CBNZ | Opcode::SUBS | Opcode::ADDS
+                ) || !matches!(ops[0], Operand::Register(_, 31))
+                {
+                    f.dest = Some(d);
+                }
+            }
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoSyms;
+    impl Lookup for NoSyms {
+        fn lookup(&self, _: u64) -> Option<(&str, u64)> {
+            None
+        }
+    }
+
+    fn go(word: u32) -> String {
+        let a = Arm64::new(Dialect::for_version(Some(27)));
+        let mut s = String::new();
+        a.decode(&word.to_le_bytes(), 0x11000, &NoSyms, true, &mut s);
+        s
+    }
+
+    // Expected strings: `go tool objdump` (go1.27.3, linux/arm64) on the
+    // same words.
+    #[test]
+    fn objdump_spellings() {
+        for (w, want) in [
+            (0xf9400b90, "MOVD 16(R28), R16"),
+            (0xeb3063ff, "CMP R16, RSP"),
+            (0x540005c9, "BLS 46(PC)"),
+            (0xf81e0ffe, "MOVD.W R30, -32(RSP)"),
+            (0xf81f83fd, "MOVD R29, -8(RSP)"),
+            (0xd10023fd, "SUB $8, RSP, R29"),
+            (0xd29c71e6, "MOVD $58255, R6"),
+            (0xf2b1c706, "MOVK $(36408<<16), R6"),
+            (0xcb80fcc6, "SUB R0->63, R6, R6"),
+            (0x8b060cc7, "ADD R6<<3, R6, R7"),
+            (0x9343fcc6, "ASR $3, R6, R6"),
+            (0x360000e6, "TBZ $0, R6, 7(PC)"),
+            (0x92400d04, "AND $15, R8, R4"),
+            (0xf24000ff, "TST $1, R7"),
+            (0x9a9f07e1, "CSET NE, R1"),
+            (0x14000004, "JMP 4(PC)"),
+            (0xaa1f03e1, "MOVD ZR, R1"),
+            (0xb5000108, "CBNZ R8, 8(PC)"),
+            (0xb24003e0, "ORR $1, ZR, R0"),
+            (0xd503201f, "NOOP"),
+            (0xd65f03c0, "RET"),
+        ] {
+            assert_eq!(go(w), want, "{w:08x}");
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Architecture-neutral facts about one instruction, extracted by the
+//! decoders for the defer annotations (`annotate`).
+
+/// A register, as the decoder numbers its 64-bit family.
+pub type RegId = u16;
+
+/// A value an instruction stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A constant (including the zero registers X15 and ZR).
+    Imm(u64),
+    Reg(RegId),
+}
+
+/// What an instruction does with an SP-relative slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemOp {
+    Store(Value),
+    Load(RegId),
+    /// Test the slot against a constant mask.
+    Test(u64),
+    Other,
+}
+
+/// An access to `off(SP)` of `size` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpMem {
+    pub off: i64,
+    pub size: u8,
+    pub op: MemOp,
+}
+
+/// A register-with-constant operation of the kind the deferBits code uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImmOp {
+    Or(u64),
+    And(u64),
+    Test(u64),
+    /// Branch if bit `n` is zero / non-zero (arm64 TBZ / TBNZ).
+    BitZero(u8),
+    BitNonZero(u8),
+}
+
+/// A call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Direct(u64),
+    Indirect,
+}
+
+/// Everything `annotate` needs from one instruction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub call: Option<Call>,
+    pub sp: Option<SpMem>,
+    /// `(op, register, source register)`; the source is the register the
+    /// value came from when it differs from the destination (arm64
+    /// three-operand forms), else the destination itself.
+    pub imm_op: Option<(ImmOp, RegId, RegId)>,
+    /// `reg = SP + off`.
+    pub lea_sp: Option<(RegId, i64)>,
+    /// The register the instruction writes, if any.
+    pub dest: Option<RegId>,
+    /// A register-to-register copy: `(dest, src)`.
+    pub copy: Option<(RegId, RegId)>,
+}

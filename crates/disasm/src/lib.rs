@@ -1,0 +1,436 @@
+//! Annotated disassembly of Go binaries, in Go assembler syntax.
+//!
+//! `deferscope disasm` prints the same columns as `go tool objdump` so that
+//! people and scripts can switch between the two: a `TEXT sym(SB) file`
+//! header per function, then one line per instruction,
+//! `  file.go:LINE\t0xPC\t\tHEXBYTES\t\tINSTRUCTION`, laid out by the same
+//! tab rules ([`tabwriter`]). What it adds is a trailing `// comment` on the
+//! instructions that implement `defer`, and it works on stripped binaries.
+//!
+//! Design:
+//!
+//! - **Decoders are libraries, printers are ours.** amd64 is decoded with
+//!   iced-x86 and arm64 with yaxpeax-arm; both are printed by our own Go
+//!   syntax printers ([`x86`], [`arm64`]), which follow the rules of
+//!   golang.org/x/arch's `GoSyntax` and keep mnemonic and register
+//!   spellings in data tables. `--syntax intel` uses iced-x86's Intel
+//!   formatter (amd64) or yaxpeax-arm's own (arm64).
+//! - **objdump changed between Go releases**, and the listing follows the
+//!   release that built the binary ([`Dialect`]): `CMP` operand order
+//!   (go1.21), which immediates are symbolized (go1.25), which arm64
+//!   loads and stores get `.W`/`.P` (go1.27).
+//! - **Symbols** ([`symbols`]) come from the symbol table when it holds Go's
+//!   symbols, exactly as objdump uses it, and from the pclntab function
+//!   table otherwise, so a stripped binary still gets named functions,
+//!   calls and jumps.
+//! - **Annotations** ([`annotate`]) come from deferscope's classifier
+//!   ([`deferscope_analyze::scan`]) and the open-coded defer funcdata: the
+//!   deferBits slot and closure slots are located exactly, and the stores,
+//!   tests and calls around them are labelled.
+//! - Printers write to any `&mut impl Write`; colour is a flag the caller
+//!   sets (the CLI turns it on for terminals only).
+
+pub mod annotate;
+pub mod arm64;
+pub mod facts;
+pub mod source;
+pub mod symbols;
+pub mod tabwriter;
+pub mod x86;
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+
+use deferscope_analyze::Report;
+use deferscope_index::{Func, GoIndex, LineTable};
+use deferscope_load::{Arch, Image};
+
+pub use symbols::{SymbolSource, Symbols};
+
+use facts::Facts;
+use tabwriter::{Block, Row};
+
+/// Instruction syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    Go,
+    Intel,
+}
+
+/// The rules of the `go tool objdump` of one Go release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dialect {
+    /// go1.21+: `CMPQ AX, CX` reads left to right (x/arch CL 60920).
+    pub x86_cmp_swap: bool,
+    /// Before go1.25 every immediate that falls in a symbol is printed as
+    /// `$sym(SB)`; from go1.25 only 32-bit MOV and PUSH immediates.
+    pub x86_imm_sym_all: bool,
+    /// go1.27+: the full AVX/AVX-512 decoder; before, only a few VEX
+    /// moves were known, printed with X registers.
+    pub x86_avx: bool,
+    /// go1.27+: `.W`/`.P` on every pre/post-indexed arm64 memory operand,
+    /// not only on LDR/STR/LDP/STP forms.
+    pub arm64_wb_all: bool,
+}
+
+impl Dialect {
+    /// The dialect of the objdump shipped with Go 1.`minor`; the newest
+    /// when the version is unknown.
+    pub fn for_version(minor: Option<u32>) -> Dialect {
+        let m = minor.unwrap_or(u32::MAX);
+        Dialect {
+            x86_cmp_swap: m >= 21,
+            x86_imm_sym_all: m < 25,
+            x86_avx: m >= 27,
+            arm64_wb_all: m >= 27,
+        }
+    }
+}
+
+/// Which functions to list.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Functions whose name matches.
+    pub funcs: Option<regex::Regex>,
+    /// Functions with code at `file:line` (the file matched as a path
+    /// suffix).
+    pub line: Option<(String, u32)>,
+    /// The function containing this address.
+    pub pc: Option<u64>,
+    /// Only functions with defers.
+    pub defer_only: bool,
+}
+
+/// Listing options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub syntax: Syntax,
+    pub filter: Filter,
+    /// Trailing `// ...` comments on the defer machinery, and a legend.
+    pub annotate: bool,
+    /// Interleave source lines (objdump `-S`).
+    pub source: Option<source::SourceOptions>,
+    /// Use the symbol table when it has Go symbols (else the pclntab).
+    pub use_symtab: bool,
+    /// ANSI colour.
+    pub color: bool,
+    /// Override the dialect (default: from the binary's Go version).
+    pub dialect: Option<Dialect>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            syntax: Syntax::Go,
+            filter: Filter::default(),
+            annotate: true,
+            source: None,
+            use_symtab: true,
+            color: false,
+            dialect: None,
+        }
+    }
+}
+
+/// What a listing printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub functions: usize,
+    pub instructions: usize,
+    pub annotations: usize,
+}
+
+/// The legend for the annotations, printed once before the listing.
+pub const LEGEND: &str = "\
+// deferscope disasm: go tool objdump columns; `// ...` marks defer machinery:
+//   deferBits        the byte whose bit i says open-coded defer #i is pending
+//   slot #i          the frame slot holding defer #i's closure
+//   _defer.fn        the closure field of a stack-allocated _defer record
+//   register/run     CALL runtime.deferproc*/deferreturn, or a deferred call at exit
+";
+
+/// ANSI styles per column: file:line, pc, bytes, instruction, comment.
+const STYLE_POS: (&str, &str) = ("\x1b[2m", "\x1b[0m");
+const STYLE_PC: (&str, &str) = ("\x1b[36m", "\x1b[0m");
+const STYLE_HEX: (&str, &str) = ("\x1b[2m", "\x1b[0m");
+const STYLE_INS: (&str, &str) = ("", "");
+const STYLE_COMMENT: (&str, &str) = ("\x1b[33m", "\x1b[0m");
+const STYLE_HEADER: (&str, &str) = ("\x1b[1m", "\x1b[0m");
+
+/// The base name of a path, Unix or Windows (objdump's `base`).
+pub fn base(path: &str) -> &str {
+    let p = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+    &p[p.rfind('\\').map_or(0, |i| i + 1)..]
+}
+
+/// Line information for the pcs of one listed function (gosym's
+/// `PCToLine`: pcs outside every Go function have no file and line 0; pcs
+/// in a function but not in its tables have no file and line -1).
+struct Liner<'a, 'd> {
+    ix: &'a GoIndex<'d>,
+    cur: Option<(Func, LineTable<'d>)>,
+}
+
+impl<'d> Liner<'_, 'd> {
+    fn at(&mut self, pc: u64) -> (&'d str, i64) {
+        let hit = self
+            .cur
+            .as_ref()
+            .is_some_and(|(f, _)| pc >= f.entry && pc < f.end);
+        if !hit {
+            self.cur = self.ix.func_for_pc(pc).map(|f| (f, self.ix.lines(&f)));
+        }
+        match &self.cur {
+            None => ("", 0),
+            Some((_, lt)) => match lt.at(pc) {
+                Some((file, line)) => (file, line as i64),
+                None => ("", -1),
+            },
+        }
+    }
+}
+
+/// Disassemble `img` to `out`. `report` (from [`deferscope_analyze::scan`])
+/// is needed for annotations and `--defer-only`.
+pub fn write_listing<W: Write>(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    report: Option<&Report>,
+    opts: &Options,
+    out: &mut W,
+) -> io::Result<Stats> {
+    let syms = Symbols::new(img, ix, opts.use_symtab);
+    let dialect = opts
+        .dialect
+        .unwrap_or_else(|| Dialect::for_version(ix.version.map(|v| v.minor)));
+    let mut stats = Stats::default();
+    let defer_funcs: HashSet<u64> = report
+        .map(|r| r.functions.iter().map(|f| f.entry).collect())
+        .unwrap_or_default();
+    let annotator = match (opts.annotate, report) {
+        (true, Some(r)) => Some(annotate::Annotator::new(img, ix, r)),
+        _ => None,
+    };
+    let mut sources = opts.source.clone().map(|o| {
+        source::SourceCache::new(
+            o,
+            ix.version.map(|v| v.to_string()),
+            ix.buildinfo
+                .as_ref()
+                .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone())),
+        )
+    });
+    let mut x86 = x86::X86::new(dialect);
+    let arm = arm64::Arm64::new(dialect);
+    let mut liner = Liner { ix, cur: None };
+    let mut block = Block::default();
+    let mut text = String::new();
+    let mut printed = false;
+    let mut legend_due = false;
+
+    for func in &syms.functions {
+        if !selected(ix, &opts.filter, &defer_funcs, func) {
+            continue;
+        }
+        let start = func.start.max(syms.text_start);
+        let end = func.end.min(syms.text_end);
+        let code = if end > start {
+            img.read(start, end - start).unwrap_or(&[])
+        } else {
+            &[]
+        };
+        // Decode the whole function first: annotations look around.
+        let mut insns: Vec<(u64, usize, String, Facts)> = Vec::new();
+        let mut off = 0usize;
+        while off < code.len() {
+            let pc = start + off as u64;
+            let (n, facts) = match img.arch {
+                Arch::Amd64 => x86.decode(
+                    &code[off..],
+                    pc,
+                    &syms,
+                    opts.syntax == Syntax::Go,
+                    &mut text,
+                ),
+                Arch::Arm64 => arm.decode(
+                    &code[off..],
+                    pc,
+                    &syms,
+                    opts.syntax == Syntax::Go,
+                    &mut text,
+                ),
+            };
+            let n = n.min(code.len() - off).max(1);
+            insns.push((pc, n, text.clone(), facts));
+            off += n;
+        }
+        let notes = match &annotator {
+            Some(a) if defer_funcs.contains(&func.start) || a.has_runtime_calls(&insns) => {
+                a.annotate(func.start, &insns)
+            }
+            _ => Vec::new(),
+        };
+        legend_due |= notes.iter().any(Option::is_some);
+        if printed {
+            out.write_all(b"\n")?;
+        }
+        printed = true;
+        stats.functions += 1;
+        let (hfile, _) = liner.at(func.start);
+        let header = format!("TEXT {}(SB) {}", func.name, hfile);
+        if opts.color {
+            writeln!(out, "{}{header}{}", STYLE_HEADER.0, STYLE_HEADER.1)?;
+        } else {
+            writeln!(out, "{header}")?;
+        }
+        let mut last: Option<(&str, i64)> = None;
+        for (k, (pc, n, text, _)) in insns.iter().enumerate() {
+            let (file, line) = liner.at(*pc);
+            let bytes = &code[(*pc - start) as usize..(*pc - start) as usize + n];
+            let hex = hex_cell(img.arch, bytes);
+            let mut cells = Vec::with_capacity(4);
+            if let Some(src) = sources.as_mut() {
+                if last != Some((file, line)) {
+                    if let Some(l) = src.line(file, line) {
+                        block.push(Row::Text(l));
+                    }
+                    last = Some((file, line));
+                }
+                cells.push(format!("  {pc:#x}"));
+            } else {
+                cells.push(format!("  {}:{}", base(file), line));
+                cells.push(format!("{pc:#x}"));
+            }
+            cells.push(hex);
+            cells.push(text.clone());
+            let mut tail = String::new();
+            if let Some(Some(note)) = notes.get(k) {
+                stats.annotations += 1;
+                if opts.color {
+                    tail = format!("{}// {note}{}", STYLE_COMMENT.0, STYLE_COMMENT.1);
+                } else {
+                    tail = format!("// {note}");
+                }
+            }
+            let styles = if opts.color {
+                let mut v = Vec::new();
+                if sources.is_none() {
+                    v.push(STYLE_POS);
+                }
+                v.extend([STYLE_PC, STYLE_HEX, STYLE_INS]);
+                v
+            } else {
+                Vec::new()
+            };
+            block.push(Row::Cells {
+                cells,
+                tail,
+                styles,
+            });
+            stats.instructions += 1;
+        }
+        block.flush(out)?;
+    }
+    if legend_due {
+        // Once, after the listing, so the listing itself stays in
+        // objdump's format.
+        out.write_all(b"\n")?;
+        out.write_all(LEGEND.as_bytes())?;
+    }
+    Ok(stats)
+}
+
+fn hex_cell(arch: Arch, bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2 + 2);
+    if arch == Arch::Arm64 && bytes.len() % 4 == 0 {
+        for (i, w) in bytes.chunks_exact(4).enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            s.push_str(&format!("{w:08x}"));
+        }
+    } else {
+        for b in bytes {
+            s.push_str(&format!("{b:02x}"));
+        }
+    }
+    s
+}
+
+fn selected(
+    ix: &GoIndex<'_>,
+    filter: &Filter,
+    defer_funcs: &HashSet<u64>,
+    f: &symbols::Function<'_>,
+) -> bool {
+    if let Some(re) = &filter.funcs {
+        if !re.is_match(&f.name) {
+            return false;
+        }
+    }
+    if let Some(pc) = filter.pc {
+        if !(pc >= f.start && pc < f.end.max(f.start + 1)) {
+            return false;
+        }
+    }
+    if filter.defer_only && !defer_funcs.contains(&f.start) {
+        return false;
+    }
+    if let Some((file, line)) = &filter.line {
+        let Some(gf) = ix.func_for_pc(f.start) else {
+            return false;
+        };
+        let lt = ix.lines(&gf);
+        let want = *line as i32;
+        let hit = lt.line_runs().iter().any(|&(s, e, l)| {
+            l == want
+                && s < f.end
+                && e > f.start
+                && lt
+                    .at(s.max(f.start))
+                    .is_some_and(|(p, _)| path_suffix_match(p, file))
+        });
+        if !hit {
+            return false;
+        }
+    }
+    true
+}
+
+/// `full` ends with `suffix` at a path-component boundary.
+pub fn path_suffix_match(full: &str, suffix: &str) -> bool {
+    let full = full.replace('\\', "/");
+    let suffix = suffix.replace('\\', "/");
+    full == suffix
+        || full
+            .strip_suffix(suffix.as_str())
+            .is_some_and(|p| p.ends_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_names() {
+        assert_eq!(base("/a/b/c.go"), "c.go");
+        assert_eq!(base(r"C:\x\y.go"), "y.go");
+        assert_eq!(base(""), "");
+    }
+
+    #[test]
+    fn suffix_match() {
+        assert!(path_suffix_match("/w/m/main.go", "main.go"));
+        assert!(path_suffix_match("/w/m/main.go", "m/main.go"));
+        assert!(!path_suffix_match("/w/m/xmain.go", "main.go"));
+    }
+
+    #[test]
+    fn dialects() {
+        let d19 = Dialect::for_version(Some(19));
+        assert!(!d19.x86_cmp_swap && d19.x86_imm_sym_all && !d19.arm64_wb_all);
+        let d27 = Dialect::for_version(Some(27));
+        assert!(d27.x86_cmp_swap && !d27.x86_imm_sym_all && d27.arm64_wb_all);
+    }
+}
