@@ -301,12 +301,16 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
 
     // Functions that look like they call a deferproc entry point.
     let mut candidates: Vec<u64> = Vec::new();
+    // Whether `candidates` covers the whole text, so that a function's
+    // deferproc calls are all among them.
+    let mut scanned_all = false;
     let call_targets = targets.all();
     if !call_targets.is_empty() && ix.nfunc() > 0 {
         if let (Some(first), Some(last)) = (ix.func(0), ix.func(ix.nfunc() - 1)) {
             if let Some(text) = img.read(first.entry, last.end.saturating_sub(first.entry)) {
                 candidates =
                     deferscope_decode::call_candidates(img.arch, text, first.entry, &call_targets);
+                scanned_all = true;
             }
         }
     }
@@ -315,9 +319,19 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
     let mut sites = Vec::new();
     let mut functions = Vec::new();
     for f in ix.funcs() {
-        let has_candidate = {
+        let here = {
             let i = candidates.partition_point(|&pc| pc < f.entry);
-            candidates.get(i).is_some_and(|&pc| pc < f.end)
+            // A damaged table can have end < entry: then j <= i.
+            let j = candidates.partition_point(|&pc| pc < f.end).max(i);
+            &candidates[i..j]
+        };
+        let has_candidate = !here.is_empty();
+        // Calls need decoding only up to the last candidate (a call is at
+        // most 5 bytes); with no candidate, not at all.
+        let call_end = if scanned_all {
+            here.last().map_or(f.entry, |&pc| pc + 5)
+        } else {
+            f.end
         };
         if f.deferreturn == 0 && !has_candidate {
             continue;
@@ -338,6 +352,7 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
             fd_index,
             fd_format,
             &f,
+            call_end,
             main_module.as_deref(),
             &mut sites,
         ) {
@@ -385,6 +400,7 @@ fn analyze_func(
     fd_index: u8,
     fd_format: OpenDeferFormat,
     f: &Func,
+    call_end: u64,
     main_module: Option<&str>,
     sites: &mut Vec<Site>,
 ) -> Option<FuncInfo> {
@@ -443,7 +459,8 @@ fn analyze_func(
         // Keep sites in address order within the function.
         sites[before..].sort_by_key(|s| s.pc);
     } else {
-        deferscope_decode::scan(img.arch, code, f.entry, |e| {
+        let n = (call_end.saturating_sub(f.entry) as usize).min(code.len());
+        deferscope_decode::scan(img.arch, &code[..n], f.entry, |e| {
             if let Event::Call { pc, target } = e {
                 if let Some(kind) = targets.kind_of_call(target) {
                     push(pc, kind, None);
@@ -514,7 +531,11 @@ mod synth_tests {
         let img = Image::from_raw(&data, synth::BASE, Format::Elf, Arch::Amd64);
         let ix = deferscope_index::GoIndex::new(&img).expect("index");
         let r = super::scan("synth", &img, &ix).expect("scan");
-        let got: Vec<(u64, u32, &str)> = r.sites.iter().map(|s| (s.pc, s.line, s.kind.as_str())).collect();
+        let got: Vec<(u64, u32, &str)> = r
+            .sites
+            .iter()
+            .map(|s| (s.pc, s.line, s.kind.as_str()))
+            .collect();
         assert_eq!(got, synth::EXPECTED_SITES.to_vec());
         assert!(r.sites.iter().all(|s| s.file == synth::FILE));
         let g = r.functions.iter().find(|f| f.name == "main.g").unwrap();

@@ -48,7 +48,14 @@ fn run_all(inputs: Vec<(String, Vec<u8>)>) -> Result<String, Failed> {
                 }
                 err += 1
             }
-            Ok((name, Err(_))) => return Err(format!("panic on input {name}").into()),
+            Ok((name, Err(payload))) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                return Err(format!("panic on input {name}: {msg}").into());
+            }
             Err(_) => {
                 return Err(
                     format!("no result within {PER_INPUT:?} (after {ok} ok, {err} errors)").into(),
