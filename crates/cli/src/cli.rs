@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// List every defer site with its kind, function and source line.
     Scan(ScanArgs),
+    /// Run a program (or attach to one) and count how many times each defer
+    /// executes, exactly (Linux, amd64).
+    Trace(TraceArgs),
     /// Annotated disassembly in Go assembler syntax, in go tool objdump's columns.
     Disasm(DisasmArgs),
 }
@@ -39,6 +42,36 @@ pub struct ScanArgs {
     /// Leave out the standard library.
     #[arg(long)]
     pub no_std: bool,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The report goes to stderr (or --out FILE); stdin, stdout and stderr stay the \
+                  program's. Exit status: the program's, 128 + the signal that killed it, 0 \
+                  after --pid, 2 when deferscope itself fails."
+)]
+pub struct TraceArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write the report to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Attach to this running process instead of starting one; detach at
+    /// the end, leaving it running.
+    #[arg(long, value_name = "PID", conflicts_with = "program")]
+    pub pid: Option<i32>,
+    /// With --pid: detach after this many seconds (default: at Ctrl-C or
+    /// when the process exits).
+    #[arg(long, value_name = "SECONDS", requires = "pid")]
+    pub duration: Option<f64>,
+    /// Step over every breakpoint by stopping all threads and single-stepping
+    /// instead of emulating the instruction (slower; for testing).
+    #[arg(long, hide = true)]
+    pub single_step: bool,
+    /// The program to run, and its arguments, after `--`.
+    #[arg(last = true, value_name = "PROGRAM", required_unless_present = "pid")]
+    pub program: Vec<std::ffi::OsString>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

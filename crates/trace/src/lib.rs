@@ -1,0 +1,385 @@
+//! **trace**: count how many times each defer of a running Go program
+//! executes, exactly, on every thread.
+//!
+//! `deferscope scan` says where the defers are; this crate counts them at
+//! run time. There is no sampling and no probe that can miss: every defer
+//! site's pc gets a breakpoint, and every hit is one execution.
+//!
+//! # Design
+//!
+//! **What is counted** ([`plan`]). The sites come from
+//! `deferscope_analyze::scan`: the `CALL runtime.deferproc*` of a stack- or
+//! heap-allocated defer, or the instruction that stores an open-coded
+//! defer's closure into its slot. Each executes exactly once per execution
+//! of its `defer` statement. Three runtime entry points, found by name in
+//! the pclntab, are traced too: `runtime.gopanic` (every panic, including
+//! the runtime's own, such as a nil dereference), `runtime.gorecover`
+//! (every call of `recover()`) and `runtime.recovery` (every panic that a
+//! `recover()` stopped). Uprobes would see only the `deferproc*` calls
+//! and never an open-coded defer, and uretprobes corrupt Go stacks
+//! (`landscape.md` §1.5); breakpoints on the sites themselves see all
+//! three kinds.
+//!
+//! **The ptrace state machine** (`linux`). One tracer thread traces every
+//! thread of the program with `PTRACE_SEIZE` and `PTRACE_O_TRACECLONE`, so
+//! new threads are traced before they run a single instruction, and takes
+//! every event from `waitpid(-1, __WALL)`. Each thread is *running*,
+//! *stopping* (interrupted, stop not yet seen), *held* (stopped by us),
+//! *queued* (stopped, its event waiting in the tracer's queue), *parked*
+//! (in a group-stop, resumed with `PTRACE_LISTEN` so that Ctrl-Z and
+//! SIGCONT behave as without a tracer) or *starting* (announced by a clone
+//! event, first stop not yet seen). A stop with SIGTRAP whose pc - 1 is a
+//! planted breakpoint is ours; every other signal, SIGURG (Go's
+//! asynchronous preemption) and the program's own SIGTRAP included, is
+//! delivered unchanged.
+//!
+//! - *Launch*: the child waits on a pipe until it has been seized (with
+//!   `PTRACE_O_EXITKILL`, so that it never outlives a crashed tracer), then
+//!   `execve`s the program; the `PTRACE_EVENT_EXEC` stop plants the
+//!   breakpoints. stdin, stdout and stderr stay the program's; deferscope
+//!   exits with its exit status, or 128 + the signal that killed it.
+//!   SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to deferscope by another process
+//!   are forwarded; a terminal's Ctrl-C reaches the program directly.
+//! - *Attach*: every thread in `/proc/PID/task` is seized (listing again
+//!   until no new one appears), all are stopped with `PTRACE_INTERRUPT`, the
+//!   breakpoints are planted, and the program runs. At the end (duration,
+//!   SIGINT to deferscope, or an error) every thread is stopped again, a
+//!   thread caught on a breakpoint is rewound to the original instruction,
+//!   every original byte is written back, and each thread is detached with
+//!   any signal it was due.
+//!
+//! **The breakpoint table.** One `int3` per point, at the link-time pc plus
+//! the load bias (`AT_ENTRY - e_entry`, so PIE works), planted only where
+//! the process's bytes equal the file's. A hash map from address to
+//! breakpoint gives each hit its counter.
+//!
+//! **Stepping over a breakpoint without a race** ([`emulate`]). Taking the
+//! `int3` out to let the trapped thread run the original instruction would
+//! let other threads run past the site uncounted. Instead the tracer
+//! *emulates* the instruction — `CALL rel32`, `MOV` to a stack slot, the
+//! `LEA`/`CMP`/`MOV`/`PUSH`/`SUB` of a prologue — on the thread's registers
+//! and memory (`/proc/PID/mem`), and resumes it after the instruction: the
+//! breakpoint never leaves memory. An instruction outside that set (or one
+//! whose memory cannot be accessed) takes the safe path: every other thread
+//! is stopped with `PTRACE_INTERRUPT`, the original byte is restored, the
+//! thread single-steps (signals arriving meanwhile are held back and
+//! delivered afterwards), the `int3` goes back, and everyone resumes.
+//!
+//! Linux on amd64 only; elsewhere [`launch`] and [`attach`] return
+//! [`TraceError::Unsupported`].
+
+pub mod emulate;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod linux;
+pub mod plan;
+pub mod report;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use plan::{Plan, Probe};
+pub use report::{ByFunction, End, SiteCount, Totals, TraceReport};
+
+/// Why a trace could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// This platform, or this binary, cannot be traced.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Load(#[from] deferscope_load::LoadError),
+    #[error(transparent)]
+    Analyze(#[from] deferscope_analyze::AnalyzeError),
+    /// A system call failed.
+    #[error("{what}")]
+    Os {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the engine measured: hits per plan point, and how the program
+/// ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub pid: i32,
+    /// Breakpoint hits per [`Plan::points`] entry.
+    pub hits: Vec<u64>,
+    pub emulated: u64,
+    pub stepped: u64,
+    pub end: End,
+    pub elapsed: Duration,
+    /// Hits of the `runtime.gopanic` and `runtime.gorecover` points by
+    /// return address (link-time): (point index, return address, hits).
+    pub callers: Vec<(usize, u64, u64)>,
+}
+
+/// How to trace.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Attach mode: detach after this long (default: at SIGINT/SIGTERM to
+    /// deferscope, or when the process exits).
+    pub duration: Option<Duration>,
+    /// Step over every breakpoint the slow, safe way (stop all threads,
+    /// restore the byte, single-step) instead of emulating it. For testing
+    /// the fallback and for comparing; counts are the same, only slower.
+    pub single_step: bool,
+    /// Attach mode: say on stderr when the breakpoints are in and counting
+    /// has begun (`deferscope: tracing pid N ...`).
+    pub announce: bool,
+}
+
+/// Run `program` with `args` under the tracer until it exits, and count.
+///
+/// `program` is looked up in `PATH` when it has no `/`, like a shell does.
+pub fn launch(
+    program: &OsStr,
+    args: &[OsString],
+    opts: &Options,
+) -> Result<TraceReport, TraceError> {
+    supported()?;
+    let path = resolve_program(program)?;
+    let plan = Plan::new(&path)?;
+    let mut argv = vec![program.to_owned()];
+    argv.extend(args.iter().cloned());
+    let out = run_launch(&plan, &path, &argv, opts)?;
+    Ok(build_report(
+        &plan,
+        &out,
+        "launch",
+        program.to_string_lossy().into_owned(),
+    ))
+}
+
+/// Attach to the running process `pid`, count for `opts.duration` (or until
+/// deferscope gets SIGINT or SIGTERM, or the process exits), then take every
+/// breakpoint out and detach, leaving the process running.
+pub fn attach(pid: i32, opts: &Options) -> Result<TraceReport, TraceError> {
+    supported()?;
+    if pid <= 0 {
+        return Err(TraceError::Other(format!("bad pid {pid}")));
+    }
+    if pid as u32 == std::process::id() {
+        return Err(TraceError::Other("deferscope cannot trace itself".into()));
+    }
+    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+    let shown = std::fs::read_link(&exe)
+        .map(|p| p.display().to_string())
+        .map_err(|e| TraceError::Os {
+            what: format!("pid {pid}: cannot read {}", exe.display()),
+            source: e,
+        })?;
+    let plan = Plan::new(&exe)?;
+    let out = run_attach(&plan, pid, opts)?;
+    Ok(build_report(&plan, &out, "attach", shown))
+}
+
+fn supported() -> Result<(), TraceError> {
+    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        Ok(())
+    } else {
+        Err(TraceError::Unsupported(format!(
+            "deferscope trace needs Linux on amd64; this is {} on {}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )))
+    }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn run_launch(
+    plan: &Plan,
+    path: &Path,
+    argv: &[OsString],
+    opts: &Options,
+) -> Result<Outcome, TraceError> {
+    linux::launch(plan, path, argv, opts)
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn run_attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceError> {
+    linux::attach(plan, pid, opts)
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn run_launch(_: &Plan, _: &Path, _: &[OsString], _: &Options) -> Result<Outcome, TraceError> {
+    supported().map(|()| unreachable!("supported() fails on this platform"))
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn run_attach(_: &Plan, _: i32, _: &Options) -> Result<Outcome, TraceError> {
+    supported().map(|()| unreachable!("supported() fails on this platform"))
+}
+
+/// The signal's name, `SIGTERM` for 15.
+pub fn signal_name(sig: i32) -> Option<String> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        linux::signal_name(sig)
+    }
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = sig;
+        None
+    }
+}
+
+/// Find `program` the way `execvp` would: as given when it contains a `/`,
+/// else in the first `PATH` directory holding an executable of that name.
+pub fn resolve_program(program: &OsStr) -> Result<PathBuf, TraceError> {
+    let p = Path::new(program);
+    let shown = p.display();
+    if program.is_empty() {
+        return Err(TraceError::Other("no program given".into()));
+    }
+    if program.as_encoded_bytes().contains(&b'/') {
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(TraceError::Other(format!("{shown}: no such file")))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let cand = dir.join(p);
+        if is_executable(&cand) {
+            return Ok(cand);
+        }
+    }
+    Err(TraceError::Other(format!("{shown}: not found in PATH")))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// Turn per-breakpoint hits into the report.
+pub fn build_report(
+    plan: &Plan,
+    out: &Outcome,
+    mode: &'static str,
+    program: String,
+) -> TraceReport {
+    let mut totals = Totals {
+        sites: plan.sites.len(),
+        emulated: out.emulated,
+        single_stepped: out.stepped,
+        ..Totals::default()
+    };
+    let (mut panics, mut recovers, mut recovered) = (0, 0, 0);
+    let mut counts = vec![0u64; plan.sites.len()];
+    for (p, &n) in plan.points.iter().zip(&out.hits) {
+        totals.breakpoint_hits += n;
+        match p.probe {
+            Probe::Site(i) => counts[i] += n,
+            Probe::Panic => panics += n,
+            Probe::Recover => recovers += n,
+            Probe::Recovered => recovered += n,
+        }
+    }
+    let mut sites: Vec<SiteCount> = plan
+        .sites
+        .iter()
+        .zip(&counts)
+        .map(|(s, &count)| SiteCount {
+            function: s.function.clone(),
+            file: s.file.clone(),
+            line: s.line,
+            kind: s.kind,
+            pc: s.pc,
+            count,
+        })
+        .collect();
+    for s in &sites {
+        totals.add(s.kind, s.count);
+        if s.count > 0 {
+            totals.sites_run += 1;
+        }
+    }
+    sites.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.file.cmp(&b.file))
+            .then(a.line.cmp(&b.line))
+            .then(a.pc.cmp(&b.pc))
+    });
+    let by_caller = |want: Probe| -> Vec<ByFunction> {
+        let mut m: std::collections::BTreeMap<String, u64> = Default::default();
+        for &(point, ret, n) in &out.callers {
+            if plan.points[point].probe == want {
+                // The call may be a function's last instruction (gopanic
+                // does not return): name the function of the CALL.
+                let f = plan.func_at(ret.wrapping_sub(1)).unwrap_or("?");
+                *m.entry(f.to_owned()).or_default() += n;
+            }
+        }
+        let mut v: Vec<ByFunction> = m
+            .into_iter()
+            .map(|(function, count)| ByFunction { function, count })
+            .collect();
+        v.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.function.cmp(&b.function))
+        });
+        v
+    };
+    let (exit_code, signal, detached) = match out.end {
+        End::Exited(c) => (Some(c), None, false),
+        End::Signaled(s) => (None, Some(s), false),
+        End::Detached => (None, None, true),
+    };
+    TraceReport {
+        program,
+        pid: out.pid,
+        mode,
+        go_version: plan.binary.go_version.clone(),
+        elapsed_s: out.elapsed.as_secs_f64(),
+        exit_code,
+        signal,
+        signal_name: signal.and_then(signal_name),
+        detached,
+        totals,
+        panics,
+        recovers,
+        recovered,
+        panics_by_function: by_caller(Probe::Panic),
+        recovers_by_function: by_caller(Probe::Recover),
+        sites,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_finds_programs_like_execvp() {
+        assert!(resolve_program(OsStr::new("")).is_err());
+        let e = resolve_program(OsStr::new("./definitely/not/here")).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+        let e = resolve_program(OsStr::new("deferscope-no-such-program-xyz")).unwrap_err();
+        assert!(e.to_string().contains("not found in PATH"), "{e}");
+        #[cfg(unix)]
+        {
+            let sh = resolve_program(OsStr::new("sh")).unwrap();
+            assert!(sh.ends_with("sh") && sh.is_file());
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! What to trace: every defer site of a binary, and three runtime entry
+//! points, each with the original bytes of the instruction a breakpoint
+//! will replace.
+
+use std::path::{Path, PathBuf};
+
+use deferscope_analyze::{BinaryInfo, Site};
+use deferscope_load::{Arch, Format};
+
+use crate::TraceError;
+
+/// What a breakpoint counts. Runtime probes sit after the function's
+/// stack check ([`after_stack_check`]), where each call passes once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A defer site: index into [`Plan::sites`].
+    Site(usize),
+    /// `runtime.gopanic`: one hit per panic (explicit or from the runtime).
+    Panic,
+    /// `runtime.gorecover`: one hit per call of `recover()`.
+    Recover,
+    /// `runtime.recovery`: one hit per panic that a `recover()` stopped.
+    Recovered,
+}
+
+/// One breakpoint: a link-time address and the instruction found there.
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Address in the file's own address space (before any PIE load bias).
+    pub pc: u64,
+    pub probe: Probe,
+    /// Bytes from `pc` to at most 15 bytes on (the longest x86 instruction),
+    /// from the file.
+    pub code: Vec<u8>,
+}
+
+/// Everything the tracer needs from the binary, read before the program
+/// runs.
+#[derive(Debug)]
+pub struct Plan {
+    /// The file that was scanned.
+    pub path: PathBuf,
+    pub binary: BinaryInfo,
+    /// Every defer site, as `deferscope scan` lists them.
+    pub sites: Vec<Site>,
+    /// Every breakpoint: one per site, then the runtime entry points that
+    /// exist in this binary.
+    pub points: Vec<Point>,
+    /// The ELF entry point (`e_entry`), to find the load bias of a PIE
+    /// from the process's `AT_ENTRY`.
+    pub elf_entry: u64,
+    /// Device and inode of the file, to recognise it after an `execve`.
+    pub file_id: (u64, u64),
+    /// Every function as (entry, end, name), in address order: names the
+    /// callers of `runtime.gopanic` and `runtime.gorecover`.
+    pub funcs: Vec<(u64, u64, String)>,
+}
+
+/// The runtime functions whose entries are traced, with what they count.
+const RUNTIME_PROBES: [(&str, Probe); 3] = [
+    ("runtime.gopanic", Probe::Panic),
+    ("runtime.gorecover", Probe::Recover),
+    ("runtime.recovery", Probe::Recovered),
+];
+
+impl Plan {
+    /// Scan `path` and plan one breakpoint per defer site and runtime entry.
+    ///
+    /// Only linux/amd64 ELF binaries can be traced; anything else is an
+    /// [`TraceError::Unsupported`] with the reason.
+    pub fn new(path: &Path) -> Result<Plan, TraceError> {
+        let mapped = deferscope_load::Mapped::open(path)?;
+        let img = mapped.image()?;
+        let shown = path.display().to_string();
+        if img.format != Format::Elf || img.arch != Arch::Amd64 {
+            return Err(TraceError::Unsupported(format!(
+                "{shown}: {} {} binary; deferscope trace runs linux/amd64 ELF programs",
+                img.format.name(),
+                img.arch.goarch()
+            )));
+        }
+        let ix = deferscope_index::GoIndex::new(&img)
+            .map_err(|e| TraceError::Other(format!("{shown}: {e}")))?;
+        let report = deferscope_analyze::scan(&shown, &img, &ix)?;
+        if report.binary.goos != "linux" {
+            return Err(TraceError::Unsupported(format!(
+                "{shown}: built for {}; deferscope trace runs linux/amd64 programs",
+                report.binary.goos
+            )));
+        }
+        let elf_entry = elf_entry(mapped.bytes()).ok_or_else(|| {
+            TraceError::Other(format!("{shown}: cannot read the ELF entry point"))
+        })?;
+        let code_at = |pc: u64| -> Option<Vec<u8>> {
+            (1..=15u64)
+                .rev()
+                .find_map(|n| img.read(pc, n))
+                .map(<[u8]>::to_vec)
+        };
+        let mut points = Vec::with_capacity(report.sites.len() + RUNTIME_PROBES.len());
+        for (i, s) in report.sites.iter().enumerate() {
+            let code = code_at(s.pc).ok_or_else(|| {
+                TraceError::Other(format!("{shown}: no code at defer site {:#x}", s.pc))
+            })?;
+            points.push(Point {
+                pc: s.pc,
+                probe: Probe::Site(i),
+                code,
+            });
+        }
+        let names: Vec<&str> = RUNTIME_PROBES.iter().map(|(n, _)| *n).collect();
+        for (f, (_, probe)) in ix.find_funcs(&names).into_iter().zip(RUNTIME_PROBES) {
+            let Some(f) = f else { continue };
+            let Some(body) = img.read(f.entry, f.end.saturating_sub(f.entry)) else {
+                continue;
+            };
+            let pc = after_stack_check(body, f.entry);
+            if points.iter().any(|p| p.pc == pc) {
+                continue;
+            }
+            if let Some(code) = code_at(pc) {
+                points.push(Point { pc, probe, code });
+            }
+        }
+        let file_id = file_id(path).map_err(|e| TraceError::Os {
+            what: format!("cannot stat {shown}"),
+            source: e,
+        })?;
+        let funcs = ix
+            .funcs()
+            .map(|f| (f.entry, f.end, ix.name(&f).to_owned()))
+            .collect();
+        Ok(Plan {
+            funcs,
+            path: path.to_owned(),
+            binary: report.binary,
+            sites: report.sites,
+            points,
+            elf_entry,
+            file_id,
+        })
+    }
+
+    /// The function containing link-time address `pc`.
+    pub fn func_at(&self, pc: u64) -> Option<&str> {
+        let i = self.funcs.partition_point(|f| f.0 <= pc).checked_sub(1)?;
+        let (entry, end, name) = &self.funcs[i];
+        (*entry <= pc && pc < *end).then_some(name.as_str())
+    }
+
+    /// Whether the binary has a breakpoint for `probe` (older runtimes may
+    /// lack one of the entry points).
+    pub fn has(&self, probe: Probe) -> bool {
+        self.points.iter().any(|p| p.probe == probe)
+    }
+}
+
+/// Where one call of a function is counted exactly once: the first
+/// instruction after its stack-bound check, or its entry if it has none.
+///
+/// A Go function that needs stack space starts by comparing SP with
+/// `g.stackguard0` and branching to a stub at its end that calls
+/// `runtime.morestack` and then jumps back to the entry. Growing the stack,
+/// or a preemption request (which poisons `stackguard0`), therefore runs
+/// the entry again for the same call: a breakpoint there would count some
+/// calls twice. The instruction after the last conditional branch to such a
+/// stub (one that reaches `JMP entry`) runs once per call.
+pub fn after_stack_check(body: &[u8], entry: u64) -> u64 {
+    use iced_x86::{Decoder, DecoderOptions, FlowControl};
+    let end = entry + body.len() as u64;
+    let goes_to_morestack = |target: u64| -> bool {
+        if target <= entry || target >= end {
+            return false;
+        }
+        let off = (target - entry) as usize;
+        let mut dec = Decoder::with_ip(64, &body[off..], target, DecoderOptions::NONE);
+        for ins in dec.iter().take(32) {
+            match ins.flow_control() {
+                FlowControl::UnconditionalBranch => return ins.near_branch_target() == entry,
+                FlowControl::Return | FlowControl::Exception => return false,
+                _ => {}
+            }
+        }
+        false
+    };
+    let mut pc = entry;
+    let mut dec = Decoder::with_ip(64, body, entry, DecoderOptions::NONE);
+    // The check is at most a handful of instructions (LEAQ/MOVQ/SUBQ, JCS,
+    // CMPQ, JLS for large frames).
+    for ins in dec.iter().take(8) {
+        match ins.flow_control() {
+            FlowControl::ConditionalBranch => {
+                if goes_to_morestack(ins.near_branch_target()) {
+                    pc = ins.next_ip();
+                }
+            }
+            FlowControl::Next => {}
+            _ => break,
+        }
+    }
+    pc
+}
+
+/// `e_entry` of a 64-bit little-endian ELF file.
+fn elf_entry(b: &[u8]) -> Option<u64> {
+    if b.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    Some(u64::from_le_bytes(b.get(0x18..0x20)?.try_into().ok()?))
+}
+
+#[cfg(unix)]
+pub(crate) fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|_| (0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_go_after_the_stack_check() {
+        // go1.21 runtime.gopanic: LEAQ -0x28(SP), R12; CMPQ R12, 0x10(R14);
+        // JBE stub; PUSHQ BP; ... stub: MOVQ AX, 8(SP); CALL morestack;
+        // MOVQ 8(SP), AX; JMP entry.
+        let entry = 0x42f0e0u64;
+        let mut b = vec![0x4c, 0x8d, 0x64, 0x24, 0xd8, 0x4d, 0x3b, 0x66, 0x10];
+        let jbe_at = b.len();
+        b.extend_from_slice(&[0x0f, 0x86, 0, 0, 0, 0]); // JBE rel32 (patched below)
+        let body_at = b.len();
+        b.extend_from_slice(&[0x55, 0x48, 0x89, 0xe5, 0xc3]); // PUSHQ BP; MOVQ SP, BP; RET
+        let stub = b.len();
+        b.extend_from_slice(&[0x48, 0x89, 0x44, 0x24, 0x08]); // MOVQ AX, 8(SP)
+        b.extend_from_slice(&[0xe8, 0, 0, 0, 0]); // CALL
+        b.extend_from_slice(&[0x48, 0x8b, 0x44, 0x24, 0x08]); // MOVQ 8(SP), AX
+        let jmp_at = b.len();
+        b.extend_from_slice(&[0xe9, 0, 0, 0, 0]); // JMP entry
+        let rel = (stub as i32) - (body_at as i32);
+        b[jbe_at + 2..jbe_at + 6].copy_from_slice(&rel.to_le_bytes());
+        let back = -((jmp_at + 5) as i32);
+        b[jmp_at + 1..jmp_at + 5].copy_from_slice(&back.to_le_bytes());
+        assert_eq!(after_stack_check(&b, entry), entry + body_at as u64);
+        // No check (go1.19 runtime.gorecover: MOVQ 0x20(R14), CX; TESTQ CX, CX;
+        // JE ret ...): the entry.
+        let g = [
+            0x49, 0x8b, 0x4e, 0x20, 0x48, 0x85, 0xc9, 0x74, 0x01, 0xc3, 0xc3,
+        ];
+        assert_eq!(after_stack_check(&g, 0x1000), 0x1000);
+    }
+
+    #[test]
+    fn elf_entry_reads_the_header() {
+        let mut h = vec![0u8; 64];
+        h[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        h[0x18..0x20].copy_from_slice(&0x46_2f20u64.to_le_bytes());
+        assert_eq!(elf_entry(&h), Some(0x46_2f20));
+        h[4] = 1; // 32-bit
+        assert_eq!(elf_entry(&h), None);
+        assert_eq!(elf_entry(b"MZ"), None);
+    }
+}

@@ -1,0 +1,380 @@
+//! The result of a trace, and its text and JSON printers.
+
+use std::io::{self, Write};
+
+use deferscope_analyze::Kind;
+use serde::Serialize;
+
+/// How the traced program ended, or that it was left running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+    /// deferscope detached and it kept running (`--pid`).
+    Detached,
+}
+
+/// Executions of one defer site.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteCount {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub kind: Kind,
+    /// The site's pc as `deferscope scan` gives it (link-time address).
+    pub pc: u64,
+    pub count: u64,
+}
+
+/// Calls of a runtime entry point made by one function.
+#[derive(Clone, Debug, Serialize)]
+pub struct ByFunction {
+    pub function: String,
+    pub count: u64,
+}
+
+/// Executed defers per kind, and the tracer's own work.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Totals {
+    /// All defers executed.
+    pub defers: u64,
+    #[serde(rename = "open-coded")]
+    pub open_coded: u64,
+    #[serde(rename = "stack-allocated")]
+    pub stack_allocated: u64,
+    #[serde(rename = "heap-allocated")]
+    pub heap_allocated: u64,
+    /// Defer sites in the binary, and how many of them ran at least once.
+    pub sites: usize,
+    pub sites_run: usize,
+    /// Breakpoint hits: defers plus runtime entry points.
+    pub breakpoint_hits: u64,
+    /// Hits stepped over by emulating the instruction.
+    pub emulated: u64,
+    /// Hits stepped over by single-stepping with all threads stopped.
+    pub single_stepped: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, k: Kind, n: u64) {
+        self.defers += n;
+        match k {
+            Kind::OpenCoded => self.open_coded += n,
+            Kind::StackAllocated => self.stack_allocated += n,
+            Kind::HeapAllocated => self.heap_allocated += n,
+        }
+    }
+}
+
+/// Everything a trace found. The JSON form is this value.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceReport {
+    /// The traced binary.
+    pub program: String,
+    /// The process id (of the launched program, or the one attached to).
+    pub pid: i32,
+    /// `launch` or `attach`.
+    pub mode: &'static str,
+    pub go_version: Option<String>,
+    /// Seconds from the first breakpoint planted to the end.
+    pub elapsed_s: f64,
+    /// Exit status, when the program exited.
+    pub exit_code: Option<i32>,
+    /// Signal number, when a signal killed the program.
+    pub signal: Option<i32>,
+    /// Its name (`SIGTERM`).
+    pub signal_name: Option<String>,
+    /// deferscope detached and left the program running.
+    pub detached: bool,
+    pub totals: Totals,
+    /// Calls of `runtime.gopanic`: every panic, explicit or from the runtime.
+    pub panics: u64,
+    /// Calls of `runtime.gorecover`: every call of `recover()`, whether or
+    /// not a panic was in flight.
+    pub recovers: u64,
+    /// Calls of `runtime.recovery`: panics that a `recover()` stopped.
+    pub recovered: u64,
+    /// `panics` by the function that called `runtime.gopanic` (the runtime's
+    /// own panics show as `runtime.sigpanic`, `runtime.panicIndex` ...).
+    pub panics_by_function: Vec<ByFunction>,
+    /// `recovers` by the function that called `recover()`.
+    pub recovers_by_function: Vec<ByFunction>,
+    /// Every defer site, hottest first (then by file and line).
+    pub sites: Vec<SiteCount>,
+}
+
+impl TraceReport {
+    /// deferscope's own exit status for this result: the program's exit
+    /// status, 128 + the signal that killed it, or 0 after a detach.
+    pub fn exit_status(&self) -> i32 {
+        if let Some(c) = self.exit_code {
+            c
+        } else if let Some(s) = self.signal {
+            128 + s
+        } else {
+            0
+        }
+    }
+
+    pub fn end(&self) -> End {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => End::Exited(c),
+            (None, Some(s)) => End::Signaled(s),
+            _ => End::Detached,
+        }
+    }
+
+    pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self)?;
+        writeln!(w)
+    }
+
+    /// The text report, in the compiler's location style:
+    ///
+    /// ```text
+    /// trace: ./server (pid 4242), go1.22.10
+    /// exit status 0 after 1.23 s; 21 614 defers executed at 30 of 312 sites
+    ///   open-coded 18 826, stack-allocated 2 548, heap-allocated 240
+    /// panics: 224 (192 recovered); recover() called 512 times
+    ///
+    ///     count  kind             site
+    ///     8 000  open-coded       /src/server/main.go:234  main.openSimple
+    /// ```
+    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+        let t = &self.totals;
+        let go = self
+            .go_version
+            .as_deref()
+            .map(|v| format!(", {v}"))
+            .unwrap_or_default();
+        writeln!(w, "trace: {} (pid {}){go}", self.program, self.pid)?;
+        let end = match self.end() {
+            End::Exited(c) => format!("exit status {c}"),
+            End::Signaled(s) => format!(
+                "killed by {} (exit status {})",
+                self.signal_name.as_deref().unwrap_or("a signal"),
+                128 + s
+            ),
+            End::Detached => format!("detached from pid {}, still running,", self.pid),
+        };
+        writeln!(
+            w,
+            "{end} after {}; {} defers executed at {} of {} sites",
+            seconds(self.elapsed_s),
+            group(t.defers),
+            group(t.sites_run as u64),
+            group(t.sites as u64),
+        )?;
+        writeln!(
+            w,
+            "  open-coded {}, stack-allocated {}, heap-allocated {}",
+            group(t.open_coded),
+            group(t.stack_allocated),
+            group(t.heap_allocated)
+        )?;
+        writeln!(
+            w,
+            "panics: {} ({} recovered); recover() called {} times",
+            group(self.panics),
+            group(self.recovered),
+            group(self.recovers)
+        )?;
+        for (what, v) in [
+            ("panics in", &self.panics_by_function),
+            ("recover() in", &self.recovers_by_function),
+        ] {
+            if v.is_empty() {
+                continue;
+            }
+            let mut parts: Vec<String> = v
+                .iter()
+                .take(6)
+                .map(|b| format!("{} {}", b.function, group(b.count)))
+                .collect();
+            if v.len() > 6 {
+                parts.push(format!("{} more", v.len() - 6));
+            }
+            writeln!(w, "  {what} {}", parts.join(", "))?;
+        }
+        let stepped = if t.single_stepped > 0 {
+            format!(
+                ", {} single-stepped with the other threads stopped",
+                group(t.single_stepped)
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            w,
+            "tracing: {} breakpoint hits, {} emulated{stepped}",
+            group(t.breakpoint_hits),
+            group(t.emulated)
+        )?;
+        let run: Vec<&SiteCount> = self.sites.iter().filter(|s| s.count > 0).collect();
+        if run.is_empty() {
+            return Ok(());
+        }
+        let counts: Vec<String> = run.iter().map(|s| group(s.count)).collect();
+        let locs: Vec<String> = run
+            .iter()
+            .map(|s| format!("{}:{}", s.file, s.line))
+            .collect();
+        let cw = counts.iter().map(String::len).max().unwrap_or(0).max(5);
+        let lw = locs.iter().map(String::len).max().unwrap_or(0);
+        writeln!(w)?;
+        writeln!(w, "  {:>cw$}  {:<15}  site", "count", "kind")?;
+        for ((s, c), l) in run.iter().zip(&counts).zip(&locs) {
+            writeln!(
+                w,
+                "  {c:>cw$}  {:<15}  {l:<lw$}  {}",
+                s.kind.as_str(),
+                s.function
+            )?;
+        }
+        let idle = self.sites.len() - run.len();
+        if idle > 0 {
+            writeln!(w, "{} sites never ran", group(idle as u64))?;
+        }
+        Ok(())
+    }
+}
+
+/// `1234567` as `1 234 567`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    let head = match s.len() % 3 {
+        0 => 3,
+        r => r,
+    };
+    for (i, c) in s.chars().enumerate() {
+        if i >= head && (i - head) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn seconds(s: f64) -> String {
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1 000");
+        assert_eq!(group(3412907), "3 412 907");
+    }
+
+    fn report(exit_code: Option<i32>, signal: Option<i32>) -> TraceReport {
+        let mut totals = Totals::default();
+        totals.add(Kind::OpenCoded, 8000);
+        totals.add(Kind::HeapAllocated, 2);
+        totals.sites = 3;
+        totals.sites_run = 2;
+        TraceReport {
+            program: "./prog".into(),
+            pid: 42,
+            mode: "launch",
+            go_version: Some("go1.22.10".into()),
+            elapsed_s: 1.5,
+            exit_code,
+            signal,
+            signal_name: signal.map(|_| "SIGTERM".into()),
+            detached: false,
+            totals,
+            panics: 3,
+            recovers: 5,
+            recovered: 2,
+            panics_by_function: vec![ByFunction {
+                function: "main.boom".into(),
+                count: 3,
+            }],
+            recovers_by_function: vec![],
+            sites: vec![
+                SiteCount {
+                    function: "main.hot".into(),
+                    file: "/src/main.go".into(),
+                    line: 10,
+                    kind: Kind::OpenCoded,
+                    pc: 0x401000,
+                    count: 8000,
+                },
+                SiteCount {
+                    function: "main.loop".into(),
+                    file: "/src/main.go".into(),
+                    line: 20,
+                    kind: Kind::HeapAllocated,
+                    pc: 0x402000,
+                    count: 2,
+                },
+                SiteCount {
+                    function: "main.cold".into(),
+                    file: "/src/main.go".into(),
+                    line: 30,
+                    kind: Kind::StackAllocated,
+                    pc: 0x403000,
+                    count: 0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text_lists_sites_that_ran() {
+        let mut out = Vec::new();
+        report(Some(0), None).write_text(&mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("exit status 0 after 1.50 s; 8 002 defers executed at 2 of 3 sites"));
+        assert!(s.contains("panics: 3 (2 recovered); recover() called 5 times"));
+        assert!(s.contains("  panics in main.boom 3\n"), "{s}");
+        assert!(
+            s.contains("8 000  open-coded       /src/main.go:10  main.hot"),
+            "{s}"
+        );
+        assert!(!s.contains("main.cold"));
+        assert!(s.contains("1 sites never ran"));
+    }
+
+    #[test]
+    fn exit_status_follows_the_program() {
+        assert_eq!(report(Some(3), None).exit_status(), 3);
+        let r = report(None, Some(15));
+        assert_eq!(r.exit_status(), 143);
+        let mut out = Vec::new();
+        r.write_text(&mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("killed by SIGTERM (exit status 143)"));
+    }
+
+    #[test]
+    fn json_shape() {
+        let mut out = Vec::new();
+        report(Some(0), None).write_json(&mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["exit_code"], 0);
+        assert!(v["signal"].is_null());
+        assert_eq!(v["totals"]["open-coded"], 8000);
+        assert_eq!(v["sites"][0]["count"], 8000);
+        assert_eq!(v["sites"][0]["kind"], "open-coded");
+        for k in ["function", "file", "line", "kind", "pc", "count"] {
+            assert!(v["sites"][1].get(k).is_some(), "{k}");
+        }
+        assert_eq!(v["panics"], 3);
+        assert_eq!(v["recovers"], 5);
+    }
+}
