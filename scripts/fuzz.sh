@@ -2,6 +2,7 @@
 # Run the cargo-fuzz targets on stable Rust (no sanitizer), each for a time.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 0 [TARGET ...]   # a number of executions instead
 #
 # Targets: object pclntab funcdata buildinfo decode pipeline (default: all).
 # Seeds come from the committed fixture binaries (sections cut out with
@@ -44,10 +45,12 @@ rm -rf "$tmp"
 
 mkdir -p fuzz/logs
 for t in $TARGETS; do
-    echo "== $t (${SECS}s)"
+    if [ -n "${FUZZ_RUNS:-}" ]; then limit=-runs=$FUZZ_RUNS; else limit=-max_total_time=$SECS; fi
+    echo "== $t ($limit)"
+    start=$(date +%s)
     (cd fuzz && cargo fuzz run -s none --release "$t" -- \
-        -max_total_time="$SECS" -max_len=65536 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+        "$limit" -max_len=65536 -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
         > "logs/$t.log" 2>&1) || { echo "FAILED: see fuzz/logs/$t.log"; tail -20 "fuzz/logs/$t.log"; exit 1; }
     grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "fuzz/logs/$t.log" | tr '\n' ' '
-    echo
+    echo "seconds: $(( $(date +%s) - start ))"
 done
