@@ -40,7 +40,11 @@ fn put_u64(b: &mut [u8], off: usize, v: u64) {
 
 /// Zig-zag encode a pc-value delta as the runtime reads it.
 fn zz(delta: i32) -> u8 {
-    let v = if delta < 0 { ((!delta) << 1) | 1 } else { delta << 1 };
+    let v = if delta < 0 {
+        ((!delta) << 1) | 1
+    } else {
+        delta << 1
+    };
     assert!((0..0x80).contains(&v));
     v as u8
 }
@@ -62,8 +66,14 @@ fn pcvalue(runs: &[(i32, u8)]) -> Vec<u8> {
 pub fn image() -> Vec<u8> {
     let mut b = vec![0u8; 0x480];
     // Sub-table offsets, relative to the header at 0.
-    let (funcname, cu, filetab, pctab, pcln) = (0x48usize, 0xa0usize, 0xa8usize, 0xc0usize, 0x120usize);
-    let names: [&str; 4] = ["runtime.deferprocStack", "runtime.deferproc", "main.f", "main.g"];
+    let (funcname, cu, filetab, pctab, pcln) =
+        (0x48usize, 0xa0usize, 0xa8usize, 0xc0usize, 0x120usize);
+    let names: [&str; 4] = [
+        "runtime.deferprocStack",
+        "runtime.deferproc",
+        "main.f",
+        "main.g",
+    ];
     // Header.
     b[0..4].copy_from_slice(&0xffff_fff1u32.to_le_bytes());
     b[6] = 1; // pc quantum (amd64)
@@ -94,8 +104,14 @@ pub fn image() -> Vec<u8> {
         off
     };
     let entries: [(u32, u8); 4] = [(0, 16), (16, 16), (32, 11), (48, 6)];
-    let file0: Vec<u32> = entries.iter().map(|&(_, n)| table(pcvalue(&[(0, n)]))).collect();
-    let sp0: Vec<u32> = entries.iter().map(|&(_, n)| table(pcvalue(&[(0, n)]))).collect();
+    let file0: Vec<u32> = entries
+        .iter()
+        .map(|&(_, n)| table(pcvalue(&[(0, n)])))
+        .collect();
+    let sp0: Vec<u32> = entries
+        .iter()
+        .map(|&(_, n)| table(pcvalue(&[(0, n)])))
+        .collect();
     let ln = [
         table(pcvalue(&[(1, 16)])),
         table(pcvalue(&[(2, 16)])),
