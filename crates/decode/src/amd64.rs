@@ -30,7 +30,155 @@ fn gpr_bit(r: Register) -> Option<u32> {
     Some(1 << (r.full_register().number() as u32 & 31))
 }
 
-pub fn scan(code: &[u8], entry: u64, mut sink: impl FnMut(Event)) {
+pub fn scan(code: &[u8], entry: u64, sink: impl FnMut(Event)) {
+    scan_impl(code, entry, false, sink)
+}
+
+/// [`scan`] plus the flow events (see [`crate::scan_flow`]).
+pub fn scan_flow(code: &[u8], entry: u64, sink: impl FnMut(Event)) {
+    scan_impl(code, entry, true, sink)
+}
+
+/// Register number of a 64-bit general register family (`AX`=0 .. `R15`=15),
+/// [`crate::SP`] for `RSP`.
+fn reg_no(r: Register) -> Option<u8> {
+    if !r.is_gpr() {
+        return None;
+    }
+    let f = r.full_register();
+    if f == Register::RSP {
+        return Some(crate::SP);
+    }
+    let n = (f as u32).checked_sub(Register::RAX as u32)?;
+    (n < 16).then_some(n as u8)
+}
+
+fn flow_events(ins: &Instruction, sink: &mut impl FnMut(Event)) {
+    let pc = ins.ip();
+    let next = ins.next_ip();
+    let m = ins.mnemonic();
+    match ins.flow_control() {
+        FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch => {
+            let target = matches!(
+                ins.op0_kind(),
+                OpKind::NearBranch64 | OpKind::NearBranch32 | OpKind::NearBranch16
+            )
+            .then(|| ins.near_branch_target());
+            sink(Event::Jump {
+                pc,
+                next,
+                target,
+                cond: ins.flow_control() == FlowControl::ConditionalBranch,
+            });
+            return;
+        }
+        FlowControl::IndirectBranch => {
+            sink(Event::Jump {
+                pc,
+                next,
+                target: None,
+                cond: false,
+            });
+            return;
+        }
+        FlowControl::Return => {
+            sink(Event::Ret { pc, next });
+            return;
+        }
+        FlowControl::Exception | FlowControl::Interrupt => {
+            sink(Event::Halt { pc, next });
+            return;
+        }
+        FlowControl::IndirectCall => {
+            sink(Event::CallIndirect { pc });
+            return;
+        }
+        FlowControl::Call => return,
+        _ => {}
+    }
+    if ins.op_count() != 2 {
+        if ins.op_count() == 1 && ins.op0_kind() == OpKind::Register && m != Mnemonic::Push {
+            if let Some(r) = reg_no(ins.op0_register()) {
+                sink(Event::Clobber { pc, reg: r });
+            }
+        }
+        return;
+    }
+    let (k0, k1) = (ins.op0_kind(), ins.op1_kind());
+    if m == Mnemonic::Lea && k0 == OpKind::Register && k1 == OpKind::Memory {
+        let Some(dst) = reg_no(ins.op0_register()) else {
+            return;
+        };
+        if ins.memory_base() == Register::RIP {
+            sink(Event::AddrLoad {
+                pc,
+                reg: dst,
+                addr: ins.ip_rel_memory_address(),
+            });
+        } else if ins.memory_base() == Register::RSP && ins.memory_index() == Register::None {
+            sink(Event::SpAddr {
+                pc,
+                reg: dst,
+                offset: ins.memory_displacement64() as i64,
+            });
+        } else {
+            sink(Event::Clobber { pc, reg: dst });
+        }
+        return;
+    }
+    if m == Mnemonic::Mov && k0 == OpKind::Register && k1 == OpKind::Register {
+        if let (Some(dst), Some(src)) = (reg_no(ins.op0_register()), reg_no(ins.op1_register())) {
+            if ins.op0_register().size() == 8 {
+                sink(Event::Move { pc, dst, src });
+            } else {
+                sink(Event::Clobber { pc, reg: dst });
+            }
+        }
+        return;
+    }
+    if k0 == OpKind::Memory && is_store_mnemonic(m) && ins.memory_index() == Register::None {
+        if let Some(base) = reg_no(ins.memory_base()) {
+            let src = if k1 == OpKind::Register {
+                reg_no(ins.op1_register())
+            } else {
+                None
+            };
+            sink(Event::Store {
+                pc,
+                base,
+                offset: ins.memory_displacement64() as i64,
+                src,
+                size: ins.memory_size().size() as u8,
+            });
+        }
+        return;
+    }
+    if k0 == OpKind::Register {
+        let Some(dst) = reg_no(ins.op0_register()) else {
+            return;
+        };
+        if m == Mnemonic::Mov
+            && k1 == OpKind::Memory
+            && ins.memory_index() == Register::None
+            && ins.op0_register().size() == 8
+        {
+            if let Some(base) = reg_no(ins.memory_base()) {
+                sink(Event::Load {
+                    pc,
+                    dst,
+                    base,
+                    offset: ins.memory_displacement64() as i64,
+                });
+                return;
+            }
+        }
+        if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
+            sink(Event::Clobber { pc, reg: dst });
+        }
+    }
+}
+
+fn scan_impl(code: &[u8], entry: u64, flow: bool, mut sink: impl FnMut(Event)) {
     let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
     let mut ins = Instruction::default();
     // GPRs known to hold zero in the current straight-line run.
@@ -42,6 +190,9 @@ pub fn scan(code: &[u8], entry: u64, mut sink: impl FnMut(Event)) {
             continue;
         }
         let m = ins.mnemonic();
+        if flow {
+            flow_events(&ins, &mut sink);
+        }
         if m == Mnemonic::Call && ins.op0_kind() == OpKind::NearBranch64 {
             sink(Event::Call {
                 pc: ins.ip(),
@@ -177,6 +328,68 @@ mod tests {
                     offset: 0x18,
                     size: 8,
                     zero: false
+                },
+            ]
+        );
+    }
+
+    fn flow(code: &[u8]) -> Vec<Event> {
+        let mut v = Vec::new();
+        scan_flow(code, 0x1000, |e| v.push(e));
+        v
+    }
+
+    // Byte sequences from the spec's listings (§3.1-3.3), assembled.
+    #[test]
+    fn flow_events_amd64() {
+        // LEAQ 0x10(IP), AX ; TESTL AX, AX ; JNE -4 ; RET
+        let v = flow(&[
+            0x48, 0x8d, 0x05, 0x10, 0, 0, 0, 0x85, 0xc0, 0x75, 0xfc, 0xc3,
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                Event::AddrLoad {
+                    pc: 0x1000,
+                    reg: 0,
+                    addr: 0x1017
+                },
+                Event::Jump {
+                    pc: 0x1009,
+                    next: 0x100b,
+                    target: Some(0x1007),
+                    cond: true
+                },
+                Event::Ret {
+                    pc: 0x100b,
+                    next: 0x100c
+                },
+            ]
+        );
+        // LEAQ 0x18(SP), AX ; MOVQ CX, 0(AX) ; MOVQ 0x8(SP), DX
+        let v = flow(&[
+            0x48, 0x8d, 0x44, 0x24, 0x18, 0x48, 0x89, 0x08, 0x48, 0x8b, 0x54, 0x24, 0x08,
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                Event::SpAddr {
+                    pc: 0x1000,
+                    reg: 0,
+                    offset: 0x18
+                },
+                Event::Store {
+                    pc: 0x1005,
+                    base: 0,
+                    offset: 0,
+                    src: Some(1),
+                    size: 8
+                },
+                Event::Load {
+                    pc: 0x1008,
+                    dst: 2,
+                    base: crate::SP,
+                    offset: 8
                 },
             ]
         );

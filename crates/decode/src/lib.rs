@@ -10,6 +10,11 @@
 //! - arm64: fixed-width words, decoded here with a handful of bit masks
 //!   (BL, STR/STRB/STUR/STURB/STP with SP as the base).
 //!
+//! [`scan_flow`] reports the same events plus the facts a control-flow and
+//! value analysis needs (branches, returns, address loads, register moves,
+//! loads and stores through any base register). It is a separate entry
+//! point so that [`scan`] keeps its cost for the classifier.
+//!
 //! [`call_candidates`] is a cheap pre-filter over a whole text section: it
 //! finds the byte patterns of direct calls to a small set of targets without
 //! decoding, so callers decode only the functions that may matter.
@@ -33,6 +38,61 @@ pub enum Event {
         size: u8,
         zero: bool,
     },
+    /// A branch ending a basic block ([`scan_flow`] only): `target` is
+    /// `None` for an indirect jump (jump table, tail call through a
+    /// register); `cond` when execution may also fall through to `next`.
+    Jump {
+        pc: u64,
+        next: u64,
+        target: Option<u64>,
+        cond: bool,
+    },
+    /// A return (`RET`) ([`scan_flow`] only).
+    Ret { pc: u64, next: u64 },
+    /// An instruction that stops execution (`UD2`, `INT3`, `BRK`)
+    /// ([`scan_flow`] only).
+    Halt { pc: u64, next: u64 },
+    /// An indirect call (`CALL reg` / `CALL mem` / `BLR`) ([`scan_flow`] only).
+    CallIndirect { pc: u64 },
+    /// `reg` := the static address `addr` (`LEAQ sym(SB), reg`; `ADRP` +
+    /// `ADD` on arm64) ([`scan_flow`] only).
+    AddrLoad { pc: u64, reg: u8, addr: u64 },
+    /// `reg` := SP + `offset` (`LEAQ off(SP), reg`; `ADD $off, RSP, reg`)
+    /// ([`scan_flow`] only).
+    SpAddr { pc: u64, reg: u8, offset: i64 },
+    /// `dst` := `src`, a register copy ([`scan_flow`] only).
+    Move { pc: u64, dst: u8, src: u8 },
+    /// A word store to `offset(base)`; `base` is [`SP`] for the stack
+    /// pointer; `src` is `None` when the value is not a plain register
+    /// (an immediate, the zero register) ([`scan_flow`] only).
+    Store {
+        pc: u64,
+        base: u8,
+        offset: i64,
+        src: Option<u8>,
+        size: u8,
+    },
+    /// A word load `dst` := `offset(base)` ([`scan_flow`] only).
+    Load {
+        pc: u64,
+        dst: u8,
+        base: u8,
+        offset: i64,
+    },
+    /// `reg` gets a value this decoder does not follow ([`scan_flow`] only).
+    Clobber { pc: u64, reg: u8 },
+}
+
+/// Register number of the stack pointer in [`Event`]s.
+pub const SP: u8 = 255;
+
+/// Register numbers in [`Event`]s: amd64 `AX`=0, `CX`=1, `DX`=2, `BX`=3,
+/// `SP`=4 (reported as [`SP`]), `BP`=5, `SI`=6, `DI`=7, `R8`..`R15`=8..15;
+/// arm64 `R0`..`R30` = 0..30.
+pub mod reg {
+    pub const AMD64_AX: u8 = 0;
+    pub const AMD64_BX: u8 = 3;
+    pub const ARM64_R0: u8 = 0;
 }
 
 /// Decode `code`, which starts at virtual address `entry`, and report every
@@ -41,6 +101,15 @@ pub fn scan(arch: Arch, code: &[u8], entry: u64, sink: impl FnMut(Event)) {
     match arch {
         Arch::Amd64 => amd64::scan(code, entry, sink),
         Arch::Arm64 => arm64::scan(code, entry, sink),
+    }
+}
+
+/// Like [`scan`], plus the control-flow and value events ([`Event::Jump`],
+/// [`Event::Ret`], [`Event::AddrLoad`], [`Event::Store`], ...).
+pub fn scan_flow(arch: Arch, code: &[u8], entry: u64, sink: impl FnMut(Event)) {
+    match arch {
+        Arch::Amd64 => amd64::scan_flow(code, entry, sink),
+        Arch::Arm64 => arm64::scan_flow(code, entry, sink),
     }
 }
 
