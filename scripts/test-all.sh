@@ -8,7 +8,10 @@
 # 2. Every fixture program for every toolchain x platform x variant, and
 #    cmd/go per toolchain, with the compiler's -d=defer output beside each
 #    binary: scripts/build-matrix.py (cached; a warm run takes seconds).
-# 3. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
+# 3. Real third-party Go binaries from Debian, npm and PyPI, and the
+#    toolchains' own, scanned and checked against `go tool objdump`:
+#    scripts/real-binaries.py (cached; ~7 min cold, seconds warm).
+# 4. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
 #    the integration test binary compares every built binary with the
 #    compiler.
 #
@@ -30,6 +33,9 @@ args=()
 [ -n "${DEFERSCOPE_VERSIONS:-}" ] && args+=(--versions "$DEFERSCOPE_VERSIONS")
 [ -n "${DEFERSCOPE_PLATFORMS:-}" ] && args+=(--platforms "$DEFERSCOPE_PLATFORMS")
 python3 scripts/build-matrix.py "${args[@]}"
+
+step "real binaries"
+python3 scripts/real-binaries.py
 
 step "format and lint"
 cargo fmt --all -- --check
