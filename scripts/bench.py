@@ -95,6 +95,13 @@ def main() -> int:
         else:
             od = "fails | - | -"
         print(f"| {name} | {size:.1f} MB | {ds_wall*1000:.1f} ms | {ds_rss/1024:.0f} MB | {od} |")
+    # Whole-binary listing: deferscope disasm vs go tool objdump, same file.
+    gobin = str(gr / "bin/go")
+    dis_wall, dis_rss, dis_ok = timed([ds, "disasm", gobin], a.objdump_runs)
+    od_wall, od_rss, od_ok = timed([objdump, gobin], a.objdump_runs)
+    if dis_ok and od_ok:
+        print(f"| cmd/go disasm (whole binary, to /dev/null) | {gr.joinpath('bin/go').stat().st_size/1e6:.1f} MB "
+              f"| {dis_wall:.2f} s | {dis_rss/1024:.0f} MB | {od_wall:.2f} s | {od_rss/1024:.0f} MB | {od_wall/max(dis_wall, 1e-3):.1f}x |")
     shutil.rmtree(tmp)
     return 0
 

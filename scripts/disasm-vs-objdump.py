@@ -96,7 +96,8 @@ def compare(od: dict, ours: dict):
             covered.add(pc + k)
     for pc, (pos, ins, _, hexb) in od.items():
         c["total"] += 1
-        if ins == "?" or (pc not in ours and pc in covered) or misdecoded_vex(hexb, ins):
+        both_unknown = ins == "?" and pc in ours and ours[pc][1] == "?"
+        if not both_unknown and (ins == "?" or (pc not in ours and pc in covered) or misdecoded_vex(hexb, ins)):
             c["better"] += 1
             continue
         if pc not in ours:

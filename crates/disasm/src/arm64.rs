@@ -71,6 +71,36 @@ pub const ALIAS_OP: &[(&str, &str)] = &[
     ("RORV", "ROR"),
 ];
 
+/// HINT #0..#5 by name.
+pub const HINT_NAMES: [&str; 6] = ["NOOP", "YIELD", "WFE", "WFI", "SEV", "SEVL"];
+
+/// `PLDL1KEEP` etc. for a prefetch operation, else `$n`.
+fn prefetch_name(v: u16) -> String {
+    let (t, target, policy) = (v >> 3, (v >> 1) & 3, v & 1);
+    if t <= 2 && target <= 2 {
+        format!(
+            "P{}L{}{}",
+            ["LD", "LI", "ST"][t as usize],
+            target + 1,
+            ["KEEP", "STRM"][policy as usize]
+        )
+    } else {
+        format!("${v}")
+    }
+}
+
+/// `S3_3_C4_C2_0` for a system register encoding.
+fn sysreg_name(r: u16) -> String {
+    format!(
+        "S{}_{}_C{}_C{}_{}",
+        2 + (r >> 14 & 1),
+        r >> 11 & 7,
+        r >> 7 & 15,
+        r >> 3 & 15,
+        r & 7
+    )
+}
+
 /// Go's name for a condition used as an operand (`HS`, `LO`).
 fn cond_arg(c: u8) -> &'static str {
     match c & 15 {
@@ -293,7 +323,7 @@ impl Arm64 {
                 }
             }
             Operand::RegPostIndexReg(b, r) => format!("({})(R{r})", gpr(b, true)),
-            Operand::PrefetchOp(v) => format!("${v}"),
+            Operand::PrefetchOp(v) => prefetch_name(v),
             Operand::SystemReg(v) => format!("${v}"),
             Operand::ControlReg(v) => format!("${v}"),
             _ => "?".into(),
@@ -404,8 +434,23 @@ impl Arm64 {
                 let _ = write!(out, "B{} {}", COND_NAMES[(c & 15) as usize], args[0].text);
                 return;
             }
-            Opcode::HINT if word == 0xd503201f => {
-                out.push_str("NOOP");
+            Opcode::HINT if word & 0xffff_f01f == 0xd503_201f && (word >> 5 & 0x7f) < 6 => {
+                out.push_str(HINT_NAMES[(word >> 5 & 0x7f) as usize]);
+                return;
+            }
+            Opcode::MSR => {
+                if let (Operand::SystemReg(r), Some(a)) = (ins.operands[0], args.get(1)) {
+                    let _ = write!(out, "MSR {}, {}", a.text, sysreg_name(r));
+                    return;
+                }
+            }
+            Opcode::ORR
+                if matches!(
+                    (ins.operands[0], ins.operands[1], ins.operands[2]),
+                    (Operand::SIMDRegisterElements(..), a, b) if a == b
+                ) =>
+            {
+                let _ = write!(out, "VMOV {}, {}", args[1].text, args[0].text);
                 return;
             }
             Opcode::DMB(v) | Opcode::DSB(v) => {
@@ -515,7 +560,10 @@ impl Arm64 {
                         format!("{b}{w} ${immr}, {s}, {d}")
                     } else if !signed && imms + 1 == immr {
                         format!("LSL{w} ${}, {s}, {d}", width - 1 - imms)
-                    } else if immr == 0 && (imms == 7 || imms == 15 || (signed && imms == 31)) {
+                    } else if immr == 0
+                        && ((signed && (imms == 7 || imms == 15 || imms == 31))
+                            || (!signed && w0 && (imms == 7 || imms == 15)))
+                    {
                         let b = match (signed, imms) {
                             (true, 7) => "SXTB",
                             (true, 15) => "SXTH",

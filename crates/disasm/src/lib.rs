@@ -261,7 +261,7 @@ pub fn write_listing<W: Write>(
                 ),
             };
             let n = n.min(code.len() - off).max(1);
-            insns.push((pc, n, text.clone(), facts));
+            insns.push((pc, n, std::mem::take(&mut text), facts));
             off += n;
         }
         let notes = match &annotator {
@@ -284,9 +284,9 @@ pub fn write_listing<W: Write>(
             writeln!(out, "{header}")?;
         }
         let mut last: Option<(&str, i64)> = None;
-        for (k, (pc, n, text, _)) in insns.iter().enumerate() {
+        for (k, (pc, n, text, _)) in insns.iter_mut().enumerate() {
             let (file, line) = liner.at(*pc);
-            let bytes = &code[(*pc - start) as usize..(*pc - start) as usize + n];
+            let bytes = &code[(*pc - start) as usize..(*pc - start) as usize + *n];
             let hex = hex_cell(img.arch, bytes);
             let mut cells = Vec::with_capacity(4);
             if let Some(src) = sources.as_mut() {
@@ -302,7 +302,7 @@ pub fn write_listing<W: Write>(
                 cells.push(format!("{pc:#x}"));
             }
             cells.push(hex);
-            cells.push(text.clone());
+            cells.push(std::mem::take(text));
             let mut tail = String::new();
             if let Some(Some(note)) = notes.get(k) {
                 stats.annotations += 1;
@@ -341,18 +341,25 @@ pub fn write_listing<W: Write>(
 }
 
 fn hex_cell(arch: Arch, bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2 + 2);
+    let byte = |s: &mut String, b: u8| {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    };
     if arch == Arch::Arm64 && bytes.len() % 4 == 0 {
         for (i, w) in bytes.chunks_exact(4).enumerate() {
             if i > 0 {
                 s.push(' ');
             }
-            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            s.push_str(&format!("{w:08x}"));
+            // Words print big-end first.
+            for &b in w.iter().rev() {
+                byte(&mut s, b);
+            }
         }
     } else {
-        for b in bytes {
-            s.push_str(&format!("{b:02x}"));
+        for &b in bytes {
+            byte(&mut s, b);
         }
     }
     s

@@ -39,7 +39,11 @@ pub struct Block {
 }
 
 fn runes(s: &str) -> usize {
-    s.chars().count()
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 impl Block {

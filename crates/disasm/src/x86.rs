@@ -279,8 +279,8 @@ impl X86 {
         } else if let Some(&(_, n)) = OP_NAME_BY_MNEMONIC.iter().find(|(x, _)| *x == m) {
             out.push_str(n);
         } else {
+            let start = out.len();
             let _ = write!(out, "{m:?}");
-            let start = out.len() - format!("{m:?}").len();
             out[start..].make_ascii_uppercase();
         }
         if SUFFIXED.contains(&m) {

@@ -13,6 +13,7 @@
 
 mod badinput;
 mod cli;
+mod disasm;
 mod fixtures;
 mod oracle;
 mod sweep;
@@ -25,6 +26,7 @@ fn main() {
     trials.extend(fixtures::trials());
     trials.extend(badinput::trials());
     trials.extend(cli::trials());
+    trials.extend(disasm::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     libtest_mimic::run(&args, trials).exit();
