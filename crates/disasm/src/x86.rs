@@ -665,9 +665,9 @@ mod tests {
     struct OneSym;
     impl Lookup for OneSym {
         fn lookup(&self, a: u64) -> Option<(&str, u64)> {
-            (0x53ad40..0x53ad50)
+            (0x536d30..0x536d40)
                 .contains(&a)
-                .then_some(("internal/abi.kindNames", 0x53ad40))
+                .then_some(("internal/abi.kindNames", 0x536d30))
         }
     }
 
