@@ -17,6 +17,9 @@
 //! `_func.deferreturn`, plus any function in which a byte scan of the text
 //! finds what looks like a call to a `deferproc*` entry point.
 
+pub mod cfg;
+pub mod cost;
+pub mod explain;
 pub mod names;
 pub mod opendefer;
 
@@ -117,8 +120,11 @@ pub struct BinaryInfo {
     pub format: &'static str,
     pub goos: String,
     pub goarch: &'static str,
-    /// From the build info, `None` when absent.
+    /// From the build info, else the runtime's version string; `None` when
+    /// neither is found.
     pub go_version: Option<String>,
+    /// `"buildinfo"` or `"runtime.buildVersion"`.
+    pub go_version_source: Option<&'static str>,
     /// The pclntab layout (`go1.20+` etc.): a floor on the Go version.
     pub pclntab: &'static str,
     pub stripped: bool,
@@ -373,7 +379,8 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
         format: img.format.name(),
         goos,
         goarch: img.arch.goarch(),
-        go_version: bi.map(|b| b.go_version.clone()),
+        go_version: ix.version_string.as_ref().map(|(v, _)| v.clone()),
+        go_version_source: ix.version_string.as_ref().map(|(_, src)| src.name()),
         pclntab: ix.pcln.layout.releases(),
         // Mach-O executables keep their dynamic imports in the symbol
         // table even with -s; what stripping removes is Go's own symbols.

@@ -27,6 +27,12 @@ pub enum Command {
     Trace(TraceArgs),
     /// Annotated disassembly in Go assembler syntax, in go tool objdump's columns.
     Disasm(DisasmArgs),
+    /// Explain every defer: why it is not open-coded, what it allocates,
+    /// what it calls, what it costs, and how to fix it.
+    Explain(ExplainArgs),
+    /// Measure the cost of each kind of defer on this machine with the Go
+    /// toolchain, and save the table for explain.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -42,6 +48,44 @@ pub struct ScanArgs {
     /// Leave out the standard library.
     #[arg(long)]
     pub no_std: bool,
+    /// Explain each function and site (same output as `deferscope explain`).
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
+    pub binary: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Only functions whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
+    /// Leave out the standard library.
+    #[arg(long)]
+    pub no_std: bool,
+    /// Use the published cost figures even if `deferscope bench` saved a
+    /// measured table.
+    #[arg(long)]
+    pub published_costs: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The go command to use (default: `go` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub go: Option<PathBuf>,
+    /// `-benchtime` for `go test` (e.g. 1s, 2000000x).
+    #[arg(long, default_value = "1s")]
+    pub benchtime: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Print the table without saving it.
+    #[arg(long)]
+    pub no_save: bool,
 }
 
 #[derive(clap::Args, Debug)]

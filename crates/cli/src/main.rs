@@ -66,6 +66,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),
     }

@@ -7,6 +7,8 @@
 //!   editors can jump to, then a summary table;
 //! - [`json`]: the stable JSON contract documented in `docs/json.md`.
 
+pub mod explain;
+
 use std::io::{self, Write};
 
 use deferscope_analyze::{Counts, Kind, Origin, Report};

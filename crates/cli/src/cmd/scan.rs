@@ -24,6 +24,16 @@ pub fn run(args: ScanArgs) -> Result<()> {
     });
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    if args.explain {
+        let cost = deferscope_report::explain::load_cost_table();
+        let x = deferscope_analyze::explain::explain(&img, &ix, &report, &cost);
+        match args.format {
+            OutputFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
+            OutputFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
+        }
+        out.flush()?;
+        return Ok(());
+    }
     match args.format {
         OutputFormat::Text => deferscope_report::text(&report, &mut out)?,
         OutputFormat::Json => deferscope_report::json(&report, &mut out)?,

@@ -1,0 +1,293 @@
+//! Control flow of one function: basic blocks from the decoded branches,
+//! dominators, back edges and natural loops.
+//!
+//! Blocks start at the entry, at every branch target inside the function
+//! and after every branch, return or trap. A conditional branch has two
+//! successors, an unconditional one its target, an indirect jump none (its
+//! targets are unknown), a return or trap none; any other block falls
+//! through. Dominators come from the iterative algorithm of Cooper, Harvey
+//! and Kennedy over reverse postorder; an edge `u -> h` whose head `h`
+//! dominates `u` is a back edge, and its natural loop is `h` plus every
+//! block that reaches `u` without passing through `h`. A backward `goto`
+//! gives such a loop just as `for` does.
+
+use deferscope_decode::Event;
+
+/// How a block ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Term {
+    Fall,
+    Jump,
+    Cond,
+    Indirect,
+    Ret,
+    Halt,
+}
+
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub start: u64,
+    pub end: u64,
+    pub term: Term,
+    pub succs: Vec<usize>,
+    pub preds: Vec<usize>,
+}
+
+/// A natural loop: its header block and all its blocks (sorted).
+#[derive(Clone, Debug)]
+pub struct Loop {
+    pub header: usize,
+    pub blocks: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cfg {
+    pub blocks: Vec<Block>,
+}
+
+impl Cfg {
+    /// Build the graph of the code `[entry, end)` from its flow events.
+    pub fn build(entry: u64, end: u64, events: &[Event]) -> Cfg {
+        let inside = |a: u64| a >= entry && a < end;
+        let mut leaders = vec![entry];
+        for e in events {
+            match *e {
+                Event::Jump { next, target, .. } => {
+                    leaders.push(next);
+                    if let Some(t) = target.filter(|&t| inside(t)) {
+                        leaders.push(t);
+                    }
+                }
+                Event::Ret { next, .. } | Event::Halt { next, .. } => leaders.push(next),
+                _ => {}
+            }
+        }
+        leaders.retain(|&a| inside(a));
+        leaders.sort_unstable();
+        leaders.dedup();
+        let mut blocks: Vec<Block> = leaders
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Block {
+                start: s,
+                end: leaders.get(i + 1).copied().unwrap_or(end),
+                term: Term::Fall,
+                succs: Vec::new(),
+                preds: Vec::new(),
+            })
+            .collect();
+        let index = |a: u64| leaders.binary_search(&a).ok();
+        let containing = |a: u64| leaders.partition_point(|&s| s <= a).checked_sub(1);
+        let mut targets: Vec<Option<u64>> = vec![None; blocks.len()];
+        for e in events {
+            let (pc, term, target) = match *e {
+                Event::Jump {
+                    pc, target, cond, ..
+                } => (
+                    pc,
+                    match (target, cond) {
+                        (None, _) => Term::Indirect,
+                        (Some(_), true) => Term::Cond,
+                        (Some(_), false) => Term::Jump,
+                    },
+                    target,
+                ),
+                Event::Ret { pc, .. } => (pc, Term::Ret, None),
+                Event::Halt { pc, .. } => (pc, Term::Halt, None),
+                _ => continue,
+            };
+            if let Some(b) = containing(pc) {
+                blocks[b].term = term;
+                targets[b] = target;
+            }
+        }
+        let n = blocks.len();
+        for b in 0..n {
+            let mut s = Vec::new();
+            match blocks[b].term {
+                Term::Fall | Term::Cond if b + 1 < n => s.push(b + 1),
+                _ => {}
+            }
+            if matches!(blocks[b].term, Term::Jump | Term::Cond) {
+                if let Some(t) = targets[b].and_then(index) {
+                    s.push(t);
+                }
+            }
+            s.dedup();
+            for &t in &s {
+                blocks[t].preds.push(b);
+            }
+            blocks[b].succs = s;
+        }
+        Cfg { blocks }
+    }
+
+    /// The block holding `pc`.
+    pub fn block_of(&self, pc: u64) -> Option<usize> {
+        let i = self
+            .blocks
+            .partition_point(|b| b.start <= pc)
+            .checked_sub(1)?;
+        (pc < self.blocks[i].end).then_some(i)
+    }
+
+    /// Blocks reachable from the entry, in reverse postorder.
+    pub fn rpo(&self) -> Vec<usize> {
+        let n = self.blocks.len();
+        let mut seen = vec![false; n];
+        let mut post = Vec::with_capacity(n);
+        if n == 0 {
+            return post;
+        }
+        // Iterative DFS: (block, next successor index).
+        let mut stack = vec![(0usize, 0usize)];
+        seen[0] = true;
+        while let Some(&mut (b, ref mut i)) = stack.last_mut() {
+            if let Some(&s) = self.blocks[b].succs.get(*i) {
+                *i += 1;
+                if !seen[s] {
+                    seen[s] = true;
+                    stack.push((s, 0));
+                }
+            } else {
+                post.push(b);
+                stack.pop();
+            }
+        }
+        post.reverse();
+        post
+    }
+
+    /// Immediate dominators (`None` for unreachable blocks; the entry is
+    /// its own).
+    pub fn idoms(&self) -> Vec<Option<usize>> {
+        let rpo = self.rpo();
+        let mut order = vec![usize::MAX; self.blocks.len()];
+        for (i, &b) in rpo.iter().enumerate() {
+            order[b] = i;
+        }
+        let mut idom: Vec<Option<usize>> = vec![None; self.blocks.len()];
+        if rpo.is_empty() {
+            return idom;
+        }
+        idom[rpo[0]] = Some(rpo[0]);
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &b in &rpo[1..] {
+                let mut new: Option<usize> = None;
+                for &p in &self.blocks[b].preds {
+                    if idom[p].is_none() {
+                        continue;
+                    }
+                    new = Some(match new {
+                        None => p,
+                        Some(mut x) => {
+                            let mut y = p;
+                            while x != y {
+                                while order[x] > order[y] {
+                                    x = idom[x].unwrap_or(rpo[0]);
+                                }
+                                while order[y] > order[x] {
+                                    y = idom[y].unwrap_or(rpo[0]);
+                                }
+                            }
+                            x
+                        }
+                    });
+                }
+                if new.is_some() && idom[b] != new {
+                    idom[b] = new;
+                    changed = true;
+                }
+            }
+        }
+        idom
+    }
+
+    /// Natural loops, one per header (back edges to the same header merged).
+    pub fn loops(&self) -> Vec<Loop> {
+        let idom = self.idoms();
+        let dominates = |h: usize, mut u: usize| loop {
+            if u == h {
+                return true;
+            }
+            match idom[u] {
+                Some(d) if d != u => u = d,
+                _ => return false,
+            }
+        };
+        let mut out: Vec<Loop> = Vec::new();
+        for (u, b) in self.blocks.iter().enumerate() {
+            if idom[u].is_none() {
+                continue;
+            }
+            for &h in &b.succs {
+                if !dominates(h, u) {
+                    continue;
+                }
+                let mut body = vec![false; self.blocks.len()];
+                body[h] = true;
+                let mut work = vec![u];
+                while let Some(x) = work.pop() {
+                    if body[x] {
+                        continue;
+                    }
+                    body[x] = true;
+                    work.extend(self.blocks[x].preds.iter().copied());
+                }
+                let blocks: Vec<usize> = (0..body.len()).filter(|&i| body[i]).collect();
+                match out.iter_mut().find(|l| l.header == h) {
+                    Some(l) => {
+                        l.blocks.extend(blocks);
+                        l.blocks.sort_unstable();
+                        l.blocks.dedup();
+                    }
+                    None => out.push(Loop { header: h, blocks }),
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jump(pc: u64, target: u64, cond: bool) -> Event {
+        Event::Jump {
+            pc,
+            next: pc + 2,
+            target: Some(target),
+            cond,
+        }
+    }
+
+    /// entry: 0..4; loop header 4..8 (cond exit to 12); body 8..12 jumps
+    /// back to 4; exit 12..14 returns.
+    #[test]
+    fn one_loop() {
+        let ev = [
+            jump(6, 12, true),
+            jump(10, 4, false),
+            Event::Ret { pc: 12, next: 14 },
+        ];
+        let g = Cfg::build(0, 14, &ev);
+        let starts: Vec<u64> = g.blocks.iter().map(|b| b.start).collect();
+        assert_eq!(starts, vec![0, 4, 8, 12]);
+        let loops = g.loops();
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].header, 1);
+        assert_eq!(loops[0].blocks, vec![1, 2]);
+        assert_eq!(g.block_of(9), Some(2));
+    }
+
+    /// A forward branch makes no loop.
+    #[test]
+    fn no_loop() {
+        let ev = [jump(2, 8, true), Event::Ret { pc: 8, next: 9 }];
+        let g = Cfg::build(0, 9, &ev);
+        assert!(g.loops().is_empty());
+    }
+}

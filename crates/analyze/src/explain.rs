@@ -1,0 +1,1179 @@
+//! `explain`: why each function's defers are not open-coded, what each
+//! defer allocates, what it finally calls and what it costs.
+//!
+//! A separate pass over a [`Report`] that [`crate::scan`] made (so `scan`
+//! keeps its speed). For every function in the report it decodes the
+//! function once with [`deferscope_decode::scan_flow`] and runs:
+//!
+//! - a **value pass** in address order: which static address
+//!   (`LEAQ sym(SB)`, `ADRP`+`ADD`), stack address (`LEAQ off(SP)`) or heap
+//!   object (the result of `runtime.newobject` / go1.27's
+//!   `runtime.mallocgc*SC<n>`) each register and stack word holds. At a
+//!   `CALL runtime.deferprocStack` the `_defer` record is the stack address
+//!   in AX/R0 and its `fn` is the word at +24 (spec §3.4); at
+//!   `runtime.deferproc`/`deferprocat` the closure is in AX/R0 (BX on
+//!   go1.17 amd64); for an open-coded site it is the value stored into the
+//!   closure slot. A closure's first word is its code pointer; a static
+//!   funcval (`F.deferwrap1·f`) is read from the file. Wrapper closures
+//!   (`F.deferwrapN`, `F.dwrap.N`, and on go1.18+ anything with
+//!   `FUNCDATA_WrapInfo`) are followed to their first direct call that is
+//!   not a runtime helper. Register values are forgotten at every block
+//!   start and after every call; stack words are kept.
+//! - a **control-flow pass** ([`crate::cfg`]): basic blocks, dominators and
+//!   natural loops, to find heap-allocated defer calls inside a loop and the
+//!   loop's source lines.
+//! - the **rules** of spec §1.3, as [`Reason`]s, each with words and a fix:
+//!   `in-loop`, `too-many-defers` (> 8 sites), `too-many-returns` (returns
+//!   × defers > 15, returns estimated from the `CALL runtime.deferreturn`
+//!   exits that are neither unreachable (go1.25+'s recovery exit) nor the
+//!   target of the branch after a `deferproc*` call (≤ go1.24's recovery
+//!   exits)), `build-flags` (`-N` / `-d=noopendefer` in the `-gcflags`
+//!   build setting for the function's package, or calls to
+//!   `runtime.racefuncenter`/`racefuncexit`: a `-race` build),
+//!   `range-func` (`deferprocat` sites, or a `deferrangefunc` call),
+//!   `result-escapes` (after a `CALL runtime.deferreturn`, a load through a
+//!   pointer that `runtime.newobject` returned before the first defer: the
+//!   copy of a heap-allocated result into its result register), and
+//!   `unknown` when none applies.
+//!
+//! Sizes: `_defer` records are 48 bytes from go1.22 and 72 before (spec
+//! §3.4); an open-coded function spends 8 bytes per closure slot plus the
+//! deferBits byte; the code of its exit sequences is estimated as the bytes
+//! at the defer statements' lines outside their recording instructions.
+
+use std::collections::{BTreeSet, HashMap};
+
+use deferscope_decode::{reg, Event, SP};
+use deferscope_index::{GoIndex, Layout};
+use deferscope_load::{Arch, Image};
+use serde::Serialize;
+
+use crate::cfg::Cfg;
+use crate::cost::CostTable;
+use crate::{FuncInfo, Kind, Origin, Report, Site};
+
+/// Why a function's defers are not open-coded: stable codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Reason {
+    #[serde(rename = "in-loop")]
+    InLoop,
+    #[serde(rename = "too-many-defers")]
+    TooManyDefers,
+    #[serde(rename = "too-many-returns")]
+    TooManyReturns,
+    #[serde(rename = "build-flags")]
+    BuildFlags,
+    #[serde(rename = "range-func")]
+    RangeFunc,
+    #[serde(rename = "result-escapes")]
+    ResultEscapes,
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::InLoop,
+        Reason::TooManyDefers,
+        Reason::TooManyReturns,
+        Reason::BuildFlags,
+        Reason::RangeFunc,
+        Reason::ResultEscapes,
+        Reason::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InLoop => "in-loop",
+            Reason::TooManyDefers => "too-many-defers",
+            Reason::TooManyReturns => "too-many-returns",
+            Reason::BuildFlags => "build-flags",
+            Reason::RangeFunc => "range-func",
+            Reason::ResultEscapes => "result-escapes",
+            Reason::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason, in words, with what to do about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReasonDetail {
+    pub code: Reason,
+    pub detail: String,
+    pub fix: String,
+}
+
+/// Source lines of a loop holding a defer.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LoopLines {
+    pub file: String,
+    pub first_line: u32,
+    pub last_line: u32,
+}
+
+/// What `explain` adds to one [`Site`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteExplain {
+    /// The function's reason codes that apply to this site (empty for
+    /// open-coded sites).
+    pub reasons: Vec<Reason>,
+    /// The loop holding this defer (in-loop sites).
+    #[serde(rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_lines: Option<LoopLines>,
+    /// The function the defer finally calls, through any wrapper closure;
+    /// `null` when it could not be resolved.
+    pub deferred_target: Option<String>,
+    /// The closure the runtime calls, when it is a wrapper around
+    /// `deferred_target` (`main.f.deferwrap1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred_via: Option<String>,
+    /// True when the deferred closure is an indirect call (a func value or
+    /// an interface method): `deferred_target` is then null.
+    pub deferred_indirect: bool,
+    /// The deferred function calls `recover` (`runtime.gorecover`).
+    pub calls_recover: bool,
+    /// Bytes of the heap closure built for the deferred call, from its type
+    /// descriptor (or the size class of a go1.27 allocator); null if none.
+    pub heap_closure_bytes: Option<u64>,
+    /// The allocator that built it (`runtime.newobject`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap_closure_allocator: Option<String>,
+    /// Estimated nanoseconds per execution (defer plus the call), from the
+    /// cost table.
+    pub est_ns: f64,
+}
+
+/// What `explain` adds to one [`FuncInfo`].
+#[derive(Clone, Debug, Serialize)]
+pub struct FuncExplain {
+    /// Reason codes, sorted; empty for open-coded functions.
+    pub reasons: Vec<Reason>,
+    pub reason_details: Vec<ReasonDetail>,
+    /// Estimated number of return statements (non-open-coded functions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub est_returns: Option<usize>,
+    /// Frame bytes for `_defer` records of stack-allocated sites.
+    pub defer_record_bytes: u64,
+    /// Open-coded: frame bytes of the closure slots plus deferBits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_slot_bytes: Option<u64>,
+    /// Open-coded: estimated code bytes of the exit sequences repeated at
+    /// every return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code_bytes: Option<u64>,
+    /// Direct call sites of this function in the binary (small functions
+    /// only; see [`InlineCandidate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_callers: Option<usize>,
+}
+
+/// A small function that cannot be inlined because it defers.
+#[derive(Clone, Debug, Serialize)]
+pub struct InlineCandidate {
+    pub function: String,
+    pub size: u64,
+    /// Direct `CALL`/`BL` instructions targeting it in the whole text.
+    pub direct_callers: usize,
+}
+
+/// The result of [`explain`]: vectors parallel to the report's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explain {
+    pub sites: Vec<SiteExplain>,
+    pub functions: Vec<FuncExplain>,
+    pub inline_candidates: Vec<InlineCandidate>,
+    pub cost_table: CostTable,
+}
+
+/// Functions smaller than this many bytes are inlining candidates.
+pub const INLINE_MAX_BYTES: u64 = 200;
+
+/// Open-coding limits (spec §1.3: maxOpenDefers, rule #8).
+const MAX_OPEN_DEFERS: usize = 8;
+const MAX_RETURNS_X_DEFERS: usize = 15;
+
+/// Runtime functions the passes look for.
+struct Rt {
+    deferproc: Option<u64>,
+    deferproc_stack: Option<u64>,
+    deferprocat: Option<u64>,
+    deferreturn: Option<u64>,
+    newobject: Option<u64>,
+    gorecover: Option<u64>,
+    racefuncenter: Option<u64>,
+    racefuncexit: Option<u64>,
+}
+
+struct Cx<'a, 'd> {
+    img: &'a Image<'d>,
+    ix: &'a GoIndex<'d>,
+    rt: Rt,
+    /// go1.22+ (48-byte `_defer`, deferwrap names).
+    go122: bool,
+    /// go1.17 amd64 passes the closure to deferproc in BX.
+    go117_amd64: bool,
+    gcflags: Option<GcFlags>,
+    race_setting: bool,
+    names: HashMap<u64, String>,
+}
+
+/// The `-gcflags` build setting, as far as defers care.
+struct GcflagsScope(String);
+
+struct GcFlags {
+    scope: Option<GcflagsScope>,
+    n: bool,
+    noopendefer: bool,
+    raw: String,
+}
+
+impl GcFlags {
+    fn parse(v: &str) -> GcFlags {
+        let (scope, flags) = match v.split_once('=') {
+            Some((p, rest)) if !p.starts_with('-') => (Some(GcflagsScope(p.to_owned())), rest),
+            _ => (None, v),
+        };
+        let mut n = false;
+        let mut noopendefer = false;
+        for t in flags.split_whitespace() {
+            if t == "-N" {
+                n = true;
+            }
+            if let Some(d) = t.strip_prefix("-d=") {
+                noopendefer |= d.split(',').any(|k| k == "noopendefer");
+            }
+        }
+        GcFlags {
+            scope,
+            n,
+            noopendefer,
+            raw: v.to_owned(),
+        }
+    }
+
+    /// Whether the flags reach `package` (`go help packages` patterns; no
+    /// pattern means the packages named on the command line: main's).
+    fn applies(&self, package: &str, origin: Origin) -> bool {
+        match &self.scope {
+            None => origin == Origin::Main,
+            Some(GcflagsScope(p)) => match p.as_str() {
+                "all" => true,
+                "std" => origin == Origin::Std,
+                p => match p.strip_suffix("/...") {
+                    Some(pre) => package == pre || package.starts_with(&format!("{pre}/")),
+                    None => package == p,
+                },
+            },
+        }
+    }
+}
+
+/// A value the value pass follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val {
+    Unknown,
+    /// A static address.
+    Addr(u64),
+    /// SP + offset.
+    Sp(i64),
+    /// A pointer to heap object `n` of this function.
+    Heap(usize),
+}
+
+struct HeapObj {
+    pc: u64,
+    allocator: String,
+    size: Option<u64>,
+    first_word: Val,
+}
+
+/// What the value pass found.
+#[derive(Default)]
+struct Values {
+    /// pc of a defer registration -> the deferred closure's code address.
+    fn_code: HashMap<u64, u64>,
+    /// pc of a heap defer registration -> its heap closure.
+    heap_closure: HashMap<u64, (String, Option<u64>)>,
+    /// Calls in address order: (pc, target).
+    calls: Vec<(u64, u64)>,
+    /// A load through a pre-defer heap pointer after deferreturn.
+    result_escapes: bool,
+}
+
+impl<'a, 'd> Cx<'a, 'd> {
+    fn name(&mut self, entry: u64) -> String {
+        if let Some(n) = self.names.get(&entry) {
+            return n.clone();
+        }
+        let n = self
+            .ix
+            .func_for_pc(entry)
+            .filter(|f| f.entry == entry)
+            .map_or_else(|| format!("{entry:#x}"), |f| self.ix.name(&f).to_owned());
+        self.names.insert(entry, n.clone());
+        n
+    }
+
+    fn is_entry(&self, a: u64) -> bool {
+        self.ix.func_for_pc(a).is_some_and(|f| f.entry == a)
+    }
+
+    /// The code address a closure value leads to.
+    fn code_of(&self, v: Val, stack: &HashMap<i64, Val>, heap: &[HeapObj]) -> Option<u64> {
+        let word = match v {
+            Val::Addr(a) => {
+                if self.is_entry(a) {
+                    return Some(a);
+                }
+                // A static funcval: its first word is the code pointer.
+                return self.img.read_u64(a).filter(|&c| self.is_entry(c));
+            }
+            Val::Sp(o) => stack.get(&o).copied()?,
+            Val::Heap(n) => heap.get(n)?.first_word,
+            Val::Unknown => return None,
+        };
+        match word {
+            Val::Addr(a) if self.is_entry(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Size of an allocation: the type descriptor's size word for
+    /// newobject, the size class (or tiny size) in a go1.27 allocator name.
+    fn alloc_size(&self, allocator: &str, arg: Val) -> Option<u64> {
+        if allocator == "runtime.newobject" {
+            if let Val::Addr(t) = arg {
+                return self.img.read_u64(t).filter(|&s| s > 0 && s < 1 << 32);
+            }
+            return None;
+        }
+        let digits: String = allocator
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let n: usize = digits.parse().ok()?;
+        if allocator.contains("SC") {
+            SIZE_CLASSES.get(n).copied().filter(|&s| s > 0)
+        } else if allocator.contains("Tiny") {
+            Some(n as u64)
+        } else {
+            None
+        }
+    }
+
+    fn value_pass(
+        &mut self,
+        code: &[u8],
+        entry: u64,
+        events: &[Event],
+        cfg: &Cfg,
+        open_site_pcs: &[u64],
+        first_site: u64,
+    ) -> Values {
+        let arch = self.img.arch;
+        let arg0 = match arch {
+            Arch::Amd64 => reg::AMD64_AX,
+            Arch::Arm64 => reg::ARM64_R0,
+        };
+        let _ = code;
+        let mut out = Values::default();
+        let mut regs = [Val::Unknown; 32];
+        let mut stack: HashMap<i64, Val> = HashMap::new();
+        let mut heap: Vec<HeapObj> = Vec::new();
+        let mut after_deferreturn = false;
+        let leaders: Vec<u64> = cfg.blocks.iter().map(|b| b.start).collect();
+        let mut next_leader = 1usize;
+        let get = |regs: &[Val; 32], r: u8| -> Val {
+            if r == SP {
+                Val::Sp(0)
+            } else {
+                regs.get(r as usize).copied().unwrap_or(Val::Unknown)
+            }
+        };
+        let _ = entry;
+        for e in events {
+            let pc = match *e {
+                Event::Call { pc, .. }
+                | Event::StackStore { pc, .. }
+                | Event::Jump { pc, .. }
+                | Event::Ret { pc, .. }
+                | Event::Halt { pc, .. }
+                | Event::CallIndirect { pc }
+                | Event::AddrLoad { pc, .. }
+                | Event::SpAddr { pc, .. }
+                | Event::Move { pc, .. }
+                | Event::Store { pc, .. }
+                | Event::Load { pc, .. }
+                | Event::Clobber { pc, .. } => pc,
+            };
+            // Forget registers at each block start.
+            while next_leader < leaders.len() && leaders[next_leader] <= pc {
+                regs = [Val::Unknown; 32];
+                after_deferreturn = false;
+                next_leader += 1;
+            }
+            match *e {
+                Event::AddrLoad { reg, addr, .. } => set(&mut regs, reg, Val::Addr(addr)),
+                Event::SpAddr { reg, offset, .. } => set(&mut regs, reg, Val::Sp(offset)),
+                Event::Move { dst, src, .. } => {
+                    let v = get(&regs, src);
+                    set(&mut regs, dst, v)
+                }
+                Event::Clobber { reg, .. } => set(&mut regs, reg, Val::Unknown),
+                Event::Load {
+                    dst, base, offset, ..
+                } => {
+                    let b = get(&regs, base);
+                    if after_deferreturn && offset == 0 {
+                        if let Val::Heap(n) = b {
+                            if heap[n].pc < first_site && heap[n].allocator == "runtime.newobject" {
+                                out.result_escapes = true;
+                            }
+                        }
+                    }
+                    let v = match b {
+                        Val::Sp(o) => stack.get(&(o + offset)).copied().unwrap_or(Val::Unknown),
+                        _ => Val::Unknown,
+                    };
+                    set(&mut regs, dst, v);
+                }
+                Event::Store {
+                    base,
+                    offset,
+                    src,
+                    size,
+                    ..
+                } => {
+                    let v = match (src, size) {
+                        (Some(r), 8) => get(&regs, r),
+                        _ => Val::Unknown,
+                    };
+                    if open_site_pcs.contains(&pc) {
+                        if let Some(c) = self.code_of(v, &stack, &heap) {
+                            out.fn_code.insert(pc, c);
+                        }
+                    }
+                    match get(&regs, base) {
+                        Val::Sp(o) => {
+                            let at = o + offset;
+                            stack.insert(at, v);
+                            let mut k = 8;
+                            while k < size as i64 {
+                                stack.insert(at + k, Val::Unknown);
+                                k += 8;
+                            }
+                        }
+                        Val::Heap(n) if offset == 0 => heap[n].first_word = v,
+                        _ => {}
+                    }
+                }
+                Event::Call { target, .. } => {
+                    out.calls.push((pc, target));
+                    let name = self.name(target);
+                    let is_alloc = Some(target) == self.rt.newobject
+                        || name.starts_with("runtime.mallocgcSmall")
+                        || name.starts_with("runtime.mallocgcTiny");
+                    let is_heap_defer =
+                        Some(target) == self.rt.deferproc || Some(target) == self.rt.deferprocat;
+                    let mut result = Val::Unknown;
+                    if is_alloc {
+                        let size = self.alloc_size(&name, regs[arg0 as usize]);
+                        heap.push(HeapObj {
+                            pc,
+                            allocator: name.clone(),
+                            size,
+                            first_word: Val::Unknown,
+                        });
+                        result = Val::Heap(heap.len() - 1);
+                    } else if is_heap_defer {
+                        let mut cands = vec![regs[arg0 as usize]];
+                        if self.go117_amd64 {
+                            cands.insert(0, regs[reg::AMD64_BX as usize]);
+                        }
+                        // ABI0 (go1.16-, go1.17 arm64): fn follows siz on the stack.
+                        for o in [8i64, 16] {
+                            cands.push(stack.get(&o).copied().unwrap_or(Val::Unknown));
+                        }
+                        for v in cands {
+                            if let Some(c) = self.code_of(v, &stack, &heap) {
+                                out.fn_code.insert(pc, c);
+                                if let Val::Heap(n) = v {
+                                    out.heap_closure
+                                        .insert(pc, (heap[n].allocator.clone(), heap[n].size));
+                                }
+                                break;
+                            }
+                        }
+                    } else if Some(target) == self.rt.deferproc_stack {
+                        let mut cands = vec![regs[arg0 as usize]];
+                        for o in [0i64, 8] {
+                            cands.push(stack.get(&o).copied().unwrap_or(Val::Unknown));
+                        }
+                        for d in cands {
+                            if let Val::Sp(o) = d {
+                                let f = stack.get(&(o + 24)).copied().unwrap_or(Val::Unknown);
+                                if let Some(c) = self.code_of(f, &stack, &heap) {
+                                    out.fn_code.insert(pc, c);
+                                    break;
+                                }
+                            }
+                        }
+                    } else if Some(target) == self.rt.deferreturn {
+                        after_deferreturn = true;
+                    }
+                    regs = [Val::Unknown; 32];
+                    set(&mut regs, arg0, result);
+                    if Some(target) == self.rt.deferreturn {
+                        // Keep the flag until the return (set above).
+                        after_deferreturn = true;
+                    }
+                }
+                Event::CallIndirect { .. } => regs = [Val::Unknown; 32],
+                Event::Ret { .. } => after_deferreturn = false,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Follow wrapper closures to the real callee. Returns (target, via,
+    /// indirect).
+    fn unwrap(&mut self, code: u64) -> (Option<String>, Option<String>, bool) {
+        let mut cur = code;
+        let mut via = None;
+        for _ in 0..3 {
+            let name = self.name(cur);
+            if !self.is_wrapper(cur, &name) {
+                return (Some(name), via, false);
+            }
+            via = Some(name);
+            let Some(f) = self.ix.func_for_pc(cur) else {
+                break;
+            };
+            let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
+                break;
+            };
+            let mut next = None;
+            let mut indirect = false;
+            let mut calls = Vec::new();
+            deferscope_decode::scan_flow(self.img.arch, body, f.entry, |e| match e {
+                Event::Call { target, .. } => calls.push(target),
+                Event::CallIndirect { .. } => indirect = true,
+                _ => {}
+            });
+            for t in calls {
+                let n = self.name(t);
+                if !is_runtime_helper(&n) {
+                    next = Some(t);
+                    break;
+                }
+            }
+            match next {
+                Some(t) => cur = t,
+                None => return (None, via, indirect),
+            }
+        }
+        (Some(self.name(cur)), via, false)
+    }
+
+    fn is_wrapper(&self, entry: u64, name: &str) -> bool {
+        if is_wrapper_name(name) {
+            return true;
+        }
+        // go1.18+: FUNCDATA_WrapInfo (7) marks compiler-generated wrappers
+        // (go1.18-1.21 name defer wrappers like ordinary closures).
+        matches!(self.ix.pcln.layout, Layout::Go118 | Layout::Go120)
+            && self
+                .ix
+                .func_for_pc(entry)
+                .is_some_and(|f| self.ix.funcdata_addr(&f, 7).is_some())
+    }
+
+    fn calls_recover(&self, entry: u64) -> bool {
+        let Some(rec) = self.rt.gorecover else {
+            return false;
+        };
+        let Some(f) = self.ix.func_for_pc(entry) else {
+            return false;
+        };
+        let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
+            return false;
+        };
+        let mut found = false;
+        deferscope_decode::scan(self.img.arch, body, f.entry, |e| {
+            if let Event::Call { target, .. } = e {
+                found |= target == rec;
+            }
+        });
+        found
+    }
+}
+
+fn set(regs: &mut [Val; 32], r: u8, v: Val) {
+    if let Some(x) = regs.get_mut(r as usize) {
+        *x = v;
+    }
+}
+
+/// `F.deferwrapN` (go1.22+), `F.dwrap.N` / `F·dwrap·N` (go1.17 amd64).
+pub fn is_wrapper_name(name: &str) -> bool {
+    let tail_digits = |s: &str, pre: &str| {
+        s.rfind(pre).is_some_and(|i| {
+            let d = &s[i + pre.len()..];
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    tail_digits(name, ".deferwrap") || tail_digits(name, ".dwrap.") || tail_digits(name, "·dwrap·")
+}
+
+/// Runtime helpers a wrapper may call before the real callee.
+fn is_runtime_helper(name: &str) -> bool {
+    name.strip_prefix("runtime.")
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_lowercase()) || r.starts_with('('))
+}
+
+/// Go's malloc size classes (runtime/sizeclasses.go), class -> bytes.
+const SIZE_CLASSES: [u64; 32] = [
+    0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
+    352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896,
+];
+
+/// Explain every function and site of `report` (already filtered as the
+/// caller wants). `cost` gives `est_ns`.
+pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTable) -> Explain {
+    let f = ix.find_funcs(&[
+        "runtime.deferproc",
+        "runtime.deferprocStack",
+        "runtime.deferprocat",
+        "runtime.deferrangefunc",
+        "runtime.deferreturn",
+        "runtime.newobject",
+        "runtime.gorecover",
+        "runtime.racefuncenter",
+        "runtime.racefuncexit",
+        "runtime.(*_panic).nextDefer",
+    ]);
+    let e = |i: usize| f[i].map(|f| f.entry);
+    let rt = Rt {
+        deferproc: e(0),
+        deferproc_stack: e(1),
+        deferprocat: e(2),
+        deferreturn: e(4),
+        newobject: e(5),
+        gorecover: e(6),
+        racefuncenter: e(7),
+        racefuncexit: e(8),
+    };
+    let go122 = ix.version.map_or(f[9].is_some(), |v| v.at_least(22));
+    let go117_amd64 = img.arch == Arch::Amd64 && ix.version.is_some_and(|v| v.minor == 17);
+    let settings = &report.binary.build_settings;
+    let mut cx = Cx {
+        img,
+        ix,
+        rt,
+        go122,
+        go117_amd64,
+        gcflags: settings.get("-gcflags").map(|v| GcFlags::parse(v)),
+        race_setting: settings.get("-race").is_some_and(|v| v == "true"),
+        names: HashMap::new(),
+    };
+
+    let mut sites: Vec<SiteExplain> = report
+        .sites
+        .iter()
+        .map(|s| SiteExplain {
+            reasons: Vec::new(),
+            loop_lines: None,
+            deferred_target: None,
+            deferred_via: None,
+            deferred_indirect: false,
+            calls_recover: false,
+            heap_closure_bytes: None,
+            heap_closure_allocator: None,
+            est_ns: cost.ns(s.kind, false),
+        })
+        .collect();
+    // Sites per function, by entry.
+    let mut by_func: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, s) in report.sites.iter().enumerate() {
+        if let Some(fi) = report
+            .functions
+            .iter()
+            .find(|f| f.name == s.function && s.pc >= f.entry && s.pc < f.entry + f.size)
+        {
+            by_func.entry(fi.entry).or_default().push(i);
+        }
+    }
+    let mut functions = Vec::with_capacity(report.functions.len());
+    for fi in &report.functions {
+        let idx = by_func.get(&fi.entry).cloned().unwrap_or_default();
+        functions.push(explain_func(&mut cx, report, fi, &idx, &mut sites, cost));
+    }
+
+    // Inlining candidates: small functions with defers, by direct callers.
+    let small: Vec<(u64, usize)> = report
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.size < INLINE_MAX_BYTES && f.sites > 0)
+        .map(|(i, f)| (f.entry, i))
+        .collect();
+    let counts = direct_call_counts(img, ix, small.iter().map(|&(e, _)| e).collect());
+    let mut inline_candidates = Vec::new();
+    for &(entry, i) in &small {
+        let n = counts.get(&entry).copied().unwrap_or(0);
+        functions[i].direct_callers = Some(n);
+        if n > 0 {
+            inline_candidates.push(InlineCandidate {
+                function: report.functions[i].name.clone(),
+                size: report.functions[i].size,
+                direct_callers: n,
+            });
+        }
+    }
+    inline_candidates.sort_by(|a, b| {
+        b.direct_callers
+            .cmp(&a.direct_callers)
+            .then(a.function.cmp(&b.function))
+    });
+    Explain {
+        sites,
+        functions,
+        inline_candidates,
+        cost_table: cost.clone(),
+    }
+}
+
+/// Direct calls (`CALL rel32` / `BL`) to each of `targets` in the text, by
+/// a byte scan (as [`deferscope_decode::call_candidates`] does).
+fn direct_call_counts(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    mut targets: Vec<u64>,
+) -> HashMap<u64, usize> {
+    let mut out = HashMap::new();
+    targets.sort_unstable();
+    if targets.is_empty() || ix.nfunc() == 0 {
+        return out;
+    }
+    let (Some(first), Some(last)) = (ix.func(0), ix.func(ix.nfunc() - 1)) else {
+        return out;
+    };
+    let Some(text) = img.read(first.entry, last.end.saturating_sub(first.entry)) else {
+        return out;
+    };
+    let base = first.entry;
+    let mut hit = |t: u64| {
+        if targets.binary_search(&t).is_ok() {
+            *out.entry(t).or_insert(0) += 1;
+        }
+    };
+    match img.arch {
+        Arch::Amd64 => {
+            for i in (0..text.len()).filter(|&i| text[i] == 0xe8) {
+                let Some(r) = text.get(i + 1..i + 5) else {
+                    break;
+                };
+                let rel = i32::from_le_bytes([r[0], r[1], r[2], r[3]]) as i64;
+                hit(((base + i as u64) as i64).wrapping_add(5).wrapping_add(rel) as u64);
+            }
+        }
+        Arch::Arm64 => {
+            for (i, c) in text.chunks_exact(4).enumerate() {
+                if c[3] >> 2 != 0b100101 {
+                    continue;
+                }
+                let w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                let off = (((w & 0x03ff_ffff) as i64) << 38 >> 38) * 4;
+                hit((base + 4 * i as u64).wrapping_add(off as u64));
+            }
+        }
+    }
+    out
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn explain_func(
+    cx: &mut Cx<'_, '_>,
+    report: &Report,
+    fi: &FuncInfo,
+    idx: &[usize],
+    sites: &mut [SiteExplain],
+    cost: &CostTable,
+) -> FuncExplain {
+    let mut fx = FuncExplain {
+        reasons: Vec::new(),
+        reason_details: Vec::new(),
+        est_returns: None,
+        defer_record_bytes: 0,
+        open_slot_bytes: None,
+        exit_code_bytes: None,
+        direct_callers: None,
+    };
+    let img = cx.img;
+    let ix = cx.ix;
+    let Some(f) = ix.func_for_pc(fi.entry) else {
+        return fx;
+    };
+    let Some(code) = img.read(f.entry, f.end - f.entry) else {
+        return fx;
+    };
+    let mut events = Vec::new();
+    deferscope_decode::scan_flow(img.arch, code, f.entry, |e| events.push(e));
+    let cfg = Cfg::build(f.entry, f.end, &events);
+    let fsites: Vec<&Site> = idx.iter().map(|&i| &report.sites[i]).collect();
+    let open_pcs: Vec<u64> = fsites
+        .iter()
+        .filter(|s| s.kind == Kind::OpenCoded)
+        .map(|s| s.pc)
+        .collect();
+    let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
+    let vals = cx.value_pass(code, f.entry, &events, &cfg, &open_pcs, first_site);
+
+    // Per-site facts.
+    for &i in idx {
+        let s = &report.sites[i];
+        if let Some(&c) = vals.fn_code.get(&s.pc) {
+            let (target, via, indirect) = cx.unwrap(c);
+            let rec = cx.calls_recover(c);
+            sites[i].deferred_target = target;
+            sites[i].deferred_via = via;
+            sites[i].deferred_indirect = indirect;
+            sites[i].calls_recover = rec;
+        }
+        if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
+            sites[i].heap_closure_allocator = Some(alloc.clone());
+            sites[i].heap_closure_bytes = *size;
+            sites[i].est_ns = cost.ns(s.kind, true);
+        }
+    }
+    // The final callee can recover too (a wrapped recovering function).
+    for &i in idx {
+        if sites[i].calls_recover {
+            continue;
+        }
+        if let Some(t) = sites[i].deferred_target.clone() {
+            if let Some(tf) = ix.find_funcs(&[t.as_str()]).first().copied().flatten() {
+                sites[i].calls_recover = cx.calls_recover(tf.entry);
+            }
+        }
+    }
+
+    let nstack = fsites
+        .iter()
+        .filter(|s| s.kind == Kind::StackAllocated)
+        .count();
+    fx.defer_record_bytes = nstack as u64 * if cx.go122 { 48 } else { 72 };
+    if let Some(n) = fi.open_coded_defers {
+        fx.open_slot_bytes = Some(8 * n as u64 + 1);
+        // Exit sequences: code at the defer lines outside the recording
+        // instructions' runs.
+        let lines = ix.lines(&f);
+        let mut bytes = 0;
+        for &(start, end, line) in lines.line_runs() {
+            let at_defer = fsites.iter().any(|s| {
+                s.line as i32 == line && lines.at(start).is_some_and(|(file, _)| file == s.file)
+            });
+            let recording = fsites.iter().any(|s| s.pc >= start && s.pc < end);
+            if at_defer && !recording {
+                bytes += end - start;
+            }
+        }
+        fx.exit_code_bytes = Some(bytes);
+        return fx;
+    }
+    if fsites.is_empty() && !fi.calls_deferrangefunc {
+        return fx;
+    }
+
+    // Reasons.
+    let lines = ix.lines(&f);
+    let mut details: Vec<ReasonDetail> = Vec::new();
+    let loops = cfg.loops();
+    let mut site_reasons: HashMap<usize, Vec<Reason>> = HashMap::new();
+    let call_target = |pc: u64| vals.calls.iter().find(|c| c.0 == pc).map(|c| c.1);
+    // in-loop: a heap-allocated (deferproc) call inside a natural loop.
+    for &i in idx {
+        let s = &report.sites[i];
+        if s.kind != Kind::HeapAllocated || call_target(s.pc) == cx.rt.deferprocat {
+            continue;
+        }
+        let Some(b) = cfg.block_of(s.pc) else {
+            continue;
+        };
+        // The innermost loop holding the site.
+        let Some(l) = loops
+            .iter()
+            .filter(|l| l.blocks.binary_search(&b).is_ok())
+            .min_by_key(|l| l.blocks.len())
+        else {
+            continue;
+        };
+        let mut lo = u32::MAX;
+        let mut hi = 0;
+        for &bi in &l.blocks {
+            let blk = &cfg.blocks[bi];
+            for &(start, end, line) in lines.line_runs() {
+                if end <= blk.start || start >= blk.end || line <= 0 {
+                    continue;
+                }
+                if lines
+                    .at(start.max(blk.start))
+                    .is_some_and(|(file, _)| file == s.file)
+                {
+                    lo = lo.min(line as u32);
+                    hi = hi.max(line as u32);
+                }
+            }
+        }
+        if lo > hi {
+            lo = s.line;
+            hi = s.line;
+        }
+        let ll = LoopLines {
+            file: s.file.clone(),
+            first_line: lo.min(s.line),
+            last_line: hi.max(s.line),
+        };
+        details.push(ReasonDetail {
+            code: Reason::InLoop,
+            detail: format!(
+                "the defer at {}:{} is inside the loop at {}:{}-{}: each iteration pushes a \
+                 heap-allocated _defer record (runtime.deferproc) that waits until {} returns",
+                base_name(&s.file),
+                s.line,
+                base_name(&ll.file),
+                ll.first_line,
+                ll.last_line,
+                short_name(&fi.name)
+            ),
+            fix: "move the loop body into its own function so each iteration's defer runs at its \
+                  end, or make the call explicitly at the end of the iteration"
+                .into(),
+        });
+        sites[i].loop_lines = Some(ll);
+        site_reasons.entry(i).or_default().push(Reason::InLoop);
+    }
+    let ndefers = fsites.len();
+    if ndefers > MAX_OPEN_DEFERS {
+        details.push(ReasonDetail {
+            code: Reason::TooManyDefers,
+            detail: format!(
+                "{ndefers} defers in one function; open-coding allows at most {MAX_OPEN_DEFERS} \
+                 (one deferBits byte)"
+            ),
+            fix: "split the function, or merge cleanups into one deferred closure".into(),
+        });
+    }
+    // Returns: deferreturn exits that are neither unreachable nor the
+    // recovery branch after a deferproc* call.
+    let idoms = cfg.idoms();
+    let defer_calls: Vec<u64> = vals
+        .calls
+        .iter()
+        .filter(|(_, t)| {
+            [cx.rt.deferproc, cx.rt.deferproc_stack, cx.rt.deferprocat].contains(&Some(*t))
+        })
+        .map(|c| c.0)
+        .collect();
+    let mut returns = 0;
+    for &(pc, t) in &vals.calls {
+        if Some(t) != cx.rt.deferreturn {
+            continue;
+        }
+        let Some(b) = cfg.block_of(pc) else { continue };
+        if idoms[b].is_none() {
+            continue;
+        }
+        let recovery = cfg.blocks[b].preds.iter().any(|&p| {
+            let pb = &cfg.blocks[p];
+            pb.term == crate::cfg::Term::Cond
+                && p + 1 != b
+                && defer_calls.iter().any(|&c| c >= pb.start && c < pb.end)
+        });
+        if !recovery {
+            returns += 1;
+        }
+    }
+    if ndefers > 0 {
+        fx.est_returns = Some(returns);
+        if returns * ndefers > MAX_RETURNS_X_DEFERS {
+            details.push(ReasonDetail {
+                code: Reason::TooManyReturns,
+                detail: format!(
+                    "an estimated {returns} returns x {ndefers} defers = {} > {MAX_RETURNS_X_DEFERS}: \
+                     open-coding would copy the defer calls to every return",
+                    returns * ndefers
+                ),
+                fix: "return from fewer places (set a result and break or goto one exit), or move \
+                      the deferring part into a smaller function"
+                    .into(),
+            });
+        }
+    }
+    // Build flags.
+    let race = vals
+        .calls
+        .iter()
+        .any(|(_, t)| [cx.rt.racefuncenter, cx.rt.racefuncexit].contains(&Some(*t)));
+    if race {
+        details.push(ReasonDetail {
+            code: Reason::BuildFlags,
+            detail: format!(
+                "built with -race{}: the race detector's function exit hook disables open-coding",
+                if cx.race_setting {
+                    ""
+                } else {
+                    " (race instrumentation calls found)"
+                }
+            ),
+            fix: "build without -race to measure".into(),
+        });
+    }
+    if let Some(g) = &cx.gcflags {
+        if (g.n || g.noopendefer) && g.applies(&fi.package, fi.origin) {
+            details.push(ReasonDetail {
+                code: Reason::BuildFlags,
+                detail: format!(
+                    "built with -gcflags={}: {} disables open-coded defers",
+                    g.raw,
+                    if g.n { "-N" } else { "-d=noopendefer" }
+                ),
+                fix: format!(
+                    "build without {} to measure",
+                    if g.n { "-N" } else { "-d=noopendefer" }
+                ),
+            });
+        }
+    }
+    // Range-over-func.
+    let body = idx.iter().any(|&i| {
+        call_target(report.sites[i].pc) == cx.rt.deferprocat && cx.rt.deferprocat.is_some()
+    });
+    if body {
+        details.push(ReasonDetail {
+            code: Reason::RangeFunc,
+            detail: "a defer in a range-over-func loop body belongs to the enclosing function's \
+                     frame: it is always a heap-allocated record (runtime.deferprocat)"
+                .into(),
+            fix: "call the cleanup explicitly in the loop body, or collect the work and defer one \
+                  cleanup in the enclosing function"
+                .into(),
+        });
+    } else if fi.calls_deferrangefunc {
+        details.push(ReasonDetail {
+            code: Reason::RangeFunc,
+            detail: "a range-over-func loop in this function has a defer in its body \
+                     (runtime.deferrangefunc), which rules out open-coding for the whole function"
+                .into(),
+            fix: "move the defer out of the range-over-func loop body, or the loop into its own \
+                  function"
+                .into(),
+        });
+    }
+    if vals.result_escapes {
+        details.push(ReasonDetail {
+            code: Reason::ResultEscapes,
+            detail:
+                "a result parameter lives on the heap (its address escapes): it is copied back \
+                     after the deferred calls run, which open-coding does not support"
+                    .into(),
+            fix:
+                "do not take the address of the named result; use a local and assign it at the end"
+                    .into(),
+        });
+    }
+    if details.is_empty() {
+        details.push(ReasonDetail {
+            code: Reason::Unknown,
+            detail: "no rule of the compiler found in the binary explains it".into(),
+            fix: "rebuild with -gcflags=-d=defer to see the compiler's decision".into(),
+        });
+    }
+    let mut codes: BTreeSet<Reason> = details.iter().map(|d| d.code).collect();
+    // The rules are function-wide: every non-open-coded site shares them,
+    // except that in-loop belongs to the sites in a loop.
+    for &i in idx {
+        let mut r: Vec<Reason> = codes
+            .iter()
+            .copied()
+            .filter(|&c| c != Reason::InLoop)
+            .collect();
+        if site_reasons
+            .get(&i)
+            .is_some_and(|v| v.contains(&Reason::InLoop))
+        {
+            r.push(Reason::InLoop);
+        }
+        if r.is_empty() {
+            // Only in-loop explains the function: the other sites lost
+            // open-coding because of the loop's.
+            r.push(Reason::InLoop);
+        }
+        r.sort();
+        sites[i].reasons = r;
+    }
+    fx.reasons = std::mem::take(&mut codes).into_iter().collect();
+    fx.reason_details = details;
+    fx
+}
+
+/// `pkg/path.F` -> `F`'s last path element form (`path.F`).
+pub fn short_name(name: &str) -> &str {
+    let base = &name[..name.find('[').unwrap_or(name.len())];
+    let slash = base.rfind('/').map_or(0, |i| i + 1);
+    &name[slash..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapper_names() {
+        // Spec §2.4.
+        assert!(is_wrapper_name("main.inLoop.deferwrap2"));
+        assert!(is_wrapper_name("main.f.dwrap.7"));
+        assert!(!is_wrapper_name("main.f.func1"));
+        assert!(!is_wrapper_name("main.deferwrapper"));
+    }
+
+    #[test]
+    fn gcflags_scopes() {
+        let g = GcFlags::parse("all=-N -l -d=defer");
+        assert!(g.n && !g.noopendefer);
+        assert!(g.applies("net/http", Origin::Std));
+        let g = GcFlags::parse("-d=defer,noopendefer");
+        assert!(g.noopendefer && !g.n);
+        assert!(g.applies("main", Origin::Main));
+        assert!(!g.applies("net/http", Origin::Std));
+        let g = GcFlags::parse("example.com/m/...=-N");
+        assert!(g.applies("example.com/m/lib", Origin::Main));
+        assert!(!g.applies("example.com/mx", Origin::Dependency));
+    }
+
+    #[test]
+    fn runtime_helpers() {
+        assert!(is_runtime_helper("runtime.morestack_noctxt"));
+        assert!(is_runtime_helper("runtime.(*_panic).nextDefer"));
+        assert!(!is_runtime_helper("runtime.GC"));
+        assert!(!is_runtime_helper("main.g"));
+    }
+}

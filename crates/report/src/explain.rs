@@ -1,0 +1,353 @@
+//! Printers for `deferscope explain`: text for people (one paragraph per
+//! function: where, why, calls, alloc, cost, fix) and JSON (the scan
+//! contract of `docs/json.md` with the explain fields added to each site and
+//! function, plus `cost_table` and `inline_candidates`). Also reads and
+//! writes the measured cost table `deferscope bench` saves.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use deferscope_analyze::cost::CostTable;
+use deferscope_analyze::explain::{Explain, FuncExplain, SiteExplain};
+use deferscope_analyze::{FuncInfo, Kind, Report, Site};
+use serde::Serialize;
+
+use crate::{headline, JSON_SCHEMA_VERSION};
+
+/// Where `deferscope bench` saves its table:
+/// `${DEFERSCOPE_CACHE:-~/.cache/deferscope}/cost-table.json`.
+pub fn cost_table_path() -> Option<PathBuf> {
+    if let Some(c) = std::env::var_os("DEFERSCOPE_CACHE") {
+        return Some(PathBuf::from(c).join("cost-table.json"));
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache/deferscope/cost-table.json"))
+}
+
+/// The measured table if one was saved and parses, else the published one.
+pub fn load_cost_table() -> CostTable {
+    cost_table_path()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(CostTable::published)
+}
+
+/// Save a measured table where [`load_cost_table`] finds it.
+pub fn save_cost_table(t: &CostTable) -> io::Result<PathBuf> {
+    let p = cost_table_path()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no HOME or DEFERSCOPE_CACHE"))?;
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(&p, serde_json::to_string_pretty(t)? + "\n")?;
+    Ok(p)
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn ns(x: f64) -> String {
+    if x >= 10.0 {
+        format!("{x:.0} ns")
+    } else {
+        format!("{x:.1} ns")
+    }
+}
+
+fn kinds_phrase(sites: &[&Site]) -> String {
+    let mut parts = Vec::new();
+    for k in Kind::ALL {
+        let n = sites.iter().filter(|s| s.kind == k).count();
+        if n > 0 {
+            parts.push(format!("{n} {k} defer{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    if parts.is_empty() {
+        "no defer site of its own".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The text report: a paragraph per function that is not open-coded, then
+/// a line per open-coded function, inlining candidates, the cost table.
+pub fn text(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
+    writeln!(w, "{}", headline(r))?;
+    let t = &x.cost_table;
+    let table_words = match t.origin.as_str() {
+        "measured" => format!(
+            "costs measured on this machine{} (deferscope bench)",
+            t.go_version
+                .as_deref()
+                .map(|v| format!(" with {v}"))
+                .unwrap_or_default()
+        ),
+        _ => format!("costs: {}", t.source),
+    };
+    let not_open = x.functions.iter().filter(|f| !f.reasons.is_empty()).count();
+    writeln!(
+        w,
+        "{} functions with defers, {} not open-coded; {}\n",
+        r.functions.len(),
+        not_open,
+        table_words
+    )?;
+    let mut order: Vec<usize> = (0..r.functions.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (fa, fb) = (&r.functions[a], &r.functions[b]);
+        (fa.origin, &fa.file, fa.line, &fa.name).cmp(&(fb.origin, &fb.file, fb.line, &fb.name))
+    });
+    let mut open_lines = Vec::new();
+    for i in order {
+        let f = &r.functions[i];
+        let fx = &x.functions[i];
+        let idx: Vec<usize> = (0..r.sites.len())
+            .filter(|&j| r.sites[j].function == f.name && in_func(f, &r.sites[j]))
+            .collect();
+        let sites: Vec<&Site> = idx.iter().map(|&j| &r.sites[j]).collect();
+        if fx.reasons.is_empty() {
+            if !sites.is_empty() {
+                open_lines.push(open_line(f, fx, &sites, &idx, x));
+            }
+            continue;
+        }
+        function_paragraph(w, f, fx, &sites, &idx, x)?;
+    }
+    if !open_lines.is_empty() {
+        writeln!(w, "# open-coded (about {} per defer)", ns(t.open_coded_ns))?;
+        for l in open_lines {
+            writeln!(w, "{l}")?;
+        }
+        writeln!(w)?;
+    }
+    if !x.inline_candidates.is_empty() {
+        writeln!(
+            w,
+            "# small functions that defer, so are never inlined (direct callers)"
+        )?;
+        for c in x.inline_candidates.iter().take(20) {
+            writeln!(
+                w,
+                "{:>6}  {} ({} bytes): every call pays a call; the defer forbids inlining",
+                c.direct_callers, c.function, c.size
+            )?;
+        }
+        writeln!(w)?;
+    }
+    writeln!(
+        w,
+        "# cost per executed defer, including the call ({})",
+        t.origin
+    )?;
+    writeln!(w, "  direct call      {}", ns(t.direct_call_ns))?;
+    writeln!(w, "  open-coded       {}", ns(t.open_coded_ns))?;
+    writeln!(w, "  stack-allocated  {}", ns(t.stack_allocated_ns))?;
+    writeln!(w, "  heap-allocated   {}", ns(t.heap_allocated_ns))?;
+    if let Some(v) = t.heap_closure_ns {
+        writeln!(w, "  heap + closure   {}", ns(v))?;
+    }
+    if let Some(v) = t.panic_recover_ns {
+        writeln!(w, "  panic + recover  {}", ns(v))?;
+    }
+    writeln!(w, "  source: {}", t.source)?;
+    Ok(())
+}
+
+fn in_func(f: &FuncInfo, s: &Site) -> bool {
+    s.pc >= f.entry && s.pc < f.entry + f.size
+}
+
+fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
+    let t = match (&sx.deferred_target, sx.deferred_indirect) {
+        (Some(t), _) => t.clone(),
+        (None, true) => "an indirect call (func value or interface method)".into(),
+        (None, false) => "unresolved".into(),
+    };
+    let via = sx
+        .deferred_via
+        .as_deref()
+        .map(|v| format!(" (via {v})"))
+        .unwrap_or_default();
+    let rec = if sx.calls_recover {
+        ", calls recover"
+    } else {
+        ""
+    };
+    format!("{}:{} -> {t}{via}{rec}", base(&s.file), s.line)
+}
+
+fn open_line(
+    f: &FuncInfo,
+    fx: &FuncExplain,
+    sites: &[&Site],
+    idx: &[usize],
+    x: &Explain,
+) -> String {
+    let calls: Vec<String> = sites
+        .iter()
+        .zip(idx)
+        .map(|(s, &j)| target_phrase(s, &x.sites[j]))
+        .collect();
+    let mut extra = String::new();
+    if let Some(b) = fx.open_slot_bytes {
+        extra.push_str(&format!("; {b} B of frame"));
+    }
+    if let Some(b) = fx.exit_code_bytes {
+        extra.push_str(&format!(", about {b} B of exit code"));
+    }
+    format!(
+        "{}:{}: {}  {}{}",
+        f.file,
+        f.line,
+        f.name,
+        calls.join("; "),
+        extra
+    )
+}
+
+fn function_paragraph(
+    w: &mut impl Write,
+    f: &FuncInfo,
+    fx: &FuncExplain,
+    sites: &[&Site],
+    idx: &[usize],
+    x: &Explain,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "{}  {}:{}  {}",
+        f.name,
+        f.file,
+        f.line,
+        kinds_phrase(sites)
+    )?;
+    for (k, d) in fx.reason_details.iter().enumerate() {
+        let label = if k == 0 { "why" } else { "" };
+        writeln!(w, "  {label:<6} {} ({})", d.detail, d.code)?;
+    }
+    for (k, (s, &j)) in sites.iter().zip(idx).enumerate() {
+        let label = if k == 0 { "calls" } else { "" };
+        writeln!(w, "  {label:<6} {}", target_phrase(s, &x.sites[j]))?;
+    }
+    let mut alloc = Vec::new();
+    for (s, &j) in sites.iter().zip(idx) {
+        let sx = &x.sites[j];
+        if let Some(a) = &sx.heap_closure_allocator {
+            alloc.push(format!(
+                "{}:{}: a {} heap closure per execution ({a})",
+                base(&s.file),
+                s.line,
+                sx.heap_closure_bytes
+                    .map_or("heap".to_string(), |b| format!("{b}-byte"))
+                    .replace("heap heap", "heap")
+            ));
+        }
+    }
+    if fx.defer_record_bytes > 0 {
+        alloc.push(format!(
+            "{} B of _defer records in the frame",
+            fx.defer_record_bytes
+        ));
+    }
+    let nheap = sites
+        .iter()
+        .filter(|s| s.kind == Kind::HeapAllocated)
+        .count();
+    if nheap > 0 {
+        alloc.push(format!(
+            "{nheap} heap _defer record{} (from the per-P pool)",
+            if nheap == 1 { "" } else { "s" }
+        ));
+    }
+    for (k, a) in alloc.iter().enumerate() {
+        let label = if k == 0 { "alloc" } else { "" };
+        writeln!(w, "  {label:<6} {a}")?;
+    }
+    let t = &x.cost_table;
+    let mut cost: Vec<String> = Vec::new();
+    for (s, &j) in sites.iter().zip(idx) {
+        let sx = &x.sites[j];
+        cost.push(format!(
+            "{}:{} about {}",
+            base(&s.file),
+            s.line,
+            ns(sx.est_ns)
+        ));
+    }
+    writeln!(
+        w,
+        "  {:<6} {} per execution, instead of about {} open-coded ({} table)",
+        "cost",
+        cost.join(", "),
+        ns(t.open_coded_ns),
+        t.origin
+    )?;
+    let mut fixes: Vec<&str> = fx.reason_details.iter().map(|d| d.fix.as_str()).collect();
+    fixes.dedup();
+    for (k, fix) in fixes.iter().enumerate() {
+        let label = if k == 0 { "fix" } else { "" };
+        writeln!(w, "  {label:<6} {fix}")?;
+    }
+    writeln!(w)
+}
+
+#[derive(Serialize)]
+struct SiteOut<'a> {
+    #[serde(flatten)]
+    site: &'a Site,
+    #[serde(flatten)]
+    explain: &'a SiteExplain,
+}
+
+#[derive(Serialize)]
+struct FuncOut<'a> {
+    #[serde(flatten)]
+    func: &'a FuncInfo,
+    #[serde(flatten)]
+    explain: &'a FuncExplain,
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema_version: u32,
+    binary: &'a deferscope_analyze::BinaryInfo,
+    summary: serde_json::Value,
+    sites: Vec<SiteOut<'a>>,
+    functions: Vec<FuncOut<'a>>,
+    inline_candidates: &'a [deferscope_analyze::explain::InlineCandidate],
+    cost_table: &'a CostTable,
+}
+
+/// The JSON document: scan's, with the explain fields (docs/json.md).
+pub fn json(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
+    let mut plain = Vec::new();
+    crate::json(r, &mut plain)?;
+    let v: serde_json::Value = serde_json::from_slice(&plain).map_err(io::Error::other)?;
+    let doc = Doc {
+        schema_version: JSON_SCHEMA_VERSION,
+        binary: &r.binary,
+        summary: v.get("summary").cloned().unwrap_or_default(),
+        sites: r
+            .sites
+            .iter()
+            .zip(&x.sites)
+            .map(|(site, explain)| SiteOut { site, explain })
+            .collect(),
+        functions: r
+            .functions
+            .iter()
+            .zip(&x.functions)
+            .map(|(func, explain)| FuncOut { func, explain })
+            .collect(),
+        inline_candidates: &x.inline_candidates,
+        cost_table: &x.cost_table,
+    };
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    writeln!(w)
+}
+
+/// One cost table as a JSON object.
+pub fn cost_table_json(t: &CostTable) -> String {
+    serde_json::to_string(t).unwrap_or_else(|_| "null".into())
+}
