@@ -19,11 +19,13 @@
 pub mod buildinfo;
 pub mod pclntab;
 pub mod synth;
+pub mod version;
 
 use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};
+pub use version::VersionSource;
 
 /// Why the Go tables could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -236,8 +238,10 @@ pub struct GoIndex<'d> {
     /// The address functab entries are relative to (go1.18+).
     pub text_start: u64,
     pub buildinfo: Option<BuildInfo>,
-    /// From the build info; `None` when it is missing.
+    /// From the build info, else from the runtime's `buildVersion` string.
     pub version: Option<GoVersion>,
+    /// The version string as found (`go1.22.10`), and where it came from.
+    pub version_string: Option<(String, VersionSource)>,
 }
 
 impl<'d> GoIndex<'d> {
@@ -245,9 +249,13 @@ impl<'d> GoIndex<'d> {
     pub fn new(img: &Image<'d>) -> Result<GoIndex<'d>, IndexError> {
         let pcln = find_pclntab(img)?;
         let buildinfo = buildinfo::find(img);
-        let version = buildinfo
+        let version_string = match &buildinfo {
+            Some(b) => Some((b.go_version.clone(), VersionSource::BuildInfo)),
+            None => version::runtime_version(img).map(|v| (v, VersionSource::Runtime)),
+        };
+        let version = version_string
             .as_ref()
-            .and_then(|b| GoVersion::parse(&b.go_version));
+            .and_then(|(v, _)| GoVersion::parse(v));
         let moduledata = match pcln.layout {
             Layout::Go12 | Layout::Go116 => None,
             _ => find_moduledata(img, &pcln, version),
@@ -276,6 +284,7 @@ impl<'d> GoIndex<'d> {
             text_start,
             buildinfo,
             version,
+            version_string,
         };
         // The first function must start in mapped bytes; otherwise the
         // table or the text start is wrong.

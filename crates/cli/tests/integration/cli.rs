@@ -129,6 +129,43 @@ pub fn trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("cli::go_version_without_buildinfo", || {
+            // With the build info's magic zeroed, the version must come from
+            // the runtime's buildVersion string: it names the toolchain that
+            // built the fixture (meta.json).
+            for e in entries(&committed_root()) {
+                let mut data = std::fs::read(e.bin())?;
+                let magic = b"\xff Go buildinf:";
+                let at = data
+                    .windows(magic.len())
+                    .position(|w| w == magic)
+                    .ok_or("no build info in fixture")?;
+                data[at..at + magic.len()].fill(0);
+                let p =
+                    std::env::temp_dir().join(format!("deferscope-nobi-{}", std::process::id()));
+                std::fs::write(&p, &data)?;
+                let out = deferscope()
+                    .arg("scan")
+                    .arg(&p)
+                    .arg("--format=json")
+                    .output()?;
+                let _ = std::fs::remove_file(&p);
+                let v: Value = serde_json::from_slice(&out.stdout)?;
+                let got = v["binary"]["go_version"].as_str().unwrap_or("");
+                let want = format!("go{}", e.meta.go_version);
+                if !got.starts_with(&want)
+                    || v["binary"]["go_version_source"] != "runtime.buildVersion"
+                {
+                    return Err(format!(
+                        "{}: got {got:?} from {}, want {want}",
+                        e.name(),
+                        v["binary"]["go_version_source"]
+                    )
+                    .into());
+                }
+            }
+            Ok(())
+        }),
         Trial::test("cli::bad_regex_is_usage_error", || {
             let e = fixture().ok_or("no fixture")?;
             let out = deferscope()
