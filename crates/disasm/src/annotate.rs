@@ -265,11 +265,9 @@ impl Annotator {
             } else if let Some(d) = f.dest {
                 if bits_reg == Some(d)
                     && !matches!(f.imm_op, Some((ImmOp::Or(_) | ImmOp::And(_), _, _)))
+                    && !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
                 {
-                    if !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
-                    {
-                        bits_reg = None;
-                    }
+                    bits_reg = None;
                 }
             }
             if let Some((d, s)) = f.copy {

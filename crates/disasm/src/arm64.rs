@@ -561,8 +561,11 @@ impl Arm64 {
                     } else if !signed && imms + 1 == immr {
                         format!("LSL{w} ${}, {s}, {d}", width - 1 - imms)
                     } else if immr == 0
-                        && ((signed && (imms == 7 || imms == 15 || imms == 31))
-                            || (!signed && w0 && (imms == 7 || imms == 15)))
+                        && if signed {
+                            matches!(imms, 7 | 15 | 31)
+                        } else {
+                            w0 && matches!(imms, 7 | 15)
+                        }
                     {
                         let b = match (signed, imms) {
                             (true, 7) => "SXTB",

@@ -347,7 +347,7 @@ fn hex_cell(arch: Arch, bytes: &[u8]) -> String {
         s.push(HEX[(b >> 4) as usize] as char);
         s.push(HEX[(b & 15) as usize] as char);
     };
-    if arch == Arch::Arm64 && bytes.len() % 4 == 0 {
+    if arch == Arch::Arm64 && bytes.len().is_multiple_of(4) {
         for (i, w) in bytes.chunks_exact(4).enumerate() {
             if i > 0 {
                 s.push(' ');

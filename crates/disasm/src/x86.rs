@@ -264,10 +264,8 @@ impl X86 {
         // Prefixes.
         if ins.has_repne_prefix() && is_string(m) {
             out.push_str("REPNE; ");
-        } else if ins.has_rep_prefix() || ins.has_repe_prefix() {
-            if is_string(m) {
-                out.push_str("REP; ");
-            }
+        } else if (ins.has_rep_prefix() || ins.has_repe_prefix()) && is_string(m) {
+            out.push_str("REP; ");
         }
         if ins.has_lock_prefix() {
             out.push_str("LOCK ");

@@ -220,7 +220,7 @@ pub fn find_moduledata(
     let needle = tab.addr.to_le_bytes();
     for (base, bytes) in img.mapped_chunks() {
         for off in memchr::memmem::find_iter(bytes, &needle) {
-            if (base + off as u64) % 8 != 0 {
+            if !(base + off as u64).is_multiple_of(8) {
                 continue;
             }
             if let Some(m) = check(base + off as u64) {

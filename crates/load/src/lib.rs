@@ -263,15 +263,15 @@ impl<'data> Image<'data> {
             .collect::<Vec<_>>();
         let mut regions: Vec<Region> = file
             .segments()
-            .filter_map(|seg| {
+            .map(|seg| {
                 let (foff, fsize) = seg.file_range();
                 let fsize = fsize.min(len.saturating_sub(foff));
-                Some(Region {
+                Region {
                     vaddr: seg.address(),
                     vsize: seg.size(),
                     foff,
                     fsize: fsize.min(seg.size()),
-                })
+                }
             })
             .filter(|r| r.vsize > 0)
             .collect();
