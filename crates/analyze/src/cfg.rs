@@ -48,12 +48,28 @@ pub struct Cfg {
 impl Cfg {
     /// Build the graph of the code `[entry, end)` from its flow events.
     pub fn build(entry: u64, end: u64, events: &[Event]) -> Cfg {
+        Cfg::build_with_tables(entry, end, events, &Default::default())
+    }
+
+    /// Like [`Cfg::build`], with the targets of indirect jumps that are
+    /// known (jump tables), keyed by the jump's pc.
+    pub fn build_with_tables(
+        entry: u64,
+        end: u64,
+        events: &[Event],
+        tables: &std::collections::HashMap<u64, Vec<u64>>,
+    ) -> Cfg {
         let inside = |a: u64| a >= entry && a < end;
         let mut leaders = vec![entry];
         for e in events {
             match *e {
-                Event::Jump { next, target, .. } => {
+                Event::Jump {
+                    pc, next, target, ..
+                } => {
                     leaders.push(next);
+                    if let Some(t) = tables.get(&pc) {
+                        leaders.extend(t.iter().copied().filter(|&a| inside(a)));
+                    }
                     if let Some(t) = target.filter(|&t| inside(t)) {
                         leaders.push(t);
                     }
@@ -79,6 +95,7 @@ impl Cfg {
         let index = |a: u64| leaders.binary_search(&a).ok();
         let containing = |a: u64| leaders.partition_point(|&s| s <= a).checked_sub(1);
         let mut targets: Vec<Option<u64>> = vec![None; blocks.len()];
+        let mut table_of: Vec<Option<u64>> = vec![None; blocks.len()];
         for e in events {
             let (pc, term, target) = match *e {
                 Event::Jump {
@@ -99,6 +116,9 @@ impl Cfg {
             if let Some(b) = containing(pc) {
                 blocks[b].term = term;
                 targets[b] = target;
+                if term == Term::Indirect && tables.contains_key(&pc) {
+                    table_of[b] = Some(pc);
+                }
             }
         }
         let n = blocks.len();
@@ -113,6 +133,10 @@ impl Cfg {
                     s.push(t);
                 }
             }
+            if let Some(t) = table_of[b].and_then(|pc| tables.get(&pc)) {
+                s.extend(t.iter().filter_map(|&a| index(a)));
+            }
+            s.sort_unstable();
             s.dedup();
             for &t in &s {
                 blocks[t].preds.push(b);

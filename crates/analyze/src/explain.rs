@@ -397,6 +397,7 @@ impl<'a, 'd> Cx<'a, 'd> {
         let mut after_deferreturn = false;
         let leaders: Vec<u64> = cfg.blocks.iter().map(|b| b.start).collect();
         let mut next_leader = 1usize;
+        let mut ends: Vec<Option<[Val; 32]>> = vec![None; leaders.len()];
         let get = |regs: &[Val; 32], r: u8| -> Val {
             if r == SP {
                 Val::Sp(0)
@@ -420,9 +421,37 @@ impl<'a, 'd> Cx<'a, 'd> {
                 | Event::Load { pc, .. }
                 | Event::Clobber { pc, .. } => pc,
             };
-            // Forget registers at each block start.
+            // At each block start, keep what all already-seen predecessors
+            // agree on; forget everything if a predecessor comes later (a
+            // back edge) or was not seen.
             while next_leader < leaders.len() && leaders[next_leader] <= pc {
-                regs = [Val::Unknown; 32];
+                ends[next_leader - 1] = Some(regs);
+                let preds = &cfg.blocks[next_leader].preds;
+                let mut meet: Option<[Val; 32]> = None;
+                let mut ok = !preds.is_empty();
+                for &p in preds {
+                    match (p < next_leader).then(|| ends[p]).flatten() {
+                        Some(st) => {
+                            meet = Some(match meet {
+                                None => st,
+                                Some(mut m) => {
+                                    for (a, b) in m.iter_mut().zip(st.iter()) {
+                                        if a != b {
+                                            *a = Val::Unknown;
+                                        }
+                                    }
+                                    m
+                                }
+                            })
+                        }
+                        None => ok = false,
+                    }
+                }
+                regs = if ok {
+                    meet.unwrap_or([Val::Unknown; 32])
+                } else {
+                    [Val::Unknown; 32]
+                };
                 after_deferreturn = false;
                 next_leader += 1;
             }
@@ -535,8 +564,12 @@ impl<'a, 'd> Cx<'a, 'd> {
                     } else if Some(target) == self.rt.deferreturn {
                         after_deferreturn = true;
                     }
-                    regs = [Val::Unknown; 32];
-                    set(&mut regs, arg0, result);
+                    // The write barrier helpers keep the general registers
+                    // (all but the buffer pointer they return).
+                    if !name.starts_with("runtime.gcWriteBarrier") {
+                        regs = [Val::Unknown; 32];
+                        set(&mut regs, arg0, result);
+                    }
                     if Some(target) == self.rt.deferreturn {
                         // Keep the flag until the return (set above).
                         after_deferreturn = true;
@@ -837,7 +870,34 @@ fn explain_func(
     };
     let mut events = Vec::new();
     deferscope_decode::scan_flow(img.arch, code, f.entry, |e| events.push(e));
-    let cfg = Cfg::build(f.entry, f.end, &events);
+    // Jump tables: an indirect jump after a static address load reads its
+    // targets from that table (8-byte code addresses inside the function).
+    let mut tables: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut last_addr: Option<(u64, u64)> = None;
+    for e in &events {
+        match *e {
+            Event::AddrLoad { pc, addr, .. } => last_addr = Some((pc, addr)),
+            Event::Jump {
+                pc, target: None, ..
+            } => {
+                if let Some((apc, addr)) = last_addr.filter(|&(apc, _)| pc - apc <= 32) {
+                    let _ = apc;
+                    let mut t = Vec::new();
+                    while let Some(w) = img.read_u64(addr + 8 * t.len() as u64) {
+                        if w < f.entry || w >= f.end || t.len() >= 4096 {
+                            break;
+                        }
+                        t.push(w);
+                    }
+                    if !t.is_empty() {
+                        tables.insert(pc, t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let cfg = Cfg::build_with_tables(f.entry, f.end, &events, &tables);
     let fsites: Vec<&Site> = idx.iter().map(|&i| &report.sites[i]).collect();
     let open_pcs: Vec<u64> = fsites
         .iter()
@@ -907,6 +967,7 @@ fn explain_func(
     let lines = ix.lines(&f);
     let mut details: Vec<ReasonDetail> = Vec::new();
     let loops = cfg.loops();
+    let idoms_all = cfg.idoms();
     let mut site_reasons: HashMap<usize, Vec<Reason>> = HashMap::new();
     let call_target = |pc: u64| vals.calls.iter().find(|c| c.0 == pc).map(|c| c.1);
     // in-loop: a heap-allocated (deferproc) call inside a natural loop.
@@ -918,13 +979,64 @@ fn explain_func(
         let Some(b) = cfg.block_of(s.pc) else {
             continue;
         };
-        // The innermost loop holding the site.
-        let Some(l) = loops
+        // The innermost loop holding the site; else a loop the site is
+        // reached from through an exit edge out of the body (a defer
+        // followed by a return inside the loop: `for { ...; defer f();
+        // return }`), whose target has that one predecessor and whose
+        // exiting branch is not at the loop's own first line (the
+        // condition's normal exit).
+        let holding = loops
             .iter()
             .filter(|l| l.blocks.binary_search(&b).is_ok())
-            .min_by_key(|l| l.blocks.len())
-        else {
-            continue;
+            .min_by_key(|l| l.blocks.len());
+        let l = match holding {
+            Some(l) => l,
+            None => {
+                let dom = |h: usize, mut u: usize| loop {
+                    if u == h {
+                        break true;
+                    }
+                    match idoms_all[u] {
+                        Some(d) if d != u => u = d,
+                        _ => break false,
+                    }
+                };
+                let first_line = |l: &crate::cfg::Loop| {
+                    l.blocks
+                        .iter()
+                        .filter_map(|&bi| {
+                            lines
+                                .at(cfg.blocks[bi].start)
+                                .filter(|(fl, _)| *fl == s.file)
+                        })
+                        .map(|(_, ln)| ln)
+                        .min()
+                };
+                let found = loops
+                    .iter()
+                    .filter(|l| {
+                        let fl = first_line(l);
+                        l.blocks.iter().any(|&u| {
+                            cfg.blocks[u].succs.iter().any(|&v| {
+                                l.blocks.binary_search(&v).is_err()
+                                    && cfg.blocks[v].preds.len() == 1
+                                    && dom(v, b)
+                                    && lines
+                                        .at(cfg.blocks[u]
+                                            .end
+                                            .saturating_sub(1)
+                                            .max(cfg.blocks[u].start))
+                                        .map(|(_, ln)| Some(ln) != fl)
+                                        .unwrap_or(false)
+                            })
+                        })
+                    })
+                    .min_by_key(|l| l.blocks.len());
+                match found {
+                    Some(l) => l,
+                    None => continue,
+                }
+            }
         };
         let mut lo = u32::MAX;
         let mut hi = 0;
@@ -1033,7 +1145,18 @@ fn explain_func(
         .calls
         .iter()
         .any(|(_, t)| [cx.rt.racefuncenter, cx.rt.racefuncexit].contains(&Some(*t)));
-    if race {
+    let norace = fi.package == "runtime"
+        || fi.package.starts_with("runtime/")
+        || fi.package.starts_with("internal/runtime/")
+        || matches!(
+            fi.package.as_str(),
+            "sync/atomic"
+                | "internal/abi"
+                | "internal/bytealg"
+                | "internal/cpu"
+                | "internal/goarch"
+        );
+    if race || (cx.race_setting && !norace) {
         details.push(ReasonDetail {
             code: Reason::BuildFlags,
             detail: format!(

@@ -14,6 +14,7 @@
 mod badinput;
 mod cli;
 mod disasm;
+mod explain;
 mod fixtures;
 mod oracle;
 mod sweep;
@@ -27,6 +28,7 @@ fn main() {
     trials.extend(badinput::trials());
     trials.extend(cli::trials());
     trials.extend(disasm::trials());
+    trials.extend(explain::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     libtest_mimic::run(&args, trials).exit();
