@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate, and build, a huge Go program for scale benchmarks.
 
-    scripts/gen-huge.py [--packages 120] [--funcs 250] [--stmts 40] [--go 1.22.10] [--out DIR]
+    scripts/gen-huge.py [--packages 170] [--funcs 250] [--stmts 40] [--go 1.22.10] [--out DIR]
 
 The program has PACKAGES packages of FUNCS functions each. Function i of a
 package holds, by i % 4: one open-coded defer; nine stack-allocated defers
@@ -50,7 +50,7 @@ def func(i: int, stmts: int) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--packages", type=int, default=120)
+    ap.add_argument("--packages", type=int, default=170)
     ap.add_argument("--funcs", type=int, default=250)
     ap.add_argument("--stmts", type=int, default=40)
     ap.add_argument("--go", default="1.22.10")
