@@ -220,6 +220,8 @@ struct Cx<'a, 'd> {
     rt: Rt,
     /// go1.22+ (48-byte `_defer`, deferwrap names).
     go122: bool,
+    /// go1.25+: no branch to a recovery exit after deferproc (spec §3.5).
+    go125: bool,
     /// go1.17 amd64 passes the closure to deferproc in BX.
     go117_amd64: bool,
     gcflags: Option<GcFlags>,
@@ -719,6 +721,7 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         ix,
         rt,
         go122,
+        go125: ix.version.is_some_and(|v| v.at_least(25)),
         go117_amd64,
         gcflags: settings.get("-gcflags").map(|v| GcFlags::parse(v)),
         race_setting: settings.get("-race").is_some_and(|v| v == "true"),
@@ -1118,7 +1121,12 @@ fn explain_func(
             let pb = &cfg.blocks[p];
             pb.term == crate::cfg::Term::Cond
                 && p + 1 != b
-                && defer_calls.iter().any(|&c| c >= pb.start && c < pb.end)
+                && !cx.go125
+                // The TESTL/JNE (CMP/BNE) right after the call: the block
+                // ends at most 13 bytes after the CALL's start.
+                && defer_calls
+                    .iter()
+                    .any(|&c| c >= pb.start && c < pb.end && pb.end - c <= 13)
         });
         if !recovery {
             returns += 1;
