@@ -854,11 +854,51 @@ impl<'p> Engine<'p> {
                 }
             }
             self.wait_until(|t| !matches!(t.st, St::Stopping | St::Starting))?;
-            if self.queue.is_empty() {
-                break;
-            }
             while let Some((tid, status)) = self.queue.pop_front() {
                 self.settle(tid, status)?;
+            }
+            // A thread can stop for the interrupt right after it trapped
+            // on a breakpoint, with the SIGTRAP still pending (job-control
+            // stops are reported before signals). Detached like that, it
+            // would die of the SIGTRAP: let it take the signal first; the
+            // stop is settled above (rewound, the signal dropped).
+            let held: Vec<i32> = self
+                .threads
+                .iter()
+                .filter(|(_, t)| t.st == St::Held)
+                .map(|(&tid, _)| tid)
+                .collect();
+            let mut trapped = 0;
+            for tid in held {
+                let Ok(mut regs) = ptrace::getregs(Pid::from_raw(tid)) else {
+                    continue;
+                };
+                let at = regs.rip.wrapping_sub(1);
+                if !self
+                    .by_addr
+                    .get(&at)
+                    .is_some_and(|&i| self.bps[i].installed)
+                {
+                    continue;
+                }
+                if self.sigtrap_pending(tid) {
+                    if resume_req(libc::PTRACE_CONT, tid, 0).is_ok() {
+                        if let Some(t) = self.threads.get_mut(&tid) {
+                            t.st = St::Stopping;
+                        }
+                        trapped += 1;
+                    }
+                } else {
+                    regs.rip = at;
+                    let _ = ptrace::setregs(Pid::from_raw(tid), regs);
+                }
+            }
+            let busy = self
+                .threads
+                .values()
+                .any(|t| matches!(t.st, St::Stopping | St::Starting | St::Parked));
+            if trapped == 0 && !busy && self.queue.is_empty() {
+                break;
             }
         }
         let Some(&any) = self.threads.keys().next() else {
@@ -883,6 +923,19 @@ impl<'p> Engine<'p> {
         self.threads.clear();
         self.done = true;
         Ok(())
+    }
+
+    /// Whether `tid` has a SIGTRAP pending (`SigPnd` in its status).
+    fn sigtrap_pending(&self, tid: i32) -> bool {
+        let path = format!("/proc/{}/task/{tid}/status", self.main);
+        let Ok(status) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigPnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
     }
 
     /// Detach mode: take a queued event to a state a thread can be
