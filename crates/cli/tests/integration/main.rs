@@ -18,6 +18,7 @@ mod explain;
 mod fixtures;
 mod oracle;
 mod sweep;
+mod trace;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -31,5 +32,6 @@ fn main() {
     trials.extend(explain::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
+    trials.extend(trace::trials());
     libtest_mimic::run(&args, trials).exit();
 }
