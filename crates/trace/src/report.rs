@@ -138,10 +138,16 @@ impl TraceReport {
     /// trace: ./server (pid 4242), go1.22.10
     /// exit status 0 after 1.23 s; 21 614 defers executed at 30 of 312 sites
     ///   open-coded 18 826, stack-allocated 2 548, heap-allocated 240
-    /// panics: 224 (192 recovered); recover() called 512 times
     ///
-    ///     count  kind             site
-    ///     8 000  open-coded       /src/server/main.go:234  main.openSimple
+    ///   count  kind             site
+    ///   8 000  open-coded       /src/server/main.go:234  main.openSimple
+    ///     240  heap-allocated   /src/server/main.go:260  main.loopDefers
+    ///   (282 sites never ran)
+    ///
+    /// panics: 224 (192 recovered); recover() called 512 times
+    ///   panics in main.recoverPanic 80, runtime.sigpanic 80
+    ///   recover() in main.recoverInt 352, main.recoverErr 160
+    /// tracing: 22 312 breakpoint hits, 22 312 emulated
     /// ```
     pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
         let t = &self.totals;
@@ -175,6 +181,31 @@ impl TraceReport {
             group(t.stack_allocated),
             group(t.heap_allocated)
         )?;
+        let run: Vec<&SiteCount> = self.sites.iter().filter(|s| s.count > 0).collect();
+        if !run.is_empty() {
+            let counts: Vec<String> = run.iter().map(|s| group(s.count)).collect();
+            let locs: Vec<String> = run
+                .iter()
+                .map(|s| format!("{}:{}", s.file, s.line))
+                .collect();
+            let cw = counts.iter().map(String::len).max().unwrap_or(0).max(5);
+            let lw = locs.iter().map(String::len).max().unwrap_or(0);
+            writeln!(w)?;
+            writeln!(w, "  {:>cw$}  {:<15}  site", "count", "kind")?;
+            for ((s, c), l) in run.iter().zip(&counts).zip(&locs) {
+                writeln!(
+                    w,
+                    "  {c:>cw$}  {:<15}  {l:<lw$}  {}",
+                    s.kind.as_str(),
+                    s.function
+                )?;
+            }
+            let idle = self.sites.len() - run.len();
+            if idle > 0 {
+                writeln!(w, "  ({} sites never ran)", group(idle as u64))?;
+            }
+            writeln!(w)?;
+        }
         writeln!(
             w,
             "panics: {} ({} recovered); recover() called {} times",
@@ -213,31 +244,6 @@ impl TraceReport {
             group(t.breakpoint_hits),
             group(t.emulated)
         )?;
-        let run: Vec<&SiteCount> = self.sites.iter().filter(|s| s.count > 0).collect();
-        if run.is_empty() {
-            return Ok(());
-        }
-        let counts: Vec<String> = run.iter().map(|s| group(s.count)).collect();
-        let locs: Vec<String> = run
-            .iter()
-            .map(|s| format!("{}:{}", s.file, s.line))
-            .collect();
-        let cw = counts.iter().map(String::len).max().unwrap_or(0).max(5);
-        let lw = locs.iter().map(String::len).max().unwrap_or(0);
-        writeln!(w)?;
-        writeln!(w, "  {:>cw$}  {:<15}  site", "count", "kind")?;
-        for ((s, c), l) in run.iter().zip(&counts).zip(&locs) {
-            writeln!(
-                w,
-                "  {c:>cw$}  {:<15}  {l:<lw$}  {}",
-                s.kind.as_str(),
-                s.function
-            )?;
-        }
-        let idle = self.sites.len() - run.len();
-        if idle > 0 {
-            writeln!(w, "{} sites never ran", group(idle as u64))?;
-        }
         Ok(())
     }
 }
@@ -346,7 +352,11 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("main.cold"));
-        assert!(s.contains("1 sites never ran"));
+        assert!(s.contains("(1 sites never ran)"));
+        // Summary first, then the sites hottest first, then panics.
+        let at = |needle: &str| s.find(needle).unwrap();
+        assert!(at("exit status") < at("main.hot") && at("main.hot") < at("main.loop"));
+        assert!(at("main.loop") < at("panics:"));
     }
 
     #[test]
