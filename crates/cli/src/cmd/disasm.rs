@@ -35,12 +35,7 @@ fn parse_root(s: &str) -> (String, PathBuf) {
 }
 
 pub fn run(args: DisasmArgs) -> Result<()> {
-    let funcs = args
-        .funcs
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .context("bad --funcs regular expression")?;
+    let funcs = super::funcs_regex(args.funcs.as_deref())?;
     let line = args.line.as_deref().map(parse_line).transpose()?;
     let pc = args.pc.as_deref().map(parse_pc).transpose()?;
     let mapped = deferscope_load::Mapped::open(&args.binary)?;
