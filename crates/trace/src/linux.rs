@@ -603,10 +603,8 @@ impl<'p> Engine<'p> {
         if sig == libc::SIGTRAP {
             match ptrace::getregs(Pid::from_raw(tid)) {
                 Ok(regs) => {
-                    if let Some(&i) = self.by_addr.get(&regs.rip.wrapping_sub(1)) {
-                        if self.bps[i].installed {
-                            return self.on_breakpoint(tid, i, regs);
-                        }
+                    if let Some(i) = self.trapped_at(tid, regs.rip) {
+                        return self.on_breakpoint(tid, i, regs);
                     }
                 }
                 Err(Errno::ESRCH) => return Ok(()),
@@ -615,6 +613,26 @@ impl<'p> Engine<'p> {
         }
         // The program's own signal, SIGURG preemption included: deliver it.
         self.resume_with(tid, sig)
+    }
+
+    /// The breakpoint `tid` trapped on, in a SIGTRAP stop at `rip`: one
+    /// planted at `rip - 1`. After a one-byte instruction (PUSHQ BP) that
+    /// address is also where an emulated hit resumes, so there the trap
+    /// must also be the kernel's (`SI_KERNEL`, an `int3`), not a SIGTRAP
+    /// that someone sent.
+    fn trapped_at(&self, tid: i32, rip: u64) -> Option<usize> {
+        let i = *self.by_addr.get(&rip.wrapping_sub(1))?;
+        let b = &self.bps[i];
+        if !b.installed {
+            return None;
+        }
+        if b.len == 1 {
+            let info = ptrace::getsiginfo(Pid::from_raw(tid)).ok()?;
+            if info.si_code != libc::SI_KERNEL {
+                return None;
+            }
+        }
+        Some(i)
     }
 
     fn on_breakpoint(
@@ -870,27 +888,23 @@ impl<'p> Engine<'p> {
                 .collect();
             let mut trapped = 0;
             for tid in held {
-                let Ok(mut regs) = ptrace::getregs(Pid::from_raw(tid)) else {
+                let Ok(regs) = ptrace::getregs(Pid::from_raw(tid)) else {
                     continue;
                 };
+                // Without a pending SIGTRAP, pc - 1 on a breakpoint is just
+                // the end of an emulated one-byte instruction (PUSHQ BP).
                 let at = regs.rip.wrapping_sub(1);
-                if !self
+                if self
                     .by_addr
                     .get(&at)
                     .is_some_and(|&i| self.bps[i].installed)
+                    && self.sigtrap_pending(tid)
+                    && resume_req(libc::PTRACE_CONT, tid, 0).is_ok()
                 {
-                    continue;
-                }
-                if self.sigtrap_pending(tid) {
-                    if resume_req(libc::PTRACE_CONT, tid, 0).is_ok() {
-                        if let Some(t) = self.threads.get_mut(&tid) {
-                            t.st = St::Stopping;
-                        }
-                        trapped += 1;
+                    if let Some(t) = self.threads.get_mut(&tid) {
+                        t.st = St::Stopping;
                     }
-                } else {
-                    regs.rip = at;
-                    let _ = ptrace::setregs(Pid::from_raw(tid), regs);
+                    trapped += 1;
                 }
             }
             let busy = self
@@ -953,13 +967,8 @@ impl<'p> Engine<'p> {
         match event_of(status) {
             0 if sig == libc::SIGTRAP => {
                 if let Ok(mut regs) = ptrace::getregs(Pid::from_raw(tid)) {
-                    let at = regs.rip.wrapping_sub(1);
-                    if self
-                        .by_addr
-                        .get(&at)
-                        .is_some_and(|&i| self.bps[i].installed)
-                    {
-                        regs.rip = at;
+                    if let Some(i) = self.trapped_at(tid, regs.rip) {
+                        regs.rip = self.bps[i].addr;
                         let _ = ptrace::setregs(Pid::from_raw(tid), regs);
                         return Ok(());
                     }
