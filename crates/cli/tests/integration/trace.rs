@@ -211,9 +211,22 @@ fn kill(pid: u32, sig: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The signal that killed the process, on Unix.
+fn signal_of(s: ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        s.signal()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = s;
+        None
+    }
+}
+
 fn describe(s: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
+    match (s.code(), signal_of(s)) {
         (Some(c), _) => format!("exit {c}"),
         (_, Some(sig)) => format!("signal {sig}"),
         _ => format!("{s:?}"),
@@ -540,14 +553,13 @@ fn check_detach(bin: &Path, tag: &str) -> Result<(), Failed> {
 
 /// stdout and exit status with and without tracing.
 fn check_transparent(bin: &Path, args: &[&str], input: &[u8], tag: &str) -> Result<(), Failed> {
-    use std::os::unix::process::ExitStatusExt;
     let plain = output_within(untraced(bin, args), input, LIMIT)?;
     let (cmd, rep) = traced(bin, args, &[], tag);
     let tr = output_within(cmd, input, LIMIT)?;
     let want = plain
         .status
         .code()
-        .or_else(|| plain.status.signal().map(|s| 128 + s));
+        .or_else(|| signal_of(plain.status).map(|s| 128 + s));
     if tr.status.code() != want {
         return Err(format!(
             "untraced {}, traced deferscope {}; stderr: {}",
@@ -567,7 +579,7 @@ fn check_transparent(bin: &Path, args: &[&str], input: &[u8], tag: &str) -> Resu
     }
     let report = read_report(&rep)?;
     let _ = std::fs::remove_file(&rep);
-    match (plain.status.code(), plain.status.signal()) {
+    match (plain.status.code(), signal_of(plain.status)) {
         (Some(c), _) if report["exit_code"] != c => {
             return Err(format!("report exit_code {} != {c}", report["exit_code"]).into())
         }
@@ -664,9 +676,10 @@ fn check_exitkill(bin: &Path, tag: &str) -> Result<(), Failed> {
     }
 }
 
-/// A committed fixture (no toolchain needed): tracing changes neither its
-/// output nor its status, and all three kinds of defer are seen running.
-fn check_committed(bin: &Path, tag: &str) -> Result<(), Failed> {
+/// A committed linux/amd64 fixture (no toolchain needed): tracing changes
+/// neither its output nor its status, and the kinds of defer it has are
+/// seen running.
+fn check_committed(bin: &Path, program: &str, variant: &str, tag: &str) -> Result<(), Failed> {
     let plain = output_within(untraced(bin, &[]), b"", LIMIT)?;
     let (cmd, rep) = traced(bin, &[], &[], tag);
     let tr = output_within(cmd, b"", LIMIT)?;
@@ -682,12 +695,22 @@ fn check_committed(bin: &Path, tag: &str) -> Result<(), Failed> {
     }
     let report = read_report(&rep)?;
     let _ = std::fs::remove_file(&rep);
-    for k in ["open-coded", "stack-allocated", "heap-allocated"] {
+    // Every fixture program runs each kind its compiler chose for it; the
+    // defers program also panics and recovers.
+    let kinds: Vec<&str> = match (program, variant) {
+        ("defers", "default") => vec!["open-coded", "stack-allocated", "heap-allocated"],
+        // -N -l: nothing is open-coded.
+        (_, "noopt") => vec!["stack-allocated", "heap-allocated"],
+        _ => vec!["open-coded", "heap-allocated"],
+    };
+    for k in kinds {
         if report["totals"][k].as_u64().unwrap_or(0) == 0 {
             return Err(format!("no {k} defer counted: {}", report["totals"]).into());
         }
     }
-    if report["panics"].as_u64().unwrap_or(0) == 0 || report["recovered"].as_u64().unwrap_or(0) == 0
+    if program == "defers"
+        && (report["panics"].as_u64().unwrap_or(0) == 0
+            || report["recovered"].as_u64().unwrap_or(0) == 0)
     {
         return Err("the defers fixture panics and recovers; none counted".into());
     }
@@ -724,6 +747,12 @@ fn check_error(args: &[&str], must_contain: &str) -> Result<(), Failed> {
 }
 
 pub fn trials() -> Vec<Trial> {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        eprintln!("trace: not Linux on amd64; only the platform error is checked");
+        return vec![Trial::test("trace::error::unsupported_platform", || {
+            check_error(&["--", "whatever"], "needs Linux on amd64")
+        })];
+    }
     let mut v = vec![
         Trial::test("trace::error::not_go", || {
             check_error(&["--", "/bin/sh", "-c", "echo ran"], "pclntab")
@@ -738,25 +767,25 @@ pub fn trials() -> Vec<Trial> {
             check_error(&["--pid", "999999999"], "999999999")
         }),
     ];
-    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        eprintln!("trace: not Linux on amd64; the tracing trials are skipped");
-        v.push(
-            Trial::test("trace::tracing (not Linux on amd64)", || Ok(())).with_ignored_flag(true),
-        );
-        return v;
+    // A committed Go binary for another platform is refused before it runs.
+    if let Some(e) = entries(&committed_root())
+        .into_iter()
+        .find(|e| e.meta.goarch != "amd64" || e.meta.goos != "linux")
+    {
+        let (bin, name) = (e.bin(), e.name());
+        v.push(Trial::test(
+            format!("trace::error::foreign_binary::{name}"),
+            move || check_error(&["--".as_ref(), bin.to_str().unwrap()], "runs linux/amd64"),
+        ));
     }
     for e in entries(&committed_root()) {
-        if e.meta.goos == "linux"
-            && e.meta.goarch == "amd64"
-            && e.meta.program == "defers"
-            && e.meta.variant == "default"
-        {
+        if e.meta.goos == "linux" && e.meta.goarch == "amd64" {
             let name = e.name();
             let bin = e.bin();
             let tag = format!("committed-{}", name.replace('/', "_"));
             v.push(Trial::test(
                 format!("trace::committed::{name}"),
-                move || check_committed(&bin, &tag),
+                move || check_committed(&bin, &e.meta.program, &e.meta.variant, &tag),
             ));
         }
     }
