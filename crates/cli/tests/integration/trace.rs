@@ -775,7 +775,7 @@ pub fn trials() -> Vec<Trial> {
         let (bin, name) = (e.bin(), e.name());
         v.push(Trial::test(
             format!("trace::error::foreign_binary::{name}"),
-            move || check_error(&["--".as_ref(), bin.to_str().unwrap()], "runs linux/amd64"),
+            move || check_error(&["--", bin.to_str().unwrap()], "runs linux/amd64"),
         ));
     }
     for e in entries(&committed_root()) {
