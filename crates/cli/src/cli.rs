@@ -113,6 +113,9 @@ pub struct TraceArgs {
     /// instead of emulating the instruction (slower; for testing).
     #[arg(long, hide = true)]
     pub single_step: bool,
+    /// Fail on purpose after N breakpoint hits (testing the cleanup).
+    #[arg(long, hide = true, value_name = "N")]
+    pub fail_after_hits: Option<u64>,
     /// The program to run, and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM", required_unless_present = "pid")]
     pub program: Vec<std::ffi::OsString>,

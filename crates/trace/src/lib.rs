@@ -11,11 +11,15 @@
 //! `deferscope_analyze::scan`: the `CALL runtime.deferproc*` of a stack- or
 //! heap-allocated defer, or the instruction that stores an open-coded
 //! defer's closure into its slot. Each executes exactly once per execution
-//! of its `defer` statement. Three runtime entry points, found by name in
-//! the pclntab, are traced too: `runtime.gopanic` (every panic, including
-//! the runtime's own, such as a nil dereference), `runtime.gorecover`
-//! (every call of `recover()`) and `runtime.recovery` (every panic that a
-//! `recover()` stopped). Uprobes would see only the `deferproc*` calls
+//! of its `defer` statement. Three runtime functions, found by name in the
+//! pclntab, are traced too: `runtime.gopanic` (every panic, including the
+//! runtime's own, such as a nil dereference), `runtime.gorecover` (every
+//! call of `recover()`) and `runtime.recovery` (every panic that a
+//! `recover()` stopped). Their breakpoints sit just after the function's
+//! stack-bound check rather than on the entry, which `runtime.morestack`
+//! re-runs after growing the stack or a preemption (counting that call
+//! twice); the caller of `gopanic`/`gorecover` is read from the return
+//! address at SP. Uprobes would see only the `deferproc*` calls
 //! and never an open-coded defer, and uretprobes corrupt Go stacks
 //! (`landscape.md` §1.5); breakpoints on the sites themselves see all
 //! three kinds.
@@ -29,9 +33,10 @@
 //! (in a group-stop, resumed with `PTRACE_LISTEN` so that Ctrl-Z and
 //! SIGCONT behave as without a tracer) or *starting* (announced by a clone
 //! event, first stop not yet seen). A stop with SIGTRAP whose pc - 1 is a
-//! planted breakpoint is ours; every other signal, SIGURG (Go's
-//! asynchronous preemption) and the program's own SIGTRAP included, is
-//! delivered unchanged.
+//! planted breakpoint is ours (for a one-byte instruction, where pc - 1 is
+//! also where an emulated hit resumes, the siginfo must say `SI_KERNEL`,
+//! an `int3`); every other signal, SIGURG (Go's asynchronous preemption)
+//! and the program's own SIGTRAP included, is delivered unchanged.
 //!
 //! - *Launch*: the child waits on a pipe until it has been seized (with
 //!   `PTRACE_O_EXITKILL`, so that it never outlives a crashed tracer), then
@@ -39,14 +44,19 @@
 //!   breakpoints. stdin, stdout and stderr stay the program's; deferscope
 //!   exits with its exit status, or 128 + the signal that killed it.
 //!   SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to deferscope by another process
-//!   are forwarded; a terminal's Ctrl-C reaches the program directly.
+//!   are forwarded; a terminal's Ctrl-C reaches the program directly. If
+//!   the tracer fails, it says so, takes every breakpoint out, detaches,
+//!   lets the program run on untraced to its end, and exits 2.
 //! - *Attach*: every thread in `/proc/PID/task` is seized (listing again
 //!   until no new one appears), all are stopped with `PTRACE_INTERRUPT`, the
 //!   breakpoints are planted, and the program runs. At the end (duration,
 //!   SIGINT to deferscope, or an error) every thread is stopped again, a
-//!   thread caught on a breakpoint is rewound to the original instruction,
-//!   every original byte is written back, and each thread is detached with
-//!   any signal it was due.
+//!   thread caught on a breakpoint is rewound to the original instruction
+//!   (one stopped with the breakpoint's SIGTRAP still pending first takes
+//!   it), every original byte is written back, and each thread is detached
+//!   with any signal it was due. A failed hit puts its thread back on the
+//!   breakpoint's address before the error propagates, so the same cleanup
+//!   applies after an error.
 //!
 //! **The breakpoint table.** One `int3` per point, at the link-time pc plus
 //! the load bias (`AT_ENTRY - e_entry`, so PIE works), planted only where
@@ -131,6 +141,9 @@ pub struct Options {
     /// Attach mode: say on stderr when the breakpoints are in and counting
     /// has begun (`deferscope: tracing pid N ...`).
     pub announce: bool,
+    /// Fail on purpose at this breakpoint hit, to test the cleanup: the
+    /// breakpoints are taken out and the program runs on untraced.
+    pub fail_after_hits: Option<u64>,
 }
 
 /// Run `program` with `args` under the tracer until it exits, and count.

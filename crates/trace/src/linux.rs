@@ -327,6 +327,11 @@ struct Engine<'p> {
     done: bool,
     /// Never emulate: always take the stop-all single-step path.
     single_step: bool,
+    /// Fail at this breakpoint hit (testing the cleanup).
+    fail_after: Option<u64>,
+    /// The current hit's original instruction has run (emulated or
+    /// stepped).
+    ran: bool,
 }
 
 impl<'p> Engine<'p> {
@@ -352,6 +357,8 @@ impl<'p> Engine<'p> {
             started: None,
             done: false,
             single_step: false,
+            fail_after: None,
+            ran: false,
         }
     }
 
@@ -635,12 +642,39 @@ impl<'p> Engine<'p> {
         Some(i)
     }
 
+    /// A hit on breakpoint `i`. If it fails before the original
+    /// instruction has run, the thread is put back at the breakpoint's
+    /// address, so that it runs that instruction once the breakpoint is out
+    /// (left at the trap's pc + 1 it would resume mid-instruction).
     fn on_breakpoint(
+        &mut self,
+        tid: i32,
+        i: usize,
+        uregs: libc::user_regs_struct,
+    ) -> Result<(), TraceError> {
+        self.ran = false;
+        let res = self.hit(tid, i, uregs);
+        if res.is_err() && !self.ran {
+            let mut back = uregs;
+            back.rip = self.bps[i].addr;
+            let _ = ptrace::setregs(Pid::from_raw(tid), back);
+        }
+        res
+    }
+
+    fn hit(
         &mut self,
         tid: i32,
         i: usize,
         mut uregs: libc::user_regs_struct,
     ) -> Result<(), TraceError> {
+        if let Some(n) = self.fail_after {
+            if self.emulated + self.stepped >= n {
+                return Err(TraceError::Other(format!(
+                    "failing on purpose after {n} breakpoint hits (--fail-after-hits)"
+                )));
+            }
+        }
         self.hits[self.bps[i].point] += 1;
         if self.bps[i].by_caller {
             let mut ret = [0u8; 8];
@@ -657,7 +691,7 @@ impl<'p> Engine<'p> {
             if res.is_ok() {
                 regs_into(&r, &mut uregs);
                 match ptrace::setregs(Pid::from_raw(tid), uregs) {
-                    Ok(()) => {}
+                    Ok(()) => self.ran = true,
                     Err(Errno::ESRCH) => return Ok(()),
                     Err(e) => return Err(os("PTRACE_SETREGS", errno(e))),
                 }
@@ -693,6 +727,7 @@ impl<'p> Engine<'p> {
             Err(Errno::ESRCH) => false,
             Err(e) => return Err(os("PTRACE_SETREGS", errno(e))),
         };
+        self.ran = stepped;
         self.poke(tid, addr, INT3)?;
         if stepped {
             self.resume(tid)?;
@@ -1097,6 +1132,7 @@ pub fn launch(
     }
     let mut eng = Engine::new(plan, Mode::Launch, pid);
     eng.single_step = opts.single_step;
+    eng.fail_after = opts.fail_after_hits;
     let opts = ptrace::Options::PTRACE_O_EXITKILL
         | ptrace::Options::PTRACE_O_TRACECLONE
         | ptrace::Options::PTRACE_O_TRACEEXEC;
@@ -1117,9 +1153,25 @@ pub fn launch(
     eng.threads.insert(pid, Thread::new(St::Running));
     install_handlers(pid, false)?;
     let res = eng.run(None);
+    if let Err(e) = res {
+        if eng.end.is_none() && eng.execs > 0 {
+            // A failure of ours is no reason to end the program: take the
+            // breakpoints out, let it run on untraced, and wait for it. If
+            // that fails too, dropping the engine kills it.
+            eprintln!(
+                "deferscope: tracing stopped: {}; {shown} runs on untraced",
+                chain(&e)
+            );
+            if eng.detach_all().is_ok() {
+                while let Ok(Some(_)) | Err(Errno::EINTR) = wait(pid) {}
+            }
+        }
+        restore_handlers();
+        let _ = read_errno(err_r);
+        return Err(e);
+    }
     restore_handlers();
     let exec_errno = read_errno(err_r);
-    res?;
     if eng.execs == 0 {
         eng.done = true;
         let why = exec_errno.map_or_else(
@@ -1137,6 +1189,7 @@ pub fn launch(
 pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceError> {
     let mut eng = Engine::new(plan, Mode::Attach, pid);
     eng.single_step = opts.single_step;
+    eng.fail_after = opts.fail_after_hits;
     // Seize every thread; threads that appear meanwhile are either cloned
     // by a seized thread (traced automatically) or seen by the next pass.
     let mut seen = HashSet::new();
@@ -1211,6 +1264,18 @@ pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceErr
     restore_handlers();
     res?;
     Ok(eng.outcome())
+}
+
+/// An error and its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 fn pipe() -> Result<(i32, i32), TraceError> {

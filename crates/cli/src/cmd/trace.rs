@@ -26,6 +26,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         },
         single_step: args.single_step,
         announce: args.pid.is_some(),
+        fail_after_hits: args.fail_after_hits,
     };
     let report = match args.pid {
         Some(pid) => deferscope_trace::attach(pid, &opts)?,

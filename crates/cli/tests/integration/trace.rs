@@ -24,7 +24,9 @@
 //!   the same as untraced;
 //! - `transparent::{exit_code,signal,stdin,sigint}`: stdout and exit status
 //!   are the same with and without tracing;
-//! - `exitkill`: a launched program dies with a SIGKILLed tracer.
+//! - `exitkill`: a launched program dies with a SIGKILLed tracer;
+//! - `cleanup::*`: when deferscope fails mid-trace (`--fail-after-hits`),
+//!   the breakpoints come out and the program runs on to the same output.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -631,6 +633,65 @@ fn check_sigint(bin: &Path, tag: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// deferscope fails (on purpose, `--fail-after-hits`) in the middle of a
+/// launched run: it says so, takes the breakpoints out, and the program
+/// runs on untraced to the same output; deferscope exits 2.
+fn check_cleanup_launch(bin: &Path, extra: &[&str], tag: &str) -> Result<(), Failed> {
+    let plain = output_within(untraced(bin, &["work", "5"]), b"", LIMIT)?;
+    let mut args = vec!["--fail-after-hits", "700"];
+    args.extend_from_slice(extra);
+    let (cmd, _rep) = traced(bin, &["work", "5"], &args, tag);
+    let tr = output_within(cmd, b"", LIMIT)?;
+    let stderr = String::from_utf8_lossy(&tr.stderr);
+    if tr.status.code() != Some(2)
+        || !stderr.contains("runs on untraced")
+        || !stderr.contains("failing on purpose")
+    {
+        return Err(format!("deferscope {}; stderr: {stderr}", describe(tr.status)).into());
+    }
+    if tr.stdout != plain.stdout {
+        return Err(format!(
+            "the program's output changed after the failure:\n{}",
+            String::from_utf8_lossy(&tr.stdout)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The same when attached: the process finishes as if never traced.
+fn check_cleanup_attach(bin: &Path, _tag: &str) -> Result<(), Failed> {
+    let plain = output_within(untraced(bin, &["long", "2"]), b"", LIMIT)?;
+    let mut prog = Command::new(bin)
+        .args(["long", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let prog_out = drain(prog.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = deferscope();
+    c.args(["trace", "--fail-after-hits", "500", "--pid"])
+        .arg(prog.id().to_string());
+    let ds = output_within(c, b"", LIMIT);
+    let status = wait_within(&mut prog, LIMIT)?;
+    let ds = ds?;
+    let stderr = String::from_utf8_lossy(&ds.stderr);
+    if ds.status.code() != Some(2) || !stderr.contains("failing on purpose") {
+        return Err(format!("deferscope {}; stderr: {stderr}", describe(ds.status)).into());
+    }
+    let stdout = prog_out.join().unwrap();
+    if !status.success() || stdout != plain.stdout {
+        return Err(format!(
+            "after the failed trace: {}, stdout same: {}",
+            describe(status),
+            stdout == plain.stdout
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Killing deferscope (SIGKILL: no cleanup runs) kills the launched
 /// program too: it never runs on with breakpoints and no tracer.
 fn check_exitkill(bin: &Path, tag: &str) -> Result<(), Failed> {
@@ -832,6 +893,15 @@ pub fn trials() -> Vec<Trial> {
         ));
         v.push(mk(check_sigint, "transparent::sigint"));
         v.push(mk(check_exitkill, "exitkill"));
+        v.push(mk(
+            |b, tag| check_cleanup_launch(b, &[], tag),
+            "cleanup::launch",
+        ));
+        v.push(mk(
+            |b, tag| check_cleanup_launch(b, &["--single-step"], tag),
+            "cleanup::launch_single_step",
+        ));
+        v.push(mk(check_cleanup_attach, "cleanup::attach"));
     }
     v
 }
