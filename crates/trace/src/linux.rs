@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::sys::ptrace;
+use nix::sys::{ptrace, uio};
 use nix::unistd::Pid;
 
 use crate::emulate::{self, Memory, Op, Regs};
@@ -91,15 +91,35 @@ enum LoopEnd {
     Requested,
 }
 
-/// `/proc/PID/mem` of the traced process, as [`Memory`].
-struct ProcMem(File);
+/// The traced process's memory, as [`Memory`]: `process_vm_readv` /
+/// `process_vm_writev` (one syscall, no page-table walk of a second file),
+/// and `/proc/PID/mem` where those refuse, as for writes to read-only text.
+struct ProcMem {
+    pid: Pid,
+    file: File,
+}
 
 impl Memory for ProcMem {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-        retry(|| self.0.read_exact_at(buf, addr))
+        let len = buf.len();
+        let remote = [uio::RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        if uio::process_vm_readv(self.pid, &mut [io::IoSliceMut::new(buf)], &remote) == Ok(len) {
+            return Ok(());
+        }
+        retry(|| self.file.read_exact_at(buf, addr))
     }
     fn write(&mut self, addr: u64, data: &[u8]) -> io::Result<()> {
-        retry(|| self.0.write_all_at(data, addr))
+        let remote = [uio::RemoteIoVec {
+            base: addr as usize,
+            len: data.len(),
+        }];
+        if uio::process_vm_writev(self.pid, &[io::IoSlice::new(data)], &remote) == Ok(data.len()) {
+            return Ok(());
+        }
+        retry(|| self.file.write_all_at(data, addr))
     }
 }
 
@@ -395,7 +415,10 @@ impl<'p> Engine<'p> {
             .write(true)
             .open(&path)
             .map_err(|e| os(format!("cannot open {path}"), e))?;
-        self.mem = Some(ProcMem(f));
+        self.mem = Some(ProcMem {
+            pid: Pid::from_raw(self.main),
+            file: f,
+        });
         let bias = self.load_bias()?;
         self.bias = bias;
         self.bps.clear();
