@@ -35,8 +35,10 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+/// What every command that reads one binary takes: the binary, the output
+/// format and the function filters.
 #[derive(clap::Args, Debug)]
-pub struct ScanArgs {
+pub struct BinaryArgs {
     /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
     pub binary: PathBuf,
     /// Output format.
@@ -48,6 +50,12 @@ pub struct ScanArgs {
     /// Leave out the standard library.
     #[arg(long)]
     pub no_std: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub common: BinaryArgs,
     /// Explain each function and site (same output as `deferscope explain`).
     #[arg(long)]
     pub explain: bool,
@@ -55,17 +63,8 @@ pub struct ScanArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ExplainArgs {
-    /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
-    pub binary: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
-    /// Only functions whose name matches this regular expression.
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Leave out the standard library.
-    #[arg(long)]
-    pub no_std: bool,
+    #[command(flatten)]
+    pub common: BinaryArgs,
     /// Use the published cost figures even if `deferscope bench` saved a
     /// measured table.
     #[arg(long)]

@@ -8,25 +8,20 @@ use anyhow::Result;
 use crate::cli::{ExplainArgs, OutputFormat};
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    super::with_scan(
-        &args.binary,
-        args.funcs.as_deref(),
-        args.no_std,
-        |img, ix, report| {
-            let cost = if args.published_costs {
-                deferscope_analyze::cost::CostTable::published()
-            } else {
-                deferscope_report::explain::load_cost_table()
-            };
-            let x = deferscope_analyze::explain::explain(img, ix, &report, &cost);
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
-            match args.format {
-                OutputFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
-                OutputFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
-            }
-            out.flush()?;
-            Ok(())
-        },
-    )
+    super::with_scan(&args.common, |img, ix, report| {
+        let cost = if args.published_costs {
+            deferscope_analyze::cost::CostTable::published()
+        } else {
+            deferscope_report::explain::load_cost_table()
+        };
+        let x = deferscope_analyze::explain::explain(img, ix, &report, &cost);
+        let stdout = io::stdout();
+        let mut out = io::BufWriter::new(stdout.lock());
+        match args.common.format {
+            OutputFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
+            OutputFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
+        }
+        out.flush()?;
+        Ok(())
+    })
 }

@@ -6,8 +6,6 @@ pub mod explain;
 pub mod scan;
 pub mod trace;
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use deferscope_analyze::{Origin, Report};
 use deferscope_index::GoIndex;
@@ -26,19 +24,17 @@ pub fn funcs_regex(funcs: Option<&str>) -> Result<Option<regex::Regex>> {
 /// image, index and report to `f` (they borrow from the map, hence the
 /// callback).
 pub fn with_scan<T>(
-    binary: &Path,
-    funcs: Option<&str>,
-    no_std: bool,
+    args: &crate::cli::BinaryArgs,
     f: impl FnOnce(&Image<'_>, &GoIndex<'_>, Report) -> Result<T>,
 ) -> Result<T> {
-    let funcs = funcs_regex(funcs)?;
-    let mapped = deferscope_load::Mapped::open(binary)?;
+    let funcs = funcs_regex(args.funcs.as_deref())?;
+    let mapped = deferscope_load::Mapped::open(&args.binary)?;
     let img = mapped.image()?;
-    let path = binary.display().to_string();
+    let path = args.binary.display().to_string();
     let ix = GoIndex::new(&img).with_context(|| path.clone())?;
     let mut report = deferscope_analyze::scan(&path, &img, &ix)?;
     report.retain(|name, origin| {
-        !(no_std && origin == Origin::Std) && funcs.as_ref().is_none_or(|re| re.is_match(name))
+        !(args.no_std && origin == Origin::Std) && funcs.as_ref().is_none_or(|re| re.is_match(name))
     });
     f(&img, &ix, report)
 }
