@@ -1069,7 +1069,7 @@ impl<'p> Engine<'p> {
             Mode::Launch => {
                 // SAFETY: kill(2) takes plain integers.
                 unsafe { libc::kill(self.main, libc::SIGKILL) };
-                while let Ok(Some(_)) | Err(Errno::EINTR) = wait(-1) {}
+                reap(-1);
             }
             Mode::Attach => {
                 let _ = self.detach_all();
@@ -1117,12 +1117,20 @@ pub fn launch(
 
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    // SAFETY: deferscope is single-threaded here, and the child calls only
-    // async-signal-safe functions (read, close, execv, write, _exit) on
-    // memory prepared before the fork (`path`, `ptrs`, the pipe fds).
+    // SAFETY: the child calls only async-signal-safe functions (read,
+    // close, execv, write, _exit) on memory prepared before the fork
+    // (`path`, `ptrs`, the pipe fds), which is all POSIX allows after a
+    // fork, even in a multithreaded process. It allocates nothing.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(os("fork", io::Error::last_os_error()));
+        let e = io::Error::last_os_error();
+        // SAFETY: closing the four pipe fds we own.
+        unsafe {
+            for fd in [go_r, go_w, err_r, err_w] {
+                libc::close(fd);
+            }
+        }
+        return Err(os("fork", e));
     }
     if pid == 0 {
         // SAFETY: see above. The child waits until the parent has seized
@@ -1171,6 +1179,8 @@ pub fn launch(
     if let Err(e) = seized {
         // SAFETY: closing our read end.
         unsafe { libc::close(err_r) };
+        eng.done = true;
+        reap(pid);
         return Err(os(format!("cannot trace {shown} (PTRACE_SEIZE)"), errno(e)));
     }
     eng.threads.insert(pid, Thread::new(St::Running));
@@ -1186,7 +1196,7 @@ pub fn launch(
                 chain(&e)
             );
             if eng.detach_all().is_ok() {
-                while let Ok(Some(_)) | Err(Errno::EINTR) = wait(pid) {}
+                reap(pid);
             }
         }
         restore_handlers();
@@ -1299,6 +1309,20 @@ fn chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// Wait until `pid` (or, with -1, every child and tracee) is gone,
+/// whatever signals interrupt the wait.
+fn reap(pid: i32) {
+    loop {
+        match wait(pid) {
+            Ok(Some((p, st))) if p == pid && (libc::WIFEXITED(st) || libc::WIFSIGNALED(st)) => {
+                return
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn pipe() -> Result<(i32, i32), TraceError> {
