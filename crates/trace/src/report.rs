@@ -107,10 +107,13 @@ pub struct TraceReport {
 }
 
 impl TraceReport {
-    /// deferscope's own exit status for this result: the program's exit
-    /// status, 128 + the signal that killed it, or 0 after a detach.
+    /// deferscope's own exit status for this result: the launched
+    /// program's exit status, or 128 + the signal that killed it; 0 in
+    /// attach mode (the process is not ours).
     pub fn exit_status(&self) -> i32 {
-        if let Some(c) = self.exit_code {
+        if self.mode == "attach" {
+            0
+        } else if let Some(c) = self.exit_code {
             c
         } else if let Some(s) = self.signal {
             128 + s
@@ -362,6 +365,9 @@ mod tests {
     #[test]
     fn exit_status_follows_the_program() {
         assert_eq!(report(Some(3), None).exit_status(), 3);
+        let mut attached = report(Some(3), None);
+        attached.mode = "attach";
+        assert_eq!(attached.exit_status(), 0);
         let r = report(None, Some(15));
         assert_eq!(r.exit_status(), 143);
         let mut out = Vec::new();
