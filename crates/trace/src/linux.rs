@@ -91,12 +91,24 @@ enum LoopEnd {
     Requested,
 }
 
-/// The traced process's memory, as [`Memory`]: `process_vm_readv` /
-/// `process_vm_writev` (one syscall, no page-table walk of a second file),
-/// and `/proc/PID/mem` where those refuse, as for writes to read-only text.
+/// The traced process's memory. As [`Memory`] (what emulated instructions
+/// touch) it goes through `process_vm_readv` / `process_vm_writev`, which
+/// honour page protections as the instruction would: a refused access
+/// makes the tracer single-step the instruction instead, so that it faults
+/// for real. Code is read and patched through `/proc/PID/mem`, which a
+/// tracer may write even where the text is read-only.
 struct ProcMem {
     pid: Pid,
     file: File,
+}
+
+impl ProcMem {
+    fn read_code(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        retry(|| self.file.read_exact_at(buf, addr))
+    }
+    fn write_code(&self, addr: u64, data: &[u8]) -> io::Result<()> {
+        retry(|| self.file.write_all_at(data, addr))
+    }
 }
 
 impl Memory for ProcMem {
@@ -106,20 +118,22 @@ impl Memory for ProcMem {
             base: addr as usize,
             len,
         }];
-        if uio::process_vm_readv(self.pid, &mut [io::IoSliceMut::new(buf)], &remote) == Ok(len) {
-            return Ok(());
+        match uio::process_vm_readv(self.pid, &mut [io::IoSliceMut::new(buf)], &remote) {
+            Ok(n) if n == len => Ok(()),
+            Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(e) => Err(errno(e)),
         }
-        retry(|| self.file.read_exact_at(buf, addr))
     }
     fn write(&mut self, addr: u64, data: &[u8]) -> io::Result<()> {
         let remote = [uio::RemoteIoVec {
             base: addr as usize,
             len: data.len(),
         }];
-        if uio::process_vm_writev(self.pid, &[io::IoSlice::new(data)], &remote) == Ok(data.len()) {
-            return Ok(());
+        match uio::process_vm_writev(self.pid, &[io::IoSlice::new(data)], &remote) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) => Err(io::ErrorKind::WriteZero.into()),
+            Err(e) => Err(errno(e)),
         }
-        retry(|| self.file.write_all_at(data, addr))
     }
 }
 
@@ -427,7 +441,7 @@ impl<'p> Engine<'p> {
             let addr = p.pc.wrapping_add(bias);
             let mut cur = vec![0u8; p.code.len()];
             self.mem()?
-                .read(addr, &mut cur)
+                .read_code(addr, &mut cur)
                 .map_err(|e| os(format!("cannot read the program's code at {addr:#x}"), e))?;
             if cur != p.code {
                 return Err(TraceError::Other(format!(
@@ -471,7 +485,7 @@ impl<'p> Engine<'p> {
     /// a tracer on most kernels; where it is refused, PTRACE_POKEDATA on
     /// the stopped thread `tid` does it.
     fn poke(&mut self, tid: i32, addr: u64, byte: u8) -> Result<(), TraceError> {
-        if self.mem()?.write(addr, &[byte]).is_ok() {
+        if self.mem()?.write_code(addr, &[byte]).is_ok() {
             return Ok(());
         }
         let word_addr = addr & !7;
@@ -1077,7 +1091,7 @@ impl<'p> Engine<'p> {
                     // Last resort: /proc/PID/mem needs no stopped thread.
                     if let Some(m) = self.mem.as_mut() {
                         for b in &mut self.bps {
-                            if b.installed && m.write(b.addr, &[b.orig]).is_ok() {
+                            if b.installed && m.write_code(b.addr, &[b.orig]).is_ok() {
                                 b.installed = false;
                             }
                         }
