@@ -1,5 +1,6 @@
 //! Truncation and corruption sweep: a fixture binary cut at many points and
-//! damaged by bit flips in its pclntab and text. Every input must end, within
+//! damaged by bit flips in its pclntab and text, through scan and the explain
+//! pass. Every input must end, within
 //! a time bound, with either a result or an error — never a panic or a hang.
 //!
 //! The pipeline runs in-process on the damaged bytes (no temporary files),
@@ -22,7 +23,10 @@ fn pipeline(data: &[u8]) -> Result<usize, String> {
     let img = deferscope_load::Image::parse(Path::new("input"), data).map_err(|e| e.to_string())?;
     let ix = deferscope_index::GoIndex::new(&img).map_err(|e| e.to_string())?;
     let r = deferscope_analyze::scan("input", &img, &ix).map_err(|e| e.to_string())?;
-    Ok(r.sites.len())
+    // The explain pass reads the same damaged bytes (CFG, targets, sizes).
+    let cost = deferscope_analyze::cost::CostTable::published();
+    let x = deferscope_analyze::explain::explain(&img, &ix, &r, &cost);
+    Ok(r.sites.len() + x.sites.len())
 }
 
 /// Run every input; fail on the first panic or timeout.
