@@ -1182,6 +1182,18 @@ pub fn launch(
         | ptrace::Options::PTRACE_O_TRACECLONE
         | ptrace::Options::PTRACE_O_TRACEEXEC;
     let seized = ptrace::seize(Pid::from_raw(pid), opts);
+    if seized.is_ok() {
+        // Before the program starts: a signal meant for it must not end
+        // deferscope instead.
+        if let Err(e) = install_handlers(pid, false) {
+            // SAFETY: closing our pipe ends; the child reads EOF and exits.
+            unsafe {
+                libc::close(go_w);
+                libc::close(err_r);
+            }
+            return Err(e);
+        }
+    }
     // Let the child go on to execve (or, if the seize failed, to exit).
     // SAFETY: writing one byte from a local to our pipe end, then closing it.
     unsafe {
@@ -1198,7 +1210,6 @@ pub fn launch(
         return Err(os(format!("cannot trace {shown} (PTRACE_SEIZE)"), errno(e)));
     }
     eng.threads.insert(pid, Thread::new(St::Running));
-    install_handlers(pid, false)?;
     let res = eng.run(None);
     if let Err(e) = res {
         if eng.end.is_none() && eng.execs > 0 {

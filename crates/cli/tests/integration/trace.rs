@@ -597,6 +597,27 @@ fn check_transparent(bin: &Path, args: &[&str], input: &[u8], tag: &str) -> Resu
     Ok(())
 }
 
+/// The pid of the program deferscope launched, once it runs `bin`.
+fn traced_child(ds: &Child, bin: &Path) -> Result<u32, Failed> {
+    let children = format!("/proc/{0}/task/{0}/children", ds.id());
+    let want = bin.canonicalize()?;
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(p) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+            // Past the exec: the program is the fixture.
+            let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap_or_default();
+            if exe == want {
+                return Ok(p);
+            }
+        }
+        if Instant::now() >= end {
+            return Err("the traced program never started".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// SIGINT sent to deferscope (not from a terminal) reaches the program,
 /// which dies of it; deferscope exits 128 + 2.
 fn check_sigint(bin: &Path, tag: &str) -> Result<(), Failed> {
@@ -608,7 +629,11 @@ fn check_sigint(bin: &Path, tag: &str) -> Result<(), Failed> {
         .spawn()?;
     let out = drain(ds.stdout.take().unwrap());
     let err = drain(ds.stderr.take().unwrap());
-    std::thread::sleep(Duration::from_millis(700));
+    if let Err(e) = traced_child(&ds, bin) {
+        let _ = ds.kill();
+        return Err(e);
+    }
+    std::thread::sleep(Duration::from_millis(300));
     kill(ds.id(), "-INT")?;
     let st = wait_within(&mut ds, Duration::from_secs(30))?;
     let stdout = out.join().unwrap();
@@ -701,22 +726,12 @@ fn check_exitkill(bin: &Path, tag: &str) -> Result<(), Failed> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let children = format!("/proc/{0}/task/{0}/children", ds.id());
-    let end = Instant::now() + Duration::from_secs(30);
-    let child: u32 = loop {
-        let text = std::fs::read_to_string(&children).unwrap_or_default();
-        if let Some(p) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
-            // Past the exec: the program is the fixture.
-            let exe = std::fs::read_link(format!("/proc/{p}/exe")).unwrap_or_default();
-            if exe == bin.canonicalize().unwrap_or_default() {
-                break p;
-            }
-        }
-        if Instant::now() >= end {
+    let child = match traced_child(&ds, bin) {
+        Ok(c) => c,
+        Err(e) => {
             let _ = ds.kill();
-            return Err("the traced program never started".into());
+            return Err(e);
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     std::thread::sleep(Duration::from_millis(300));
     kill(ds.id(), "-KILL")?;
