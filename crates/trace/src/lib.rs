@@ -375,6 +375,8 @@ pub fn build_report(
         panics_by_function: by_caller(Probe::Panic),
         recovers_by_function: by_caller(Probe::Recover),
         sites,
+        est_defer_ns: None,
+        cost_table: None,
     }
 }
 

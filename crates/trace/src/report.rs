@@ -104,9 +104,26 @@ pub struct TraceReport {
     pub recovers_by_function: Vec<ByFunction>,
     /// Every defer site, hottest first (then by file and line).
     pub sites: Vec<SiteCount>,
+    /// Estimated nanoseconds spent in defer machinery: each site's count
+    /// times the cost of its kind (see [`TraceReport::estimate`]).
+    pub est_defer_ns: Option<f64>,
+    /// The cost table the estimate used, in words.
+    pub cost_table: Option<String>,
 }
 
 impl TraceReport {
+    /// Fill in the estimated time in defer machinery from a cost per
+    /// executed defer of each kind, and name the table it came from.
+    pub fn estimate(&mut self, ns_per_defer: impl Fn(Kind) -> f64, table: String) {
+        let ns = self
+            .sites
+            .iter()
+            .map(|s| s.count as f64 * ns_per_defer(s.kind))
+            .sum();
+        self.est_defer_ns = Some(ns);
+        self.cost_table = Some(table);
+    }
+
     /// deferscope's own exit status for this result: the launched
     /// program's exit status, or 128 + the signal that killed it; 0 in
     /// attach mode (the process is not ours).
@@ -184,6 +201,13 @@ impl TraceReport {
             group(t.stack_allocated),
             group(t.heap_allocated)
         )?;
+        if let (Some(ns), Some(table)) = (self.est_defer_ns, &self.cost_table) {
+            writeln!(
+                w,
+                "  about {} in defer machinery ({table})",
+                duration_ns(ns)
+            )?;
+        }
         let run: Vec<&SiteCount> = self.sites.iter().filter(|s| s.count > 0).collect();
         if !run.is_empty() {
             let counts: Vec<String> = run.iter().map(|s| group(s.count)).collect();
@@ -268,6 +292,17 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// A short duration for people: µs, ms or s.
+fn duration_ns(ns: f64) -> String {
+    if ns < 1e6 {
+        format!("{:.0} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        seconds(ns / 1e9)
+    }
+}
+
 fn seconds(s: f64) -> String {
     if s < 10.0 {
         format!("{s:.2} s")
@@ -339,6 +374,8 @@ mod tests {
                     count: 0,
                 },
             ],
+            est_defer_ns: None,
+            cost_table: None,
         }
     }
 

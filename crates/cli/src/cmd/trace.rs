@@ -28,7 +28,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         announce: args.pid.is_some(),
         fail_after_hits: args.fail_after_hits,
     };
-    let report = match args.pid {
+    let mut report = match args.pid {
         Some(pid) => deferscope_trace::attach(pid, &opts)?,
         None => {
             let (program, rest) = args
@@ -38,6 +38,13 @@ pub fn run(args: TraceArgs) -> Result<()> {
             deferscope_trace::launch(program, rest, &opts)?
         }
     };
+    // Time in defer machinery: counts x the cost table explain uses (the
+    // one `deferscope bench` saved, else the published figures).
+    let cost = deferscope_report::explain::load_cost_table();
+    report.estimate(
+        |k| cost.ns(k, false),
+        format!("{} cost table: {}", cost.origin, cost.source),
+    );
     let write = |w: &mut dyn Write| -> io::Result<()> {
         let mut w = io::BufWriter::new(w);
         match args.format {
