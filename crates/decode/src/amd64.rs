@@ -9,6 +9,22 @@ use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKi
 
 use crate::Event;
 
+/// Whether an operand is an immediate, of any encoded width. Shared by the
+/// disassembler and the trace emulator.
+pub fn is_immediate(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
+}
+
 fn is_store_mnemonic(m: Mnemonic) -> bool {
     matches!(
         m,
@@ -210,13 +226,7 @@ fn scan_impl(code: &[u8], entry: u64, flow: bool, mut sink: impl FnMut(Event)) {
                     let r = ins.op1_register();
                     r == Register::XMM15 || gpr_bit(r).is_some_and(|b| zero_regs & b != 0)
                 }
-                OpKind::Immediate8
-                | OpKind::Immediate16
-                | OpKind::Immediate32
-                | OpKind::Immediate32to64
-                | OpKind::Immediate8to32
-                | OpKind::Immediate8to64
-                | OpKind::Immediate8to16 => ins.immediate(1) == 0,
+                k if is_immediate(k) => ins.immediate(1) == 0,
                 _ => false,
             };
             sink(Event::StackStore {

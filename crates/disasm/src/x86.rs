@@ -574,18 +574,7 @@ fn facts(ins: &Instruction) -> Facts {
             && ins.memory_index() == Register::None
     };
     let imm = |k: u32| -> Option<u64> {
-        matches!(
-            ins.op_kind(k),
-            OpKind::Immediate8
-                | OpKind::Immediate16
-                | OpKind::Immediate32
-                | OpKind::Immediate64
-                | OpKind::Immediate8to16
-                | OpKind::Immediate8to32
-                | OpKind::Immediate8to64
-                | OpKind::Immediate32to64
-        )
-        .then(|| ins.immediate(k))
+        deferscope_decode::amd64::is_immediate(ins.op_kind(k)).then(|| ins.immediate(k))
     };
     let size = ins.memory_size().size() as u8;
     let off = ins.memory_displacement64() as i64;

@@ -230,14 +230,7 @@ fn operand(ins: &Instruction, i: u32) -> Option<Operand> {
     match ins.op_kind(i) {
         OpKind::Register => reg(ins.op_register(i)).map(Operand::Reg),
         OpKind::Memory => mem(ins).map(Operand::Mem),
-        OpKind::Immediate8
-        | OpKind::Immediate16
-        | OpKind::Immediate32
-        | OpKind::Immediate64
-        | OpKind::Immediate8to16
-        | OpKind::Immediate8to32
-        | OpKind::Immediate8to64
-        | OpKind::Immediate32to64 => Some(Operand::Imm(ins.immediate(i))),
+        k if deferscope_decode::amd64::is_immediate(k) => Some(Operand::Imm(ins.immediate(i))),
         _ => None,
     }
 }
