@@ -40,6 +40,14 @@ enum Role {
 /// Offset of `fn` in a `_defer` record, in every Go release (spec §3.4).
 const DEFER_FN_FIELD: i64 = 24;
 
+/// One decoded instruction, as the annotator sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Insn {
+    pub pc: u64,
+    pub len: usize,
+    pub facts: Facts,
+}
+
 struct OpenFunc {
     info: OpenDeferInfo,
     sp: PcTable,
@@ -135,25 +143,21 @@ impl Annotator {
 
     /// Whether any instruction calls a runtime function we label
     /// (functions without defers still panic and recover).
-    pub fn has_runtime_calls(&self, insns: &[(u64, usize, String, Facts)]) -> bool {
-        insns.iter().any(|(_, _, _, f)| {
-            matches!(f.call, Some(Call::Direct(t)) if matches!(self.roles.get(&t), Some(Role::Gopanic | Role::Gorecover)))
+    pub fn has_runtime_calls(&self, insns: &[Insn]) -> bool {
+        insns.iter().any(|i| {
+            matches!(i.facts.call, Some(Call::Direct(t)) if matches!(self.roles.get(&t), Some(Role::Gopanic | Role::Gorecover)))
         })
     }
 
     /// One optional comment per instruction of the function at `entry`.
-    pub fn annotate(
-        &self,
-        entry: u64,
-        insns: &[(u64, usize, String, Facts)],
-    ) -> Vec<Option<String>> {
+    pub fn annotate(&self, entry: u64, insns: &[Insn]) -> Vec<Option<String>> {
         let mut notes: Vec<Option<String>> = vec![None; insns.len()];
         let open = self.open.get(&entry);
         // Register that holds a copy of deferBits, if known.
         let mut bits_reg: Option<RegId> = None;
         // Bit cleared just before a deferred call at an exit.
         let mut pending_run: Option<u8> = None;
-        for (k, (pc, _, _, f)) in insns.iter().enumerate() {
+        for (k, Insn { pc, facts: f, .. }) in insns.iter().enumerate() {
             let site = self.sites.get(pc);
             let mut note: Option<String> = None;
             if let (Some(o), Some(m)) = (open, f.sp) {
@@ -284,12 +288,8 @@ impl Annotator {
     /// `_defer.fn` stores: for each `CALL deferprocStack`, find the record
     /// address loaded into a register (`LEAQ d(SP), AX` / `ADD $d, RSP,
     /// R0`) and the store to `d+24(SP)` before it.
-    fn mark_defer_fn_stores(
-        &self,
-        insns: &[(u64, usize, String, Facts)],
-        notes: &mut [Option<String>],
-    ) {
-        for (k, (_, _, _, f)) in insns.iter().enumerate() {
+    fn mark_defer_fn_stores(&self, insns: &[Insn], notes: &mut [Option<String>]) {
+        for (k, Insn { facts: f, .. }) in insns.iter().enumerate() {
             let Some(Call::Direct(t)) = f.call else {
                 continue;
             };
@@ -300,12 +300,12 @@ impl Annotator {
             let Some(rec) = insns[lo..k]
                 .iter()
                 .rev()
-                .find_map(|x| x.3.lea_sp.map(|(_, off)| off))
+                .find_map(|x| x.facts.lea_sp.map(|(_, off)| off))
             else {
                 continue;
             };
             for j in (lo..k).rev() {
-                if let Some(m) = insns[j].3.sp {
+                if let Some(m) = insns[j].facts.sp {
                     if m.off == rec + DEFER_FN_FIELD
                         && matches!(m.op, MemOp::Store(_))
                         && notes[j].is_none()
@@ -346,16 +346,16 @@ fn bit_list(v: u64) -> String {
 /// The register `d` is stored into the deferBits slot within the next few
 /// instructions.
 fn stores_bits_soon(
-    insns: &[(u64, usize, String, Facts)],
+    insns: &[Insn],
     k: usize,
     d: RegId,
     open: Option<&OpenFunc>,
     _a: &Annotator,
 ) -> bool {
     let Some(o) = open else { return false };
-    insns.iter().skip(k + 1).take(4).any(|(pc, _, _, f)| {
-        f.sp.is_some_and(|m| {
-            let delta = o.sp.at(*pc).unwrap_or(0);
+    insns.iter().skip(k + 1).take(4).any(|i| {
+        i.facts.sp.is_some_and(|m| {
+            let delta = o.sp.at(i.pc).unwrap_or(0);
             m.size == 1
                 && m.off == deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset)
                 && m.op == MemOp::Store(Value::Reg(d))
@@ -364,15 +364,11 @@ fn stores_bits_soon(
 }
 
 /// The call at `k` allocates, and the next call is a `deferproc*`.
-fn heap_closure_before_deferproc(
-    insns: &[(u64, usize, String, Facts)],
-    k: usize,
-    a: &Annotator,
-) -> bool {
+fn heap_closure_before_deferproc(insns: &[Insn], k: usize, a: &Annotator) -> bool {
     insns
         .iter()
         .skip(k + 1)
-        .find_map(|x| x.3.call)
+        .find_map(|x| x.facts.call)
         .is_some_and(|c| {
             matches!(c, Call::Direct(t) if matches!(a.roles.get(&t), Some(Role::Deferproc | Role::Deferprocat)))
         })

@@ -47,8 +47,7 @@ use deferscope_load::{Arch, Image};
 
 pub use symbols::{SymbolSource, Symbols};
 
-use facts::Facts;
-use tabwriter::{Block, Row};
+use tabwriter::Block;
 
 /// Instruction syntax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,8 +224,17 @@ pub fn write_listing<W: Write>(
     let mut liner = Liner { ix, cur: None };
     let mut block = Block::default();
     let mut text = String::new();
+    // Reused across functions: the decoded instructions (for the
+    // annotator) and the block row of each.
+    let mut insns: Vec<annotate::Insn> = Vec::new();
+    let mut rows: Vec<usize> = Vec::new();
     let mut printed = false;
     let mut legend_due = false;
+    let styles: tabwriter::Styles = match (opts.color, sources.is_some()) {
+        (false, _) => &[],
+        (true, false) => &[STYLE_POS, STYLE_PC, STYLE_HEX, STYLE_INS],
+        (true, true) => &[STYLE_PC, STYLE_HEX, STYLE_INS],
+    };
 
     for func in &syms.functions {
         if !selected(ix, &opts.filter, &defer_funcs, func) {
@@ -239,8 +247,26 @@ pub fn write_listing<W: Write>(
         } else {
             &[]
         };
-        // Decode the whole function first: annotations look around.
-        let mut insns: Vec<(u64, usize, String, Facts)> = Vec::new();
+        if printed {
+            out.write_all(b"\n")?;
+        }
+        printed = true;
+        stats.functions += 1;
+        let (hfile, _) = liner.at(func.start);
+        if opts.color {
+            writeln!(
+                out,
+                "{}TEXT {}(SB) {hfile}{}",
+                STYLE_HEADER.0, func.name, STYLE_HEADER.1
+            )?;
+        } else {
+            writeln!(out, "TEXT {}(SB) {hfile}", func.name)?;
+        }
+        // Decode the whole function into the block first: annotations
+        // look around, and become the rows' tails afterwards.
+        insns.clear();
+        rows.clear();
+        let mut last: Option<(&str, i64)> = None;
         let mut off = 0usize;
         while off < code.len() {
             let pc = start + off as u64;
@@ -261,73 +287,48 @@ pub fn write_listing<W: Write>(
                 ),
             };
             let n = n.min(code.len() - off).max(1);
-            insns.push((pc, n, std::mem::take(&mut text), facts));
-            off += n;
-        }
-        let notes = match &annotator {
-            Some(a) if defer_funcs.contains(&func.start) || a.has_runtime_calls(&insns) => {
-                a.annotate(func.start, &insns)
-            }
-            _ => Vec::new(),
-        };
-        legend_due |= notes.iter().any(Option::is_some);
-        if printed {
-            out.write_all(b"\n")?;
-        }
-        printed = true;
-        stats.functions += 1;
-        let (hfile, _) = liner.at(func.start);
-        let header = format!("TEXT {}(SB) {}", func.name, hfile);
-        if opts.color {
-            writeln!(out, "{}{header}{}", STYLE_HEADER.0, STYLE_HEADER.1)?;
-        } else {
-            writeln!(out, "{header}")?;
-        }
-        let mut last: Option<(&str, i64)> = None;
-        for (k, (pc, n, text, _)) in insns.iter_mut().enumerate() {
-            let (file, line) = liner.at(*pc);
-            let bytes = &code[(*pc - start) as usize..(*pc - start) as usize + *n];
-            let hex = hex_cell(img.arch, bytes);
-            let mut cells = Vec::with_capacity(4);
+            let (file, line) = liner.at(pc);
             if let Some(src) = sources.as_mut() {
                 if last != Some((file, line)) {
                     if let Some(l) = src.line(file, line) {
-                        block.push(Row::Text(l));
+                        block.text(&l);
                     }
                     last = Some((file, line));
                 }
-                cells.push(format!("  {pc:#x}"));
-            } else {
-                cells.push(format!("  {}:{}", base(file), line));
-                cells.push(format!("{pc:#x}"));
             }
-            cells.push(hex);
-            cells.push(std::mem::take(text));
-            let mut tail = String::new();
-            if let Some(Some(note)) = notes.get(k) {
-                stats.annotations += 1;
-                if opts.color {
-                    tail = format!("{}// {note}{}", STYLE_COMMENT.0, STYLE_COMMENT.1);
-                } else {
-                    tail = format!("// {note}");
+            rows.push(block.start_row(styles));
+            let b = block.buf();
+            b.push_str("  ");
+            if sources.is_none() {
+                b.push_str(base(file));
+                b.push(':');
+                push_dec(b, line);
+                block.end_cell();
+            }
+            push_hex(block.buf(), pc);
+            block.end_cell();
+            hex_cell(img.arch, &code[off..off + n], block.buf());
+            block.end_cell();
+            block.buf().push_str(&text);
+            block.end_cell();
+            insns.push(annotate::Insn { pc, len: n, facts });
+            off += n;
+        }
+        stats.instructions += insns.len();
+        if let Some(a) = &annotator {
+            if defer_funcs.contains(&func.start) || a.has_runtime_calls(&insns) {
+                let notes = a.annotate(func.start, &insns);
+                for (k, note) in notes.iter().enumerate() {
+                    let Some(note) = note else { continue };
+                    stats.annotations += 1;
+                    legend_due = true;
+                    if opts.color {
+                        block.set_tail(rows[k], &[STYLE_COMMENT.0, "// ", note, STYLE_COMMENT.1]);
+                    } else {
+                        block.set_tail(rows[k], &["// ", note]);
+                    }
                 }
             }
-            let styles = if opts.color {
-                let mut v = Vec::new();
-                if sources.is_none() {
-                    v.push(STYLE_POS);
-                }
-                v.extend([STYLE_PC, STYLE_HEX, STYLE_INS]);
-                v
-            } else {
-                Vec::new()
-            };
-            block.push(Row::Cells {
-                cells,
-                tail,
-                styles,
-            });
-            stats.instructions += 1;
         }
         block.flush(out)?;
     }
@@ -340,9 +341,39 @@ pub fn write_listing<W: Write>(
     Ok(stats)
 }
 
-fn hex_cell(arch: Arch, bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2 + 2);
+/// Go's `%d`.
+fn push_dec(s: &mut String, v: i64) {
+    if v < 0 {
+        s.push('-');
+    }
+    let mut u = v.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(d as char);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Go's `%#x` of an address.
+fn push_hex(s: &mut String, v: u64) {
+    s.push_str("0x");
+    let nibbles = (64 - (v | 1).leading_zeros()).div_ceil(4);
+    for i in (0..nibbles).rev() {
+        s.push(HEX[(v >> (4 * i) & 15) as usize] as char);
+    }
+}
+
+fn hex_cell(arch: Arch, bytes: &[u8], s: &mut String) {
     let byte = |s: &mut String, b: u8| {
         s.push(HEX[(b >> 4) as usize] as char);
         s.push(HEX[(b & 15) as usize] as char);
@@ -354,15 +385,14 @@ fn hex_cell(arch: Arch, bytes: &[u8]) -> String {
             }
             // Words print big-end first.
             for &b in w.iter().rev() {
-                byte(&mut s, b);
+                byte(s, b);
             }
         }
     } else {
         for &b in bytes {
-            byte(&mut s, b);
+            byte(s, b);
         }
     }
-    s
 }
 
 fn selected(
@@ -431,6 +461,28 @@ mod tests {
         assert!(path_suffix_match("/w/m/main.go", "main.go"));
         assert!(path_suffix_match("/w/m/main.go", "m/main.go"));
         assert!(!path_suffix_match("/w/m/xmain.go", "main.go"));
+    }
+
+    #[test]
+    fn numbers_as_go_prints_them() {
+        // fmt's %d and %#x.
+        let mut s = String::new();
+        for v in [0i64, 7, -1, 42, 1234567890, i64::MIN] {
+            s.clear();
+            push_dec(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        for v in [0u64, 1, 0xf, 0x10, 0x401000, u64::MAX] {
+            s.clear();
+            push_hex(&mut s, v);
+            assert_eq!(s, format!("{v:#x}"));
+        }
+        s.clear();
+        hex_cell(Arch::Arm64, &[0xff, 0x3f, 0x00, 0x39, 1, 2, 3, 4], &mut s);
+        assert_eq!(s, "39003fff 04030201");
+        s.clear();
+        hex_cell(Arch::Amd64, &[0xc6, 0x44, 0x24, 0x07, 0x00], &mut s);
+        assert_eq!(s, "c644240700");
     }
 
     #[test]
