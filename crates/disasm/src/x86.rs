@@ -205,6 +205,11 @@ fn size_prefixes(bytes: &[u8]) -> (bool, bool) {
 pub struct X86 {
     dialect: Dialect,
     intel: IntelFormatter,
+    /// Upper-cased mnemonic names, by `Mnemonic as usize` (built once:
+    /// formatting the Debug name per instruction was a hot spot).
+    mnemonics: Vec<String>,
+    /// Operand texts of the current instruction, reused.
+    args: Vec<String>,
 }
 
 impl X86 {
@@ -214,7 +219,15 @@ impl X86 {
         intel.options_mut().set_hex_suffix("");
         intel.options_mut().set_uppercase_hex(false);
         intel.options_mut().set_branch_leading_zeros(false);
-        X86 { dialect, intel }
+        let mnemonics = Mnemonic::values()
+            .map(|m| format!("{m:?}").to_ascii_uppercase())
+            .collect();
+        X86 {
+            dialect,
+            intel,
+            mnemonics,
+            args: Vec::new(),
+        }
     }
 
     /// Decode the instruction at the start of `code` (at `pc`); returns its
@@ -245,7 +258,7 @@ impl X86 {
     }
 
     fn go_syntax(
-        &self,
+        &mut self,
         ins: &Instruction,
         bytes: &[u8],
         pc: u64,
@@ -277,9 +290,7 @@ impl X86 {
         } else if let Some(&(_, n)) = OP_NAME_BY_MNEMONIC.iter().find(|(x, _)| *x == m) {
             out.push_str(n);
         } else {
-            let start = out.len();
-            let _ = write!(out, "{m:?}");
-            out[start..].make_ascii_uppercase();
+            out.push_str(&self.mnemonics[m as usize]);
         }
         if SUFFIXED.contains(&m) {
             let mem = (0..ins.op_count()).any(|i| is_mem(ins.op_kind(i)));
@@ -310,22 +321,32 @@ impl X86 {
         }
         // Operands, last first.
         let n = ins.op_count();
-        let mut args: Vec<String> = Vec::with_capacity(n as usize);
+        let mut args = std::mem::take(&mut self.args);
+        let mut na = 0;
         for i in (0..n).rev() {
-            let mut a = String::new();
-            self.arg(ins, i, pc, syms, data_size, &mut a);
-            args.push(a);
+            if args.len() == na {
+                args.push(String::new());
+            }
+            args[na].clear();
+            self.arg(ins, i, pc, syms, data_size, &mut args[na]);
+            na += 1;
         }
         if m == Mnemonic::Int3 {
-            args.push("$0x3".into());
+            if args.len() == na {
+                args.push(String::new());
+            }
+            args[na].clear();
+            args[na].push_str("$0x3");
+            na += 1;
         }
-        if self.dialect.x86_cmp_swap && m == Mnemonic::Cmp && args.len() == 2 {
+        if self.dialect.x86_cmp_swap && m == Mnemonic::Cmp && na == 2 {
             args.swap(0, 1);
         }
-        if !args.is_empty() {
-            out.push(' ');
-            out.push_str(&args.join(", "));
+        for (j, a) in args[..na].iter().enumerate() {
+            out.push_str(if j == 0 { " " } else { ", " });
+            out.push_str(a);
         }
+        self.args = args;
     }
 
     fn arg(
