@@ -2,10 +2,17 @@
 //! dominators, back edges and natural loops.
 //!
 //! Blocks start at the entry, at every branch target inside the function
-//! and after every branch, return or trap. A conditional branch has two
-//! successors, an unconditional one its target, an indirect jump none (its
-//! targets are unknown), a return or trap none; any other block falls
-//! through. Dominators come from the iterative algorithm of Cooper, Harvey
+//! and after every branch, return, trap or call that never returns. A
+//! conditional branch has two successors, an unconditional one its target,
+//! an indirect jump its jump table's targets when known (else none), a
+//! return, trap or call that never returns (`runtime.gopanic`, the bounds
+//! check panics, ...: see [`NoReturn`]) none; any other block falls
+//! through. The never-returning calls matter: the compiler places such a
+//! call's block anywhere, often right before a block of a loop, and a
+//! fall-through edge from it would enter the loop around its header, so
+//! the header would no longer dominate the loop and the loop would be
+//! missed (go1.22+ `go/parser.(*resolver).Visit`, whose range loop inside
+//! a type switch follows a `CALL runtime.gopanic`). Dominators come from the iterative algorithm of Cooper, Harvey
 //! and Kennedy over reverse postorder; an edge `u -> h` whose head `h`
 //! dominates `u` is a back edge, and its natural loop is `h` plus every
 //! block that reaches `u` without passing through `h`. A backward `goto`
@@ -45,19 +52,41 @@ pub struct Cfg {
     pub blocks: Vec<Block>,
 }
 
+/// Direct calls that never return: the entries of their targets (sorted)
+/// and the length of a direct call instruction (5 bytes on amd64, 4 on
+/// arm64), where the next block starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoReturn<'a> {
+    pub targets: &'a [u64],
+    pub call_len: u64,
+}
+
+impl NoReturn<'_> {
+    fn at(&self, e: &Event) -> Option<(u64, u64)> {
+        match *e {
+            Event::Call { pc, target } if self.targets.binary_search(&target).is_ok() => {
+                Some((pc, pc + self.call_len))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Cfg {
     /// Build the graph of the code `[entry, end)` from its flow events.
     pub fn build(entry: u64, end: u64, events: &[Event]) -> Cfg {
-        Cfg::build_with_tables(entry, end, events, &Default::default())
+        Cfg::build_with_tables(entry, end, events, &Default::default(), NoReturn::default())
     }
 
     /// Like [`Cfg::build`], with the targets of indirect jumps that are
-    /// known (jump tables), keyed by the jump's pc.
+    /// known (jump tables), keyed by the jump's pc, and the calls that
+    /// never return.
     pub fn build_with_tables(
         entry: u64,
         end: u64,
         events: &[Event],
         tables: &std::collections::HashMap<u64, Vec<u64>>,
+        noreturn: NoReturn<'_>,
     ) -> Cfg {
         let inside = |a: u64| a >= entry && a < end;
         let mut leaders = vec![entry];
@@ -75,7 +104,11 @@ impl Cfg {
                     }
                 }
                 Event::Ret { next, .. } | Event::Halt { next, .. } => leaders.push(next),
-                _ => {}
+                _ => {
+                    if let Some((_, next)) = noreturn.at(e) {
+                        leaders.push(next);
+                    }
+                }
             }
         }
         leaders.retain(|&a| inside(a));
@@ -111,7 +144,10 @@ impl Cfg {
                 ),
                 Event::Ret { pc, .. } => (pc, Term::Ret, None),
                 Event::Halt { pc, .. } => (pc, Term::Halt, None),
-                _ => continue,
+                _ => match noreturn.at(e) {
+                    Some((pc, _)) => (pc, Term::Halt, None),
+                    None => continue,
+                },
             };
             if let Some(b) = containing(pc) {
                 blocks[b].term = term;
@@ -305,6 +341,47 @@ mod tests {
         assert_eq!(loops[0].header, 1);
         assert_eq!(loops[0].blocks, vec![1, 2]);
         assert_eq!(g.block_of(9), Some(2));
+    }
+
+    /// A block ending in a call that never returns falls into a loop's
+    /// body: with the call known, the loop is found; without, the edge
+    /// from outside into the body hides it (the header no longer
+    /// dominates the body).
+    /// 0..2 branches to the panic block 4 or falls to 2..4, which jumps to
+    /// the header 12; 4..9 calls a panic function (5 bytes at 4) and would
+    /// fall into the body 9..12, which falls to the header 12..14; the
+    /// header exits to 16 or falls to 14..16, which jumps back to the body.
+    #[test]
+    fn noreturn_call_before_loop_body() {
+        let ev = [
+            jump(0, 4, true),
+            jump(2, 12, false),
+            Event::Call { pc: 4, target: 100 },
+            jump(12, 16, true),
+            jump(14, 9, false),
+            Event::Ret { pc: 16, next: 17 },
+        ];
+        let plain = Cfg::build(0, 17, &ev);
+        assert!(plain.loops().is_empty());
+        let targets = [100u64];
+        let g = Cfg::build_with_tables(
+            0,
+            17,
+            &ev,
+            &Default::default(),
+            NoReturn {
+                targets: &targets,
+                call_len: 5,
+            },
+        );
+        let starts: Vec<u64> = g.blocks.iter().map(|b| b.start).collect();
+        assert_eq!(starts, vec![0, 2, 4, 9, 12, 14, 16]);
+        assert_eq!(g.blocks[2].term, Term::Halt);
+        assert!(g.blocks[2].succs.is_empty());
+        let loops = g.loops();
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].header, 4);
+        assert_eq!(loops[0].blocks, vec![3, 4, 5]);
     }
 
     /// A forward branch makes no loop.

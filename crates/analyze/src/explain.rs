@@ -17,24 +17,37 @@
 //!   funcval (`F.deferwrap1·f`) is read from the file. Wrapper closures
 //!   (`F.deferwrapN`, `F.dwrap.N`, and on go1.18+ anything with
 //!   `FUNCDATA_WrapInfo`) are followed to their first direct call that is
-//!   not a runtime helper. Register values are forgotten at every block
+//!   not a runtime helper; when the callee was inlined into the wrapper,
+//!   the wrapper's inline tree ([`deferscope_index::InlineTree`]) names the
+//!   outermost inlined function at that call (or, without a call, at its
+//!   first inlined instruction): `sync.(*Mutex).Unlock`, not the
+//!   `unlockSlow` it calls. Register values are forgotten at every block
 //!   start and after every call; stack words are kept.
-//! - a **control-flow pass** ([`crate::cfg`]): basic blocks, dominators and
-//!   natural loops, to find heap-allocated defer calls inside a loop and the
-//!   loop's source lines.
+//! - a **control-flow pass** ([`crate::cfg`]): basic blocks (calls to the
+//!   runtime's never-returning functions end theirs, see [`is_noreturn`]),
+//!   dominators and natural loops, to find heap-allocated defer calls
+//!   inside a loop and the loop's source lines.
 //! - the **rules** of spec §1.3, as [`Reason`]s, each with words and a fix:
-//!   `in-loop`, `too-many-defers` (> 8 sites), `too-many-returns` (returns
-//!   × defers > 15, returns estimated from the `CALL runtime.deferreturn`
-//!   exits that are neither unreachable (go1.25+'s recovery exit) nor the
-//!   target of the branch after a `deferproc*` call (≤ go1.24's recovery
-//!   exits)), `build-flags` (`-N` / `-d=noopendefer` in the `-gcflags`
-//!   build setting for the function's package, or calls to
-//!   `runtime.racefuncenter`/`racefuncexit`: a `-race` build),
-//!   `range-func` (`deferprocat` sites, or a `deferrangefunc` call),
-//!   `result-escapes` (after a `CALL runtime.deferreturn`, a load through a
-//!   pointer that `runtime.newobject` returned before the first defer: the
-//!   copy of a heap-allocated result into its result register), and
-//!   `unknown` when none applies.
+//!   `in-loop`, `too-many-defers` (> 8 sites), `too-many-returns` (return
+//!   statements × defers > 15; the compiler counts `return` statements
+//!   (walk's `NumReturns`), estimated here from the `CALL
+//!   runtime.deferreturn` exits that are neither unreachable (go1.25+'s
+//!   recovery exit) nor the target of the branch right after a `deferproc*`
+//!   call (≤ go1.24's recovery exits), less the fall-off-the-end exit of a
+//!   function without results (with register results, go1.17+: no exit
+//!   reloads a register after deferreturn)), `build-flags` (`-N` /
+//!   `-d=noopendefer` in the `-gcflags` build setting for the function's
+//!   package, or calls to `runtime.racefuncenter`/`racefuncexit`: the
+//!   function's own race hooks, which a `-race` build leaves out of the
+//!   runtime's packages and, from go1.26, of sync, sync/atomic,
+//!   internal/sync and internal/runtime/atomic), `range-func`
+//!   (`deferprocat` sites, or a `deferrangefunc` call), `result-escapes`
+//!   (after a `CALL runtime.deferreturn`, a load through a pointer that an
+//!   allocator (`runtime.newobject`, go1.27's `mallocgc*`) returned before
+//!   the first defer: the copy of a heap-allocated result into its result
+//!   register), and `unknown` when none applies. `unknown` is a real
+//!   outcome: a return statement the optimizer deleted as dead code still
+//!   counts for the compiler but leaves no exit in the binary.
 //!
 //! Sizes: `_defer` records are 48 bytes from go1.22 and 72 before (spec
 //! §3.4); an open-coded function spends 8 bytes per closure slot plus the
@@ -48,7 +61,7 @@ use deferscope_index::{GoIndex, Layout};
 use deferscope_load::{Arch, Image};
 use serde::Serialize;
 
-use crate::cfg::Cfg;
+use crate::cfg::{Cfg, NoReturn};
 use crate::cost::CostTable;
 use crate::{FuncInfo, Kind, Origin, Report, Site};
 
@@ -210,8 +223,10 @@ struct Rt {
     deferreturn: Option<u64>,
     newobject: Option<u64>,
     gorecover: Option<u64>,
-    racefuncenter: Option<u64>,
-    racefuncexit: Option<u64>,
+    /// Entries of `runtime.racefuncenter` and `runtime.racefuncexit`: the
+    /// pclntab gives the assembly (ABI0) function and its ABIInternal
+    /// wrapper the same name, and Go code calls the wrapper.
+    race_hooks: Vec<u64>,
 }
 
 struct Cx<'a, 'd> {
@@ -227,6 +242,11 @@ struct Cx<'a, 'd> {
     gcflags: Option<GcFlags>,
     race_setting: bool,
     names: HashMap<u64, String>,
+    /// Entries of the runtime functions that never return (sorted).
+    noreturn: Vec<u64>,
+    /// Function results come back in registers (go1.17+ amd64, go1.18+
+    /// arm64): they are reloaded after `runtime.deferreturn`.
+    regabi: bool,
 }
 
 /// The `-gcflags` build setting, as far as defers care.
@@ -310,6 +330,9 @@ struct Values {
     calls: Vec<(u64, u64)>,
     /// A load through a pre-defer heap pointer after deferreturn.
     result_escapes: bool,
+    /// Some exit writes a register other than the frame's between its
+    /// `CALL runtime.deferreturn` and its `RET`: it reloads the results.
+    results_reloaded: bool,
 }
 
 impl<'a, 'd> Cx<'a, 'd> {
@@ -464,14 +487,25 @@ impl<'a, 'd> Cx<'a, 'd> {
                     let v = get(&regs, src);
                     set(&mut regs, dst, v)
                 }
-                Event::Clobber { reg, .. } => set(&mut regs, reg, Val::Unknown),
+                Event::Clobber { reg, .. } => {
+                    if after_deferreturn && !self.is_frame_reg(reg) {
+                        out.results_reloaded = true;
+                    }
+                    set(&mut regs, reg, Val::Unknown)
+                }
                 Event::Load {
                     dst, base, offset, ..
                 } => {
+                    if after_deferreturn && !self.is_frame_reg(dst) {
+                        out.results_reloaded = true;
+                    }
                     let b = get(&regs, base);
                     if after_deferreturn && offset == 0 {
                         if let Val::Heap(n) = b {
-                            if heap[n].pc < first_site && heap[n].allocator == "runtime.newobject" {
+                            // The result's heap copy: allocated before
+                            // the first defer (runtime.newobject, or a
+                            // go1.27 size-specialized mallocgc*).
+                            if heap[n].pc < first_site {
                                 out.result_escapes = true;
                             }
                         }
@@ -585,6 +619,16 @@ impl<'a, 'd> Cx<'a, 'd> {
         out
     }
 
+    /// Registers an epilogue writes: SP and BP on amd64; SP, the frame
+    /// pointer R29, the link register R30 and the assembler's temporary
+    /// R27 on arm64.
+    fn is_frame_reg(&self, r: u8) -> bool {
+        match self.img.arch {
+            Arch::Amd64 => r == SP || r == 4 || r == 5,
+            Arch::Arm64 => r == SP || r == 31 || (27..=30).contains(&r),
+        }
+    }
+
     /// Follow wrapper closures to the real callee. Returns (target, via,
     /// indirect).
     fn unwrap(&mut self, code: u64) -> (Option<String>, Option<String>, bool) {
@@ -606,19 +650,32 @@ impl<'a, 'd> Cx<'a, 'd> {
             let mut indirect = false;
             let mut calls = Vec::new();
             deferscope_decode::scan_flow(self.img.arch, body, f.entry, |e| match e {
-                Event::Call { target, .. } => calls.push(target),
+                Event::Call { pc, target } => calls.push((pc, target)),
                 Event::CallIndirect { .. } => indirect = true,
                 _ => {}
             });
-            for t in calls {
+            for (pc, t) in calls {
                 let n = self.name(t);
                 if !is_runtime_helper(&n) {
-                    next = Some(t);
+                    next = Some((pc, t));
                     break;
                 }
             }
+            // The callee may be inlined into the wrapper: then the call
+            // found (if any) is one the inlined body makes, and the inline
+            // tree names the function the wrapper's own code called there.
+            let tree = deferscope_index::InlineTree::new(self.ix, self.img, &f);
+            let inlined = tree.as_ref().and_then(|t| match next {
+                Some((pc, _)) => t.outermost(pc),
+                None => t
+                    .inlined_runs()
+                    .find_map(|(start, _, _)| t.outermost(start)),
+            });
+            if let Some(name) = inlined {
+                return (Some(name.to_owned()), via, false);
+            }
             match next {
-                Some(t) => cur = t,
+                Some((_, t)) => cur = t,
                 None => return (None, via, indirect),
             }
         }
@@ -681,6 +738,70 @@ fn is_runtime_helper(name: &str) -> bool {
         .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_lowercase()) || r.starts_with('('))
 }
 
+/// Whether `name` is a runtime function that never returns: the calls the
+/// compiler ends a block with (`ssagen` `stmt`, case `OCALLFUNC`:
+/// `gopanic`, `panicwrap`, `block`, `panicmakeslice*`, `panicunsafe*`,
+/// `panicrangestate`, `throw`, `throwinit`; `rtcall`s without a return:
+/// `panicdivide`, `panicshift`, `panicoverflow`, `panicdottype*`,
+/// `panicnildottype`, `panicmem*`; the bounds check panics
+/// `panicIndex*`/`panicSlice*`/`goPanic*`/`panicExtend*` and go1.25+'s
+/// `panicBounds*`), plus `fatal*` and `Goexit`, which do not return either.
+pub fn is_noreturn(name: &str) -> bool {
+    let Some(r) = name.strip_prefix("runtime.") else {
+        return false;
+    };
+    if r.contains('.') {
+        return false;
+    }
+    matches!(
+        r,
+        "gopanic"
+            | "throw"
+            | "throwinit"
+            | "fatal"
+            | "fatalthrow"
+            | "fatalpanic"
+            | "panicwrap"
+            | "block"
+            | "panicdivide"
+            | "panicshift"
+            | "panicoverflow"
+            | "panicfloat"
+            | "panicmem"
+            | "panicmemAddr"
+            | "panicnildottype"
+            | "panicdottypeE"
+            | "panicdottypeI"
+            | "panicrangestate"
+            | "Goexit"
+    ) || [
+        "panicIndex",
+        "panicSlice",
+        "goPanic",
+        "panicExtend",
+        "panicBounds",
+        "panicmakeslice",
+        "panicunsafe",
+    ]
+    .iter()
+    .any(|p| r.starts_with(p))
+}
+
+/// Entries of the never-returning runtime functions in the binary.
+fn noreturn_entries(ix: &GoIndex<'_>) -> Vec<u64> {
+    let mut out: Vec<u64> = ix
+        .funcs()
+        .filter(|f| {
+            ix.pcln
+                .name_bytes(f)
+                .is_some_and(|n| n.starts_with(b"runtime.") && is_noreturn(ix.name(f)))
+        })
+        .map(|f| f.entry)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 /// Go's malloc size classes (runtime/sizeclasses.go), class -> bytes.
 const SIZE_CLASSES: [u64; 32] = [
     0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
@@ -698,8 +819,6 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         "runtime.deferreturn",
         "runtime.newobject",
         "runtime.gorecover",
-        "runtime.racefuncenter",
-        "runtime.racefuncexit",
         "runtime.(*_panic).nextDefer",
     ]);
     let e = |i: usize| f[i].map(|f| f.entry);
@@ -710,10 +829,18 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         deferreturn: e(4),
         newobject: e(5),
         gorecover: e(6),
-        racefuncenter: e(7),
-        racefuncexit: e(8),
+        race_hooks: ix
+            .funcs()
+            .filter(|f| {
+                ix.pcln.name_bytes(f).is_some_and(|n| {
+                    n == b"runtime.racefuncenter".as_slice()
+                        || n == b"runtime.racefuncexit".as_slice()
+                })
+            })
+            .map(|f| f.entry)
+            .collect(),
     };
-    let go122 = ix.version.map_or(f[9].is_some(), |v| v.at_least(22));
+    let go122 = ix.version.map_or(f[7].is_some(), |v| v.at_least(22));
     let go117_amd64 = img.arch == Arch::Amd64 && ix.version.is_some_and(|v| v.minor == 17);
     let settings = &report.binary.build_settings;
     let mut cx = Cx {
@@ -726,6 +853,11 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         gcflags: settings.get("-gcflags").map(|v| GcFlags::parse(v)),
         race_setting: settings.get("-race").is_some_and(|v| v == "true"),
         names: HashMap::new(),
+        noreturn: noreturn_entries(ix),
+        regabi: ix.version.is_some_and(|v| match img.arch {
+            Arch::Amd64 => v.at_least(17),
+            Arch::Arm64 => v.at_least(18),
+        }),
     };
 
     let mut sites: Vec<SiteExplain> = report
@@ -900,7 +1032,19 @@ fn explain_func(
             _ => {}
         }
     }
-    let cfg = Cfg::build_with_tables(f.entry, f.end, &events, &tables);
+    let cfg = Cfg::build_with_tables(
+        f.entry,
+        f.end,
+        &events,
+        &tables,
+        NoReturn {
+            targets: &cx.noreturn,
+            call_len: match img.arch {
+                Arch::Amd64 => 5,
+                Arch::Arm64 => 4,
+            },
+        },
+    );
     let fsites: Vec<&Site> = idx.iter().map(|&i| &report.sites[i]).collect();
     let open_pcs: Vec<u64> = fsites
         .iter()
@@ -1122,24 +1266,43 @@ fn explain_func(
             pb.term == crate::cfg::Term::Cond
                 && p + 1 != b
                 && !cx.go125
-                // The TESTL/JNE (CMP/BNE) right after the call: the block
-                // ends at most 13 bytes after the CALL's start.
-                && defer_calls
+                // The TESTL/JNE (CMP/BNE) right after the call (perhaps
+                // after alignment NOPs): the block's last call is a
+                // deferproc*.
+                && vals
+                    .calls
                     .iter()
-                    .any(|&c| c >= pb.start && c < pb.end && pb.end - c <= 13)
+                    .rfind(|&&(c, _)| c >= pb.start && c < pb.end)
+                    .is_some_and(|&(c, _)| defer_calls.contains(&c))
         });
         if !recovery {
             returns += 1;
         }
     }
+    // The compiler counts `return` statements (walk's NumReturns), not
+    // exits: a function without results that can run off its end has one
+    // exit more. With register results (go1.17+), an exit that reloads no
+    // register after deferreturn belongs to a function without results;
+    // take one exit off there for the fall-off-the-end one. (That is an
+    // estimate: the end may be unreachable, and a function returning only
+    // floats looks the same.)
+    let exits = returns;
+    let fall_off = cx.regabi && !vals.results_reloaded && exits > 0;
+    let returns = exits - usize::from(fall_off);
     if ndefers > 0 {
         fx.est_returns = Some(returns);
         if returns * ndefers > MAX_RETURNS_X_DEFERS {
             details.push(ReasonDetail {
                 code: Reason::TooManyReturns,
                 detail: format!(
-                    "an estimated {returns} returns x {ndefers} defers = {} > {MAX_RETURNS_X_DEFERS}: \
-                     open-coding would copy the defer calls to every return",
+                    "an estimated {returns} return statements ({exits} exits{}) x {ndefers} defers = \
+                     {} > {MAX_RETURNS_X_DEFERS}: open-coding would copy the defer calls to every \
+                     return",
+                    if fall_off {
+                        ", less the fall-off-the-end one"
+                    } else {
+                        ""
+                    },
                     returns * ndefers
                 ),
                 fix: "return from fewer places (set a result and break or goto one exit), or move \
@@ -1149,22 +1312,14 @@ fn explain_func(
         }
     }
     // Build flags.
-    let race = vals
-        .calls
-        .iter()
-        .any(|(_, t)| [cx.rt.racefuncenter, cx.rt.racefuncexit].contains(&Some(*t)));
-    let norace = fi.package == "runtime"
-        || fi.package.starts_with("runtime/")
-        || fi.package.starts_with("internal/runtime/")
-        || matches!(
-            fi.package.as_str(),
-            "sync/atomic"
-                | "internal/abi"
-                | "internal/bytealg"
-                | "internal/cpu"
-                | "internal/goarch"
-        );
-    if race || (cx.race_setting && !norace) {
+    let race = vals.calls.iter().any(|(_, t)| cx.rt.race_hooks.contains(t));
+    // Only the function's own race hooks count: a -race build leaves
+    // some functions without them (the runtime's packages; //go:norace;
+    // from go1.26 also sync, sync/atomic, internal/sync and
+    // internal/runtime/atomic, whose functions may then be open-coded:
+    // ssagen buildssa sets instrumentEnterExit only for packages without
+    // objabi's NoRaceFunc).
+    if race {
         details.push(ReasonDetail {
             code: Reason::BuildFlags,
             detail: format!(
@@ -1298,6 +1453,33 @@ mod tests {
         let g = GcFlags::parse("example.com/m/...=-N");
         assert!(g.applies("example.com/m/lib", Origin::Main));
         assert!(!g.applies("example.com/mx", Origin::Dependency));
+    }
+
+    #[test]
+    fn noreturn_names() {
+        // ssagen stmt's BlockExit list and the bounds panics (go1.19 and
+        // go1.25+ names), fatal*, Goexit.
+        for n in [
+            "runtime.gopanic",
+            "runtime.panicIndex",
+            "runtime.goPanicSliceAlen",
+            "runtime.panicBounds64",
+            "runtime.panicdottypeE",
+            "runtime.panicunsafeslicelen1",
+            "runtime.throw",
+            "runtime.fatalthrow",
+        ] {
+            assert!(is_noreturn(n), "{n}");
+        }
+        for n in [
+            "runtime.panicCheck1",
+            "runtime.throw.func1",
+            "runtime.deferreturn",
+            "main.gopanic",
+            "runtime.printpanics",
+        ] {
+            assert!(!is_noreturn(n), "{n}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! before anything is allocated from them.
 
 pub mod buildinfo;
+pub mod inline;
 pub mod pclntab;
 pub mod synth;
 pub mod version;
@@ -24,6 +25,7 @@ pub mod version;
 use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
+pub use inline::InlineTree;
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};
 pub use version::VersionSource;
 

@@ -349,6 +349,27 @@ impl<'d> Pclntab<'d> {
         }
     }
 
+    /// Offset in the pc tables of the function's pc-value table
+    /// `PCDATA_*` number `i` (2 is `PCDATA_InlTreeIndex`), `None` when the
+    /// function has none. The offsets follow the fixed `_func` fields.
+    pub fn pcdata(&self, f: &Func, i: u32) -> Option<u32> {
+        if i >= f.npcdata {
+            return None;
+        }
+        let start = f.funcdata_off.checked_sub(4 * f.npcdata as usize)?;
+        let v = rd_u32(self.func_base(), start + 4 * i as usize)?;
+        (v != 0).then_some(v)
+    }
+
+    /// The function name at offset `off` of the name table (go1.16+), or
+    /// of the whole table (go1.2 layout), as inline tree entries give it.
+    pub fn name_at(&self, off: u32) -> Option<&'d str> {
+        match self.layout {
+            Layout::Go12 => cstr(self.data, off as usize),
+            _ => cstr(self.funcnametab, off as usize),
+        }
+    }
+
     /// The pc-value table at `off` in the pc tables.
     pub fn pcvalue(&self, off: u32, entry: u64) -> PcValueIter<'d> {
         PcValueIter {

@@ -2,13 +2,23 @@
 //! own source, and rule coverage on cmd/go.
 //!
 //! - `explain::fixture::<entry>`: for every binary of program `explain`
-//!   (fixtures/go/explain), each function whose comment says
-//!   `reason: <code>` must get that code, and each of its defer sites must
-//!   resolve to the `callee: <symbol>` the comment names. A reason limited
-//!   to some variants (`(noopt, noopendefer and race builds only)`) is
-//!   expected only there; elsewhere the comment says the function is
-//!   open-coded, so it must have no reason at all. Functions in a file with
-//!   a `//go:build go1.N` line are expected only from go1.N.
+//!   (fixtures/go/explain), each function's `reason: <code>` comment lines
+//!   give its reasons, and its reason codes must be exactly those: the
+//!   lines whose variant list (`(noopt, noopendefer and race builds
+//!   only)`) is absent or names the binary's variant, plus `build-flags`
+//!   in the `noopt`, `noopendefer` and `race` variants (how the matrix
+//!   built them: `-N`, `-d=noopendefer`, `-race`). No code at all means the
+//!   source says the function is open-coded there. Each of its defer sites
+//!   must resolve to the `callee: <symbol>` the comment names. Functions in
+//!   a file with a `//go:build go1.N` line are expected only from go1.N.
+//! - `explain::race::<entry>`: for every `race` binary, against the
+//!   compiler's `-d=defer` output of the same program's `default` and
+//!   `race` builds: a defer that is open-coded in the default build and not
+//!   in the race build must get `build-flags`; from go1.26 a defer in
+//!   sync, sync/atomic, internal/sync or internal/runtime/atomic must not
+//!   (objabi's `noRaceFuncPkgs`: no race hooks, so -race does not disable
+//!   open-coding there; cmd/internal/objabi/pkgspecial.go and ssagen
+//!   `buildssa` @go1.26.6).
 //! - `explain::cmdgo::<entry>`: on cmd/go, every function whose defers are
 //!   not open-coded gets at least one reason; every heap-allocated site is
 //!   explained by `in-loop` or `range-func` (spec §1.2: from go1.17, a defer
@@ -16,7 +26,7 @@
 //!   it is a range-over-func body's); the number of `unknown` functions is
 //!   printed and must be 0.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use deferscope_analyze::explain::{Explain, Reason};
@@ -29,12 +39,30 @@ use crate::fixtures::{committed_root, entries, repo_root, Entry};
 #[derive(Debug, Clone)]
 struct Expect {
     func: String,
-    reason: Reason,
-    /// Variants the reason is limited to (empty: all).
-    only: Vec<String>,
+    /// Each reason with the variants it is limited to (empty: all).
+    reasons: Vec<(Reason, Vec<String>)>,
     callee: String,
     /// From a `//go:build go1.N` file: (1, N).
     min_minor: Option<u32>,
+}
+
+/// Variants built with a flag that disables open-coding everywhere.
+const FLAG_VARIANTS: [&str; 3] = ["noopt", "noopendefer", "race"];
+
+impl Expect {
+    /// The reason codes the source gives for a binary of `variant`.
+    fn expected(&self, variant: &str) -> BTreeSet<Reason> {
+        let mut out: BTreeSet<Reason> = self
+            .reasons
+            .iter()
+            .filter(|(_, only)| only.is_empty() || only.iter().any(|v| v == variant))
+            .map(|(r, _)| *r)
+            .collect();
+        if FLAG_VARIANTS.contains(&variant) {
+            out.insert(Reason::BuildFlags);
+        }
+        out
+    }
 }
 
 fn parse_source(dir: &Path) -> Result<Vec<Expect>, String> {
@@ -52,7 +80,7 @@ fn parse_source(dir: &Path) -> Result<Vec<Expect>, String> {
             let c = l.strip_prefix("//go:build go1.")?;
             c.trim().parse::<u32>().ok()
         });
-        let mut reason: Option<(Reason, Vec<String>)> = None;
+        let mut reasons: Vec<(Reason, Vec<String>)> = Vec::new();
         let mut callee: Option<String> = None;
         for l in src.lines() {
             let t = l.trim_start_matches("//").trim();
@@ -78,21 +106,20 @@ fn parse_source(dir: &Path) -> Result<Vec<Expect>, String> {
                     })
                     .map(str::to_owned)
                     .collect();
-                reason = Some((code, only));
+                reasons.push((code, only));
             } else if let Some(c) = t.strip_prefix("callee: ").filter(|c| !c.starts_with('<')) {
                 callee = Some(c.trim().to_owned());
             } else if let Some(sig) = l.strip_prefix("func ") {
-                if let (Some((code, only)), Some(c)) = (reason.take(), callee.take()) {
+                if let (false, Some(c)) = (reasons.is_empty(), callee.take()) {
                     let name = sig.split('(').next().unwrap_or("").trim().to_owned();
                     out.push(Expect {
                         func: format!("main.{name}"),
-                        reason: code,
-                        only,
+                        reasons: std::mem::take(&mut reasons),
                         callee: c,
                         min_minor,
                     });
                 }
-                reason = None;
+                reasons.clear();
                 callee = None;
             }
         }
@@ -133,17 +160,25 @@ fn covered(r: &Report, exp: &Expect) -> Vec<usize> {
         .filter(|&i| {
             let n = &r.functions[i].name;
             n == &exp.func
-                || (exp.reason == Reason::RangeFunc
+                || (exp.reasons.iter().any(|r| r.0 == Reason::RangeFunc)
                     && (n.starts_with(&format!("{}-range", exp.func))
                         || n.starts_with(&format!("{}.func", exp.func))))
         })
         .collect()
 }
 
-fn check_fixture(e: &Entry) -> Result<(), String> {
+/// Counts one fixture trial checked, for its message.
+#[derive(Default)]
+struct FixtureCounts {
+    functions: usize,
+    targets: usize,
+}
+
+fn check_fixture(e: &Entry) -> Result<String, String> {
     let exps = parse_source(&repo_root().join("fixtures/go/explain"))?;
     let (r, x) = explain_entry(e)?;
     let mut errs = Vec::new();
+    let mut n = FixtureCounts::default();
     let variant = e.meta.variant.as_str();
     // strip/stripped are built like default.
     let like = if matches!(variant, "strip" | "stripped" | "trimpath" | "pie") {
@@ -160,29 +195,26 @@ fn check_fixture(e: &Entry) -> Result<(), String> {
             errs.push(format!("{}: not in the binary's defer functions", exp.func));
             continue;
         }
-        let applies = exp.only.is_empty() || exp.only.iter().any(|v| v == like);
+        let want = exp.expected(like);
         for &i in &fs {
             let f = &r.functions[i];
             if f.sites == 0 && !f.calls_deferrangefunc {
                 continue;
             }
-            let got = &x.functions[i].reasons;
-            if applies && !got.contains(&exp.reason) {
+            n.functions += 1;
+            let got: BTreeSet<Reason> = x.functions[i].reasons.iter().copied().collect();
+            if got != want {
                 errs.push(format!(
-                    "{}: reasons {got:?}, source says {}",
-                    f.name, exp.reason
-                ));
-            }
-            if !applies && !got.is_empty() {
-                errs.push(format!(
-                    "{}: reasons {got:?}, source says open-coded in {variant} builds",
-                    f.name
+                    "{}: reasons {got:?}, source says {want:?} in {variant} builds{}",
+                    f.name,
+                    if want.is_empty() { " (open-coded)" } else { "" }
                 ));
             }
             for (s, sx) in r.sites.iter().zip(&x.sites) {
                 if s.function != f.name {
                     continue;
                 }
+                n.targets += 1;
                 if sx.deferred_target.as_deref() != Some(exp.callee.as_str()) {
                     errs.push(format!(
                         "{}:{} in {}: deferred target {:?}, source says {}",
@@ -193,7 +225,10 @@ fn check_fixture(e: &Entry) -> Result<(), String> {
         }
     }
     if errs.is_empty() {
-        Ok(())
+        Ok(format!(
+            "{} functions' reasons and {} deferred targets as the source says",
+            n.functions, n.targets
+        ))
     } else {
         Err(errs.join("\n"))
     }
@@ -259,6 +294,90 @@ fn check_cmdgo(e: &Entry, strict: bool) -> Result<(), String> {
     }
 }
 
+/// Packages whose functions get no race hooks from go1.26
+/// (`noRaceFuncPkgs`, cmd/internal/objabi/pkgspecial.go @go1.26.6 and
+/// @go1.27.3; before go1.26 ssagen set the hooks regardless).
+const NO_RACE_FUNC_PKGS: [&str; 4] = [
+    "sync",
+    "sync/atomic",
+    "internal/sync",
+    "internal/runtime/atomic",
+];
+
+/// The compiler's kinds at each (file, line) of an entry's defer.txt.
+fn compiler_kinds(e: &Entry) -> Result<crate::oracle::Compiler, String> {
+    let text = std::fs::read_to_string(e.dir.join("defer.txt"))
+        .map_err(|x| format!("{}: defer.txt: {x}", e.name()))?;
+    Ok(crate::oracle::Compiler::parse(
+        &text,
+        &e.meta.build_dir,
+        &e.meta.goroot,
+        None,
+    ))
+}
+
+fn kinds_at<'c>(
+    c: &'c crate::oracle::Compiler,
+    file: &str,
+    line: u32,
+) -> Option<&'c BTreeMap<String, BTreeSet<u32>>> {
+    c.lines.get(&(file.to_owned(), line)).or_else(|| {
+        c.lines
+            .iter()
+            .find(|((f, l), _)| *l == line && crate::oracle::same_file(f, file))
+            .map(|(_, k)| k)
+    })
+}
+
+fn check_race(e: &Entry, default: &Entry) -> Result<String, String> {
+    let race_c = compiler_kinds(e)?;
+    let def_c = compiler_kinds(default)?;
+    let (r, x) = explain_entry(e)?;
+    let go126 = minor(&e.meta.go_version) >= 26;
+    let mut errs = Vec::new();
+    let (mut flagged, mut exempt) = (0, 0);
+    for (s, sx) in r.sites.iter().zip(&x.sites) {
+        if s.kind == Kind::OpenCoded {
+            continue;
+        }
+        let only_open = |c: &crate::oracle::Compiler| {
+            kinds_at(c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k == "open-coded"))
+        };
+        let race_not_open =
+            kinds_at(&race_c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k != "open-coded"));
+        let has = sx.reasons.contains(&Reason::BuildFlags);
+        if only_open(&def_c) && race_not_open {
+            flagged += 1;
+            if !has {
+                errs.push(format!(
+                    "{}:{} in {}: open-coded without -race, not with it, but reasons {:?}",
+                    s.file, s.line, s.function, sx.reasons
+                ));
+            }
+        }
+        if go126 && NO_RACE_FUNC_PKGS.contains(&s.package.as_str()) {
+            exempt += 1;
+            if has {
+                errs.push(format!(
+                    "{}:{} in {}: package {} gets no race hooks from go1.26, but build-flags",
+                    s.file, s.line, s.function, s.package
+                ));
+            }
+        }
+    }
+    if flagged == 0 {
+        errs.push("no defer that -race alone turns from open-coded: nothing checked".into());
+    }
+    if errs.is_empty() {
+        Ok(format!(
+            "{flagged} sites open-coded only without -race have build-flags; {exempt} sites of \
+             race-exempt packages have not"
+        ))
+    } else {
+        Err(errs.join("\n"))
+    }
+}
+
 pub fn trials() -> Vec<Trial> {
     let mut roots = vec![committed_root()];
     if let Ok(m) = std::env::var("DEFERSCOPE_MATRIX") {
@@ -270,28 +389,42 @@ pub fn trials() -> Vec<Trial> {
     for root in roots {
         for e in entries(&root) {
             let name = e.name();
+            // <root>/go<V>/<platform>/race/<program> -> .../default/<program>
+            if e.meta.variant == "race" && e.meta.program != "cmdgo" {
+                let default = e
+                    .dir
+                    .parent()
+                    .and_then(|p| p.parent())
+                    .map(|p| p.join("default").join(&e.meta.program))
+                    .and_then(|d| entries(&d).into_iter().next());
+                if let Some(d) = default {
+                    let e2 = e.clone();
+                    let n2 = name.clone();
+                    out.push(Trial::test(format!("explain::race::{name}"), move || {
+                        check_race(&e2, &d)
+                            .map(|m| eprintln!("explain::race {n2}: {m}"))
+                            .map_err(Failed::from)
+                    }));
+                }
+            }
             match e.meta.program.as_str() {
                 "explain" => out.push(Trial::test(
                     format!("explain::fixture::{name}"),
-                    move || check_fixture(&e).map_err(Failed::from),
+                    move || {
+                        check_fixture(&e)
+                            .map(|m| eprintln!("explain::fixture {name}: {m}"))
+                            .map_err(Failed::from)
+                    },
                 )),
                 "cmdgo" => {
                     let e2 = e.clone();
                     out.push(Trial::test(format!("explain::cmdgo::{name}"), move || {
                         check_cmdgo(&e2, false).map_err(Failed::from)
                     }));
-                    // Known gaps, so ignored by default (run them with
-                    // --include-ignored): go1.22+ go/parser.(*resolver).Visit's
-                    // heap defer at resolver.go:474 is in a range loop inside a
-                    // large type switch whose loop our CFG misses (it gets
-                    // too-many-defers/returns, not in-loop); go1.27
-                    // cmd/go/internal/load.TestPackagesAndErrors is `unknown`.
-                    out.push(
-                        Trial::test(format!("explain::cmdgo_strict::{name}"), move || {
-                            check_cmdgo(&e, true).map_err(Failed::from)
-                        })
-                        .with_ignored_flag(true),
-                    );
+                    out.push(Trial::test(
+                        format!("explain::cmdgo_strict::{name}"),
+                        move || check_cmdgo(&e, true).map_err(Failed::from),
+                    ));
                 }
                 _ => {}
             }
