@@ -55,6 +55,8 @@ struct OpenFunc {
 
 /// Annotates functions of one binary.
 pub struct Annotator {
+    /// arm64 (`ORR $v, ZR, Rd` is a constant load there).
+    arm64: bool,
     roles: HashMap<u64, Role>,
     /// Sites by pc: (kind, index within its function, open-coded bit).
     sites: HashMap<u64, (Kind, usize, Option<u8>)>,
@@ -138,7 +140,12 @@ impl Annotator {
                 );
             }
         }
-        Annotator { roles, sites, open }
+        Annotator {
+            arm64: img.arch == deferscope_load::Arch::Arm64,
+            roles,
+            sites,
+            open,
+        }
     }
 
     /// Whether any instruction calls a runtime function we label
@@ -155,26 +162,81 @@ impl Annotator {
         let open = self.open.get(&entry);
         // Register that holds a copy of deferBits, if known.
         let mut bits_reg: Option<RegId> = None;
-        // Bit cleared just before a deferred call at an exit.
-        let mut pending_run: Option<u8> = None;
+        // An exit is under way (deferBits was just cleared): the next call
+        // is the deferred call, of the given defer when known.
+        let mut pending_run: Option<Option<u8>> = None;
+        // The bits of this function's sites (the defers that have code).
+        let site_bits = insns
+            .iter()
+            .fold(0u8, |acc, i| match self.sites.get(&i.pc) {
+                Some(&(Kind::OpenCoded, _, Some(b))) if b < 8 => acc | 1 << b,
+                _ => acc,
+            });
+        // Sites registered (closure saved) since the last deferBits store:
+        // a store that sets one of them registers; any other store of a
+        // known value after the prologue's zeroing clears a bit at an exit.
+        let mut registered = 0u8;
+        let mut zeroed = false;
+        // arm64 constants (`ORR $v, ZR, Rd`), which Go uses to build a
+        // deferBits value before the byte store.
+        let mut consts: Vec<(RegId, u64, usize)> = Vec::new();
         for (k, Insn { pc, facts: f, .. }) in insns.iter().enumerate() {
             let site = self.sites.get(pc);
             let mut note: Option<String> = None;
+            if let Some(&(Kind::OpenCoded, _, Some(b))) = site {
+                if b < 8 {
+                    registered |= 1 << b;
+                }
+            }
             if let (Some(o), Some(m)) = (open, f.sp) {
                 let delta = o.sp.at(*pc).unwrap_or(0);
                 let bits = deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset);
                 if m.off == bits && m.size == 1 {
                     note = Some(match m.op {
-                        MemOp::Store(Value::Imm(0)) => {
-                            bits_reg = None;
-                            "deferBits = 0".to_string()
-                        }
-                        MemOp::Store(Value::Imm(v)) => {
-                            format!("deferBits = {v:#x}: {}", bit_list(v))
-                        }
-                        MemOp::Store(Value::Reg(r)) => {
-                            bits_reg = Some(r);
-                            "store deferBits".to_string()
+                        MemOp::Store(val) => {
+                            let known = match val {
+                                Value::Imm(v) => Some((v, None)),
+                                Value::Reg(r) => {
+                                    consts.iter().find(|c| c.0 == r).map(|c| (c.1, Some(c.2)))
+                                }
+                            };
+                            let first = !zeroed;
+                            zeroed = true;
+                            let new = std::mem::take(&mut registered);
+                            match known {
+                                Some((0, _)) if first => {
+                                    bits_reg = None;
+                                    "deferBits = 0".to_string()
+                                }
+                                Some((v, _)) if v & u64::from(new) != 0 => {
+                                    bits_reg = None;
+                                    format!(
+                                        "deferBits = {v:#x}: defer {} registered",
+                                        bit_names(v & u64::from(new))
+                                    )
+                                }
+                                Some((v, _)) if pending_run.is_none() => {
+                                    bits_reg = None;
+                                    let j = exit_bit(v, site_bits);
+                                    pending_run = Some(j);
+                                    match j {
+                                        Some(j) => {
+                                            format!("deferBits = {v:#x}: defer #{j} about to run")
+                                        }
+                                        None => format!("deferBits = {v:#x}: exit"),
+                                    }
+                                }
+                                Some((v, _)) => {
+                                    bits_reg = None;
+                                    format!("deferBits = {v:#x}")
+                                }
+                                None => {
+                                    if let Value::Reg(r) = val {
+                                        bits_reg = Some(r);
+                                    }
+                                    "store deferBits".to_string()
+                                }
+                            }
                         }
                         MemOp::Load(r) => {
                             bits_reg = Some(r);
@@ -195,12 +257,21 @@ impl Annotator {
                             Some(format!("open-coded defer #{i}: save closure in slot #{i}"))
                         }
                         MemOp::Store(_) => Some(format!("closure -> defer slot #{i}")),
-                        MemOp::Load(_) => Some(format!("load defer #{i}'s closure")),
+                        MemOp::Load(_) => {
+                            // Slots are read only at exits (spec §2.1):
+                            // the next call runs this defer.
+                            pending_run = Some(u8::try_from(i).ok());
+                            Some(format!("load defer #{i}'s closure"))
+                        }
                         _ => None,
                     };
                 }
             }
-            if note.is_none() {
+            let const_load = match f.imm_op {
+                Some((ImmOp::Or(v), d, ARM64_ZR)) if self.arm64 => Some((d, v)),
+                _ => None,
+            };
+            if note.is_none() && const_load.is_none() {
                 if let Some((op, d, s)) = f.imm_op {
                     let on_bits = bits_reg == Some(s) || bits_reg == Some(d);
                     let feeds_store = open.is_some() && stores_bits_soon(insns, k, d, open, self);
@@ -215,7 +286,7 @@ impl Annotator {
                         ImmOp::And(v) if feeds_store || on_bits && open.is_some() => {
                             bits_reg = Some(d);
                             let cleared = !v & 0xff;
-                            pending_run = lowest_bit(cleared);
+                            pending_run = Some(lowest_bit(cleared));
                             Some(format!(
                                 "deferBits &^= {cleared:#x}: defer {} about to run",
                                 bit_names(cleared)
@@ -260,13 +331,20 @@ impl Annotator {
                     (Some(Role::Alloc), _) if heap_closure_before_deferproc(insns, k, self) => {
                         Some("heap closure for the deferred call".into())
                     }
-                    _ => pending_run
-                        .filter(|_| open.is_some())
-                        .map(|i| format!("run deferred call #{i} (open-coded exit)")),
+                    _ => match pending_run.filter(|_| open.is_some()) {
+                        Some(Some(i)) => Some(format!("run deferred call #{i} (open-coded exit)")),
+                        Some(None) => Some("run deferred call (open-coded exit)".into()),
+                        None => None,
+                    },
                 };
                 pending_run = None;
                 bits_reg = None;
+                consts.clear();
             } else if let Some(d) = f.dest {
+                consts.retain(|c| c.0 != d);
+                if let Some((d, v)) = const_load {
+                    consts.push((d, v, k));
+                }
                 if bits_reg == Some(d)
                     && !matches!(f.imm_op, Some((ImmOp::Or(_) | ImmOp::And(_), _, _)))
                     && !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
@@ -339,9 +417,25 @@ fn bit_names(v: u64) -> String {
     }
 }
 
-fn bit_list(v: u64) -> String {
-    format!("defer {} pending", bit_names(v))
+/// The defer an exit runs after storing deferBits = `v` without an AND
+/// (the compiler knew the value): exits run the defers from the highest
+/// bit down and clear each bit before its call, so the stored value holds
+/// only lower bits; the defer run is the lowest site bit above them.
+fn exit_bit(v: u64, site_bits: u8) -> Option<u8> {
+    let above = if v == 0 {
+        0xff
+    } else {
+        let msb = 63 - v.leading_zeros();
+        if msb >= 7 {
+            return None;
+        }
+        0xffu8 << (msb + 1)
+    };
+    lowest_bit(u64::from(site_bits & above))
 }
+
+/// Register number of arm64's zero register in [`Facts`].
+const ARM64_ZR: RegId = 31;
 
 /// The register `d` is stored into the deferBits slot within the next few
 /// instructions.
@@ -384,5 +478,17 @@ mod tests {
         assert_eq!(bit_names(0), "0x0");
         assert_eq!(lowest_bit(0b100), Some(2));
         assert_eq!(lowest_bit(0), None);
+    }
+
+    #[test]
+    fn exit_bits() {
+        // Spec §2.1: exits run i = N-1 ... 0, clearing bit i before the
+        // call. With defers #0 and #1: deferBits = 1 runs #1, then 0 runs #0.
+        assert_eq!(exit_bit(0b1, 0b11), Some(1));
+        assert_eq!(exit_bit(0, 0b11), Some(0));
+        // Only #1 has code (#0 was deleted as dead): 0 runs #1.
+        assert_eq!(exit_bit(0, 0b10), Some(1));
+        assert_eq!(exit_bit(0b10, 0b11), None);
+        assert_eq!(exit_bit(0x80, 0xff), None);
     }
 }

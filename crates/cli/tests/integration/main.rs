@@ -8,12 +8,15 @@
 //! - `twin::*`: a stripped binary gives the same sites as its unstripped twin.
 //! - `badinput::*`: bad input gets one line on stderr and exit status 2.
 //! - `cli::*`: output contracts of the `scan` command.
+//! - `disasm_annotate::*`: the annotated listing marks every site's
+//!   registration and exits (facts from the instruction text and the spec).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
 
 mod badinput;
 mod cli;
 mod disasm;
+mod disasm_annotate;
 mod explain;
 mod fixtures;
 mod oracle;
@@ -29,6 +32,7 @@ fn main() {
     trials.extend(badinput::trials());
     trials.extend(cli::trials());
     trials.extend(disasm::trials());
+    trials.extend(disasm_annotate::trials());
     trials.extend(explain::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
