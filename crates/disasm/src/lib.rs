@@ -267,6 +267,8 @@ pub fn write_listing<W: Write>(
         insns.clear();
         rows.clear();
         let mut last: Option<(&str, i64)> = None;
+        // The base name of the last file (the same pclntab string runs on).
+        let mut last_base: (&str, &str) = ("", "");
         let mut off = 0usize;
         while off < code.len() {
             let pc = start + off as u64;
@@ -300,7 +302,10 @@ pub fn write_listing<W: Write>(
             let b = block.buf();
             b.push_str("  ");
             if sources.is_none() {
-                b.push_str(base(file));
+                if !std::ptr::eq(file, last_base.0) {
+                    last_base = (file, base(file));
+                }
+                b.push_str(last_base.1);
                 b.push(':');
                 push_dec(b, line);
                 block.end_cell();

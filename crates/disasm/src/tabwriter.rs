@@ -191,11 +191,15 @@ impl Block {
         for (k, r) in rows.iter().enumerate() {
             for c in 0..r.n as usize {
                 let cell = &self.cells[r.first as usize + c];
-                let (pre, post) = r.styles.get(c).copied().unwrap_or(("", ""));
-                self.out.push_str(pre);
-                self.out
-                    .push_str(&self.buf[cell.text.start as usize..cell.text.end as usize]);
-                self.out.push_str(post);
+                let text = &self.buf[cell.text.start as usize..cell.text.end as usize];
+                match r.styles.get(c) {
+                    Some((pre, post)) => {
+                        self.out.push_str(pre);
+                        self.out.push_str(text);
+                        self.out.push_str(post);
+                    }
+                    None => self.out.push_str(text),
+                }
                 let pad = (self.widths[c * len + k] - cell.runes) as usize;
                 let mut tabs = pad.div_ceil(TAB_WIDTH);
                 while tabs > 0 {
