@@ -5,9 +5,12 @@
 //!
 //! - [`text`]: compiler-style lines (`file:line: kind defer in func`) that
 //!   editors can jump to, then a summary table;
-//! - [`json`]: the stable JSON contract documented in `docs/json.md`.
+//! - [`json`]: the stable JSON contract documented in `docs/json.md`;
+//! - [`html`]: one self-contained page with a chart, a table of sites and
+//!   a panel per function (reasons and annotated disassembly).
 
 pub mod explain;
+pub mod html;
 
 use std::io::{self, Write};
 
