@@ -11,7 +11,9 @@
 # 3. Real third-party Go binaries from Debian, npm and PyPI, and the
 #    toolchains' own, scanned and checked against `go tool objdump`:
 #    scripts/real-binaries.py (cached; ~7 min cold, seconds warm).
-# 4. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
+# 4. The SARIF 2.1.0 schema (npm) and Python's jsonschema (PyPI) for the
+#    SARIF validation tests: scripts/install-sarif-schema.sh (seconds).
+# 5. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
 #    the integration test binary compares every built binary with the
 #    compiler.
 #
@@ -33,6 +35,9 @@ args=()
 [ -n "${DEFERSCOPE_VERSIONS:-}" ] && args+=(--versions "$DEFERSCOPE_VERSIONS")
 [ -n "${DEFERSCOPE_PLATFORMS:-}" ] && args+=(--platforms "$DEFERSCOPE_PLATFORMS")
 python3 scripts/build-matrix.py "${args[@]}"
+
+step "SARIF schema"
+scripts/install-sarif-schema.sh
 
 step "real binaries"
 python3 scripts/real-binaries.py

@@ -33,6 +33,12 @@ pub enum Command {
     /// Measure the cost of each kind of defer on this machine with the Go
     /// toolchain, and save the table for explain.
     Bench(BenchArgs),
+    /// Compare the defers of two builds (binaries or saved JSON): added,
+    /// removed and changed sites; exit 1 when a --fail-on kind got more.
+    Diff(DiffArgs),
+    /// Build a package with the Go toolchain on PATH and scan it; --verify
+    /// also checks every site against the compiler's -d=defer output.
+    Check(CheckArgs),
 }
 
 /// What every command that reads one binary takes: the binary, the output
@@ -42,6 +48,46 @@ pub struct BinaryArgs {
     /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
     pub binary: PathBuf,
     /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Only functions whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
+    /// Leave out the standard library.
+    #[arg(long)]
+    pub no_std: bool,
+}
+
+/// Formats of the reports on one binary (scan, explain, check).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    /// SARIF 2.1.0, for code scanning (stack- and heap-allocated sites).
+    Sarif,
+    /// One self-contained HTML page: chart, sortable and filterable table
+    /// of sites, a panel per function with reasons and disassembly.
+    Html,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "OLD and NEW are Go binaries or saved `deferscope scan --format json` (or \
+                  explain) documents. Functions are matched by name and sites by their order \
+                  in the function, so code that only moved shows no change.\n\n\
+                  Exit status: 0, or 1 when a --fail-on kind has more sites in NEW; 2 on bad \
+                  input."
+)]
+pub struct DiffArgs {
+    /// The old build: a Go binary or a saved JSON report.
+    pub old: PathBuf,
+    /// The new build: a Go binary or a saved JSON report.
+    pub new: PathBuf,
+    /// Exit 1 when any of these kinds has more sites in NEW than in OLD
+    /// (open-coded, stack-allocated, heap-allocated; comma-separated).
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = parse_kind)]
+    pub fail_on: Vec<deferscope_analyze::Kind>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     /// Only functions whose name matches this regular expression.
@@ -50,6 +96,46 @@ pub struct BinaryArgs {
     /// Leave out the standard library.
     #[arg(long)]
     pub no_std: bool,
+}
+
+fn parse_kind(s: &str) -> Result<deferscope_analyze::Kind, String> {
+    deferscope_analyze::Kind::parse(s).ok_or_else(|| {
+        format!("unknown kind {s:?}: expected open-coded, stack-allocated or heap-allocated")
+    })
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Runs `go build -o <temporary file> [GO BUILD ARGS]` in the current directory \
+                  with the go command on PATH, scans the result, and deletes it.\n\n\
+                  Exit status: 0; 1 when --verify finds a disagreement; 2 when the build or \
+                  the scan fails."
+)]
+pub struct CheckArgs {
+    /// Output format of the scan.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Only functions whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
+    /// Leave out the standard library.
+    #[arg(long)]
+    pub no_std: bool,
+    /// Build with -gcflags=all=-d=defer and compare every site with the
+    /// compiler's own lines.
+    #[arg(long)]
+    pub verify: bool,
+    /// Explain each site (reasons, targets, costs).
+    #[arg(long)]
+    pub explain: bool,
+    /// Arguments for `go build` (packages, -tags, -trimpath, ...), after
+    /// `--` when they start with a dash.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "GO BUILD ARGS"
+    )]
+    pub build_args: Vec<std::ffi::OsString>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -8,6 +8,7 @@
 
 mod cli;
 mod cmd;
+mod progress;
 
 use std::io;
 use std::process::ExitCode;
@@ -70,5 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Disasm(args) => cmd::disasm::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
+        Command::Check(args) => cmd::check::run(args),
     }
 }

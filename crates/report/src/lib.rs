@@ -7,10 +7,16 @@
 //!   editors can jump to, then a summary table;
 //! - [`json`]: the stable JSON contract documented in `docs/json.md`;
 //! - [`html`]: one self-contained page with a chart, a table of sites and
-//!   a panel per function (reasons and annotated disassembly).
+//!   a panel per function (reasons and annotated disassembly);
+//! - [`sarif`]: SARIF 2.1.0 for code scanning;
+//! - [`diff`]: site changes between two builds;
+//! - [`verify`]: the compiler's `-d=defer` output compared with a scan.
 
+pub mod diff;
 pub mod explain;
 pub mod html;
+pub mod sarif;
+pub mod verify;
 
 use std::io::{self, Write};
 

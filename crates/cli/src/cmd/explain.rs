@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use anyhow::Result;
 
-use crate::cli::{ExplainArgs, OutputFormat};
+use crate::cli::{ExplainArgs, ReportFormat};
 
 pub fn run(args: ExplainArgs) -> Result<()> {
     super::with_scan(&args.common, |img, ix, report| {
@@ -18,8 +18,12 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         let stdout = io::stdout();
         let mut out = io::BufWriter::new(stdout.lock());
         match args.common.format {
-            OutputFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
-            OutputFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
+            ReportFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
+            ReportFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
+            ReportFormat::Sarif => deferscope_report::sarif::sarif(&report, Some(&x), &mut out)?,
+            ReportFormat::Html => {
+                deferscope_report::html::report_explained(img, ix, &report, &x, &mut out)?
+            }
         }
         out.flush()?;
         Ok(())

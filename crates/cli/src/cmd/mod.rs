@@ -1,6 +1,8 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
 
 pub mod bench;
+pub mod check;
+pub mod diff;
 pub mod disasm;
 pub mod explain;
 pub mod scan;

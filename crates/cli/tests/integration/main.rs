@@ -10,6 +10,8 @@
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `disasm_annotate::*`: the annotated listing marks every site's
 //!   registration and exits (facts from the instruction text and the spec).
+//! - `report::*`: SARIF against the published schema, diff, check and
+//!   check --verify (see report.rs).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
 
@@ -20,6 +22,7 @@ mod disasm_annotate;
 mod explain;
 mod fixtures;
 mod oracle;
+mod report;
 mod sweep;
 mod trace;
 
@@ -36,6 +39,7 @@ fn main() {
     trials.extend(explain::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
+    trials.extend(report::trials());
     trials.extend(trace::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,0 +1,510 @@
+//! SARIF 2.1.0 output (`--format sarif`) for code scanning tools such as
+//! GitHub code scanning.
+//!
+//! Design:
+//! - **Findings** are the defers that are not open-coded: one result per
+//!   stack-allocated or heap-allocated site. Open-coded defers cost almost
+//!   nothing and are not reported (they are counted in `run.properties`).
+//! - **Rules**: `deferscope/heap-allocated` (level `warning`) and
+//!   `deferscope/stack-allocated` (level `note`); with explain data, one
+//!   rule per reason code, `deferscope/reason/<code>` (e.g.
+//!   `deferscope/reason/in-loop`), and a site with reasons is reported
+//!   under its first reason's rule (the kind is in the message and in
+//!   `properties.kind`). Every rule the results use is listed in
+//!   `tool.driver.rules`, each result carries `ruleIndex`.
+//! - **Locations**: the physical location is the site's `file:line`; the
+//!   function is a logical location (`kind: "function"`). Files under the
+//!   Go root are `src/...` relative to the base id `GOROOT`; with
+//!   `-trimpath`, main-module files are relative to `%SRCROOT%` (the module
+//!   root, normally the repository root) and other modules' files to
+//!   `GOMODCACHE`; anything else is an absolute `file://` URI.
+//! - **Fingerprints**: `partialFingerprints["deferscope/v1"]` hashes the
+//!   function name, the kind and the site's ordinal among that function's
+//!   sites of that kind, so an alert survives unrelated line shifts (the
+//!   same matching as `deferscope diff`).
+//! - **GitHub limits**: at most 25,000 results per run are uploaded; past
+//!   that the rest are dropped (heap-allocated first are kept) and a
+//!   `toolExecutionNotifications` entry says how many.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use deferscope_analyze::explain::{Explain, Reason};
+use deferscope_analyze::{Kind, Origin, Report, Site};
+use serde_json::{json, Map, Value};
+
+/// GitHub code scanning accepts at most this many results per run.
+pub const MAX_RESULTS: usize = 25_000;
+
+const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The rule id of a kind (`deferscope/heap-allocated`).
+pub fn kind_rule_id(k: Kind) -> String {
+    format!("deferscope/{}", k.as_str())
+}
+
+/// The rule id of a reason code (`deferscope/reason/in-loop`).
+pub fn reason_rule_id(r: Reason) -> String {
+    format!("deferscope/reason/{}", r.as_str())
+}
+
+fn kind_level(k: Kind) -> &'static str {
+    match k {
+        Kind::HeapAllocated => "warning",
+        Kind::StackAllocated => "note",
+        Kind::OpenCoded => "none",
+    }
+}
+
+fn kind_rule(k: Kind) -> Value {
+    let (short, full) = match k {
+        Kind::HeapAllocated => (
+            "Heap-allocated defer",
+            "This defer is not open-coded and its _defer record is allocated on the heap \
+             (runtime.deferproc): every execution allocates and costs tens of nanoseconds, \
+             against about one for an open-coded defer.",
+        ),
+        Kind::StackAllocated => (
+            "Stack-allocated defer",
+            "This defer is not open-coded: its _defer record lives in the frame \
+             (runtime.deferprocStack) and is linked and run by the runtime, a few times the \
+             cost of an open-coded defer.",
+        ),
+        Kind::OpenCoded => ("Open-coded defer", "An open-coded defer."),
+    };
+    json!({
+        "id": kind_rule_id(k),
+        "name": short.replace([' ', '-'], ""),
+        "shortDescription": { "text": short },
+        "fullDescription": { "text": full },
+        "help": {
+            "text": format!("{full} Run `deferscope explain` on the binary for the reason and a fix."),
+        },
+        "defaultConfiguration": { "level": kind_level(k) },
+        "properties": { "tags": ["performance", "defer"] },
+    })
+}
+
+fn reason_words(r: Reason) -> (&'static str, &'static str) {
+    match r {
+        Reason::InLoop => (
+            "Defer in a loop",
+            "The compiler never open-codes a defer that can run more than once per call: \
+             a defer inside a loop gets a heap-allocated _defer record per iteration.",
+        ),
+        Reason::TooManyDefers => (
+            "Too many defers in one function",
+            "A function with more than 8 defer statements cannot use open-coded defers.",
+        ),
+        Reason::TooManyReturns => (
+            "Too many returns times defers",
+            "When return statements times defer statements exceeds 15, the compiler does not \
+             open-code the function's defers.",
+        ),
+        Reason::BuildFlags => (
+            "Open-coding disabled by build flags",
+            "Builds with -race, -N (optimisations off) or -d=noopendefer do not open-code defers.",
+        ),
+        Reason::RangeFunc => (
+            "Defer in a range-over-func loop body",
+            "A defer in the body of a range-over-func loop runs at the end of the enclosing \
+             function and goes through runtime.deferrangefunc: never open-coded.",
+        ),
+        Reason::ResultEscapes => (
+            "Named result escapes",
+            "A function whose named results escape to the heap cannot open-code its defers.",
+        ),
+        Reason::Unknown => (
+            "Not open-coded, reason unknown",
+            "deferscope could not tell why the compiler did not open-code this defer; rebuild \
+             with -gcflags=-d=defer to see the compiler's decision.",
+        ),
+    }
+}
+
+fn reason_rule(r: Reason) -> Value {
+    let (short, full) = reason_words(r);
+    json!({
+        "id": reason_rule_id(r),
+        "name": short.split_whitespace().map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        }).collect::<String>().replace('-', ""),
+        "shortDescription": { "text": short },
+        "fullDescription": { "text": full },
+        "help": { "text": format!("{full} Run `deferscope explain` on the binary for the fix.") },
+        "defaultConfiguration": { "level": "warning" },
+        "properties": { "tags": ["performance", "defer"] },
+    })
+}
+
+/// Percent-encode a path for use in a URI (RFC 3986 path characters are
+/// kept).
+fn uri_escape(path: &str) -> String {
+    let mut s = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'.'
+            | b'_'
+            | b'~'
+            | b'/'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
+            | b':'
+            | b'@' => s.push(b as char),
+            _ => s.push_str(&format!("%{b:02X}")),
+        }
+    }
+    s
+}
+
+/// An absolute path as a `file://` URI (Unix `/a/b`, Windows `C:/a/b`).
+fn file_uri(path: &str) -> String {
+    let p = path.replace('\\', "/");
+    if p.starts_with('/') {
+        format!("file://{}", uri_escape(&p))
+    } else {
+        format!("file:///{}", uri_escape(&p))
+    }
+}
+
+fn is_absolute(p: &str) -> bool {
+    p.starts_with('/')
+        || p.starts_with('\\')
+        || (p.len() > 2 && p.as_bytes()[0].is_ascii_alphabetic() && p.as_bytes()[1] == b':')
+}
+
+/// How file names of one binary become SARIF artifact locations.
+struct Paths {
+    /// The Go root the standard library was compiled from (absolute, no
+    /// trailing slash), when a standard-library site shows it.
+    goroot: Option<String>,
+    trimpath: bool,
+    main_module: Option<String>,
+}
+
+impl Paths {
+    fn new(r: &Report) -> Paths {
+        // A std file is GOROOT/src/<package>/<file>.
+        let goroot = r
+            .sites
+            .iter()
+            .map(|s| (s.origin, s.package.as_str(), s.file.as_str()))
+            .chain(
+                r.functions
+                    .iter()
+                    .map(|f| (f.origin, f.package.as_str(), f.file.as_str())),
+            )
+            .filter(|(o, _, f)| *o == Origin::Std && is_absolute(f))
+            .find_map(|(_, pkg, file)| {
+                let dir = file.rsplit_once('/')?.0;
+                dir.strip_suffix(&format!("/src/{pkg}"))
+                    .map(|g| g.to_owned())
+            });
+        Paths {
+            goroot,
+            trimpath: r
+                .binary
+                .build_settings
+                .get("-trimpath")
+                .is_some_and(|v| v == "true"),
+            main_module: r.binary.main_module.clone(),
+        }
+    }
+
+    /// `(uri, uriBaseId)` for a file as the pclntab spells it.
+    fn location(&self, file: &str, origin: Origin) -> (String, Option<&'static str>) {
+        if let Some(g) = &self.goroot {
+            if let Some(rest) = file.strip_prefix(g.as_str()) {
+                if let Some(rel) = rest.strip_prefix("/src/") {
+                    return (format!("src/{}", uri_escape(rel)), Some("GOROOT"));
+                }
+            }
+        }
+        if is_absolute(file) {
+            return (file_uri(file), None);
+        }
+        // A -trimpath spelling: module path + path in the module, or a
+        // standard-library path relative to GOROOT/src.
+        if let Some(m) = &self.main_module {
+            if let Some(rel) = file
+                .strip_prefix(m.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                return (uri_escape(rel), Some("%SRCROOT%"));
+            }
+        }
+        let first = file.split('/').next().unwrap_or("");
+        if origin == Origin::Std || (self.trimpath && !first.contains('.')) {
+            return (format!("src/{}", uri_escape(file)), Some("GOROOT"));
+        }
+        (uri_escape(file), Some("GOMODCACHE"))
+    }
+}
+
+/// FNV-1a, 64 bits: a stable fingerprint (not for security).
+fn fnv64(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The ordinal of each site among the sites of the same function and kind,
+/// in source order (line, then pc): the position `diff` matches on.
+pub fn ordinals(sites: &[Site]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..sites.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let (x, y) = (&sites[a], &sites[b]);
+        (&x.function, x.kind, x.line, x.pc).cmp(&(&y.function, y.kind, y.line, y.pc))
+    });
+    let mut out = vec![0; sites.len()];
+    let mut prev: Option<(&str, Kind)> = None;
+    let mut n = 0;
+    for i in idx {
+        let key = (sites[i].function.as_str(), sites[i].kind);
+        n = if prev == Some(key) { n + 1 } else { 0 };
+        prev = Some(key);
+        out[i] = n;
+    }
+    out
+}
+
+/// Print the report (with explain data when given) as a SARIF 2.1.0 log.
+pub fn sarif(r: &Report, x: Option<&Explain>, w: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &sarif_value(r, x))?;
+    writeln!(w)
+}
+
+/// The SARIF log as a JSON value.
+pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
+    let paths = Paths::new(r);
+    let ord = ordinals(&r.sites);
+    let func_index: BTreeMap<&str, usize> = r
+        .functions
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_str(), i))
+        .collect();
+
+    let mut order: Vec<usize> = (0..r.sites.len())
+        .filter(|&i| r.sites[i].kind != Kind::OpenCoded)
+        .collect();
+    // Heap first (kept under the result limit), then by position.
+    order.sort_by(|&a, &b| {
+        let (p, q) = (&r.sites[a], &r.sites[b]);
+        (q.kind, &p.file, p.line, p.pc).cmp(&(p.kind, &q.file, q.line, q.pc))
+    });
+    let dropped = order.len().saturating_sub(MAX_RESULTS);
+    order.truncate(MAX_RESULTS);
+
+    let mut rules: Vec<Value> = Vec::new();
+    let mut rule_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut rule_for = |id: String, make: &dyn Fn() -> Value| -> (String, usize) {
+        let n = rule_index.len();
+        let i = *rule_index.entry(id.clone()).or_insert_with(|| {
+            rules.push(make());
+            n
+        });
+        (id, i)
+    };
+    // The kind rules always come first, so their indexes are stable.
+    for k in [Kind::HeapAllocated, Kind::StackAllocated] {
+        rule_for(kind_rule_id(k), &|| kind_rule(k));
+    }
+
+    let mut results = Vec::new();
+    for i in order {
+        let s = &r.sites[i];
+        let sx = x.and_then(|x| x.sites.get(i));
+        let reasons: Vec<Reason> = sx.map(|e| e.reasons.clone()).unwrap_or_default();
+        let (rule_id, ridx) = match reasons.first() {
+            Some(&rc) => rule_for(reason_rule_id(rc), &|| reason_rule(rc)),
+            None => rule_for(kind_rule_id(s.kind), &|| kind_rule(s.kind)),
+        };
+        let fx = x.and_then(|x| {
+            func_index
+                .get(s.function.as_str())
+                .and_then(|&fi| x.functions.get(fi))
+        });
+        let mut msg = format!("{} defer in {}", capitalise(s.kind.as_str()), s.function);
+        if !reasons.is_empty() {
+            let words: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            msg.push_str(&format!(" (not open-coded: {})", words.join(", ")));
+        }
+        if let Some(e) = sx {
+            if let Some(l) = &e.loop_lines {
+                msg.push_str(&format!(
+                    "; in the loop at lines {}-{}",
+                    l.first_line, l.last_line
+                ));
+            }
+            if let Some(t) = &e.deferred_target {
+                msg.push_str(&format!("; defers {t}"));
+            }
+            if let Some(b) = e.heap_closure_bytes {
+                msg.push_str(&format!("; allocates a {b}-byte closure"));
+            }
+            msg.push_str(&format!("; about {:.0} ns per execution", e.est_ns));
+        }
+        msg.push('.');
+        if let Some(f) = fx {
+            if let Some(d) = f.reason_details.first() {
+                msg.push_str(&format!(" Fix: {}.", d.fix.trim_end_matches('.')));
+            }
+        }
+        let (uri, base) = paths.location(&s.file, s.origin);
+        let mut art = Map::new();
+        art.insert("uri".into(), Value::String(uri));
+        if let Some(b) = base {
+            art.insert("uriBaseId".into(), Value::String(b.into()));
+        }
+        let mut props = json!({
+            "kind": s.kind.as_str(),
+            "function": s.function,
+            "package": s.package,
+            "origin": s.origin,
+            "pc": s.pc,
+        });
+        if !reasons.is_empty() {
+            props["reasons"] = json!(reasons);
+        }
+        let fp = fnv64(&format!("{}\u{0}{}\u{0}{}", s.function, s.kind, ord[i]));
+        results.push(json!({
+            "ruleId": rule_id,
+            "ruleIndex": ridx,
+            "level": kind_level(s.kind),
+            "message": { "text": msg },
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": Value::Object(art),
+                    "region": { "startLine": s.line.max(1) },
+                },
+                "logicalLocations": [{
+                    "name": short_func(&s.function),
+                    "fullyQualifiedName": s.function,
+                    "kind": "function",
+                }],
+            }],
+            "partialFingerprints": { "deferscope/v1": format!("{fp:016x}") },
+            "properties": props,
+        }));
+    }
+
+    let mut bases = Map::new();
+    if let Some(g) = &paths.goroot {
+        bases.insert(
+            "GOROOT".into(),
+            json!({ "uri": format!("{}/", file_uri(g)), "description": { "text": "The Go root the standard library was compiled from." } }),
+        );
+    }
+    let (all, _) = r.counts();
+    let mut invocation = json!({ "executionSuccessful": true });
+    if dropped > 0 {
+        invocation["toolExecutionNotifications"] = json!([{
+            "level": "warning",
+            "message": { "text": format!(
+                "{dropped} stack-allocated sites left out: code scanning accepts at most {MAX_RESULTS} results per run"
+            ) },
+        }]);
+    }
+    let mut run = json!({
+        "tool": { "driver": {
+            "name": "deferscope",
+            "semanticVersion": env!("CARGO_PKG_VERSION"),
+            "version": env!("CARGO_PKG_VERSION"),
+            "informationUri": "https://example.invalid/deferscope",
+            "rules": rules,
+        }},
+        "invocations": [invocation],
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+        "properties": {
+            "binary": r.binary.path,
+            "go_version": r.binary.go_version,
+            "goos": r.binary.goos,
+            "goarch": r.binary.goarch,
+            "sites": all,
+        },
+    });
+    if !bases.is_empty() {
+        run["originalUriBaseIds"] = Value::Object(bases);
+    }
+    json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [run],
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The function's name without its package path (`(*T).Close`).
+fn short_func(name: &str) -> &str {
+    let after_slash = name.rfind('/').map_or(0, |i| i + 1);
+    // Generic brackets may hold dots; find the package dot before them.
+    let end = name[after_slash..]
+        .find('[')
+        .map_or(name.len(), |i| after_slash + i);
+    match name[after_slash..end].find('.') {
+        Some(i) => &name[after_slash + i + 1..],
+        None => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        assert_eq!(file_uri("/a b/c.go"), "file:///a%20b/c.go");
+        assert_eq!(file_uri("C:/x/y.go"), "file:///C:/x/y.go");
+        assert_eq!(short_func("example.com/m/lib.(*T).Close"), "(*T).Close");
+        assert_eq!(short_func("main.Gen[go.shape.int]"), "Gen[go.shape.int]");
+    }
+
+    fn site(function: &str, line: u32, kind: Kind, pc: u64) -> Site {
+        Site {
+            function: function.into(),
+            file: "/m/a.go".into(),
+            line,
+            kind,
+            pc,
+            package: "main".into(),
+            origin: Origin::Main,
+            index: None,
+        }
+    }
+
+    #[test]
+    fn ordinals_per_function_and_kind() {
+        let s = vec![
+            site("main.f", 20, Kind::StackAllocated, 3),
+            site("main.f", 10, Kind::StackAllocated, 9),
+            site("main.f", 15, Kind::HeapAllocated, 5),
+            site("main.g", 5, Kind::StackAllocated, 1),
+        ];
+        assert_eq!(ordinals(&s), vec![1, 0, 0, 0]);
+    }
+}
