@@ -12,8 +12,25 @@
 //! - `R0..R30`, `ZR`, `RSP`; shifts `R1<<3`, `R1>>3`, `R1->3`, `R1@>3`;
 //! - branch targets `sym(SB)` when a symbol starts there, else `N(PC)`.
 //!
+//! One rule is ours, not objdump's: **ADRP pairs name their data.** The
+//! linker materialises a data address as `ADRP page, Rn` followed by an
+//! instruction that adds the low 12 bits. objdump prints both halves as
+//! numbers (`ADRP 1232896(PC), R27` / `MOVD 1592(R27), R1`); we keep the
+//! ADRP line as it is and print the completing instruction the way the
+//! compiler's `-S` listing writes the pair, with the symbol that covers
+//! the address:
+//!
+//! - a load or store at `lo(Rn)` gets `sym+off(SB)` as its memory operand
+//!   (`MOVD runtime.x+8(SB), R1`, `MOVB R2, main.flag(SB)`);
+//! - `ADD $lo, Rn, Rd` prints as `MOVD $sym+off(SB), Rd`, the address
+//!   itself (Go syntax has no "add a symbol" form).
+//!
+//! With no symbol covering the address (a stripped binary's data) the
+//! instruction prints as objdump prints it.
+//!
 //! Spellings are data: [`COND_NAMES`], [`NO_W_SUFFIX`], [`ALIAS_OP`].
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use yaxpeax_arch::{Decoder, U8Reader};
@@ -69,6 +86,7 @@ pub const ALIAS_OP: &[(&str, &str)] = &[
     ("LSRV", "LSR"),
     ("ASRV", "ASR"),
     ("RORV", "ROR"),
+    ("INS", "MOV"),
 ];
 
 /// HINT #0..#5 by name.
@@ -113,6 +131,10 @@ fn cond_arg(c: u8) -> &'static str {
 pub struct Arm64 {
     dialect: Dialect,
     dec: InstDecoder,
+    /// The last instruction decoded, if it was an ADRP: `(pc, register,
+    /// page address)`. The instruction right after it that uses the
+    /// register completes the address (see the module doc).
+    adrp: Cell<Option<(u64, u16, u64)>>,
 }
 
 /// An operand as text, with what the rules need to know about it.
@@ -173,6 +195,7 @@ impl Arm64 {
         Arm64 {
             dialect,
             dec: InstDecoder::default(),
+            adrp: Cell::new(None),
         }
     }
 
@@ -186,6 +209,7 @@ impl Arm64 {
         text: &mut String,
     ) -> (usize, Facts) {
         text.clear();
+        let pair = self.adrp.take().filter(|a| a.0.wrapping_add(4) == pc);
         if code.len() < 4 {
             text.push('?');
             return (code.len().max(1), Facts::default());
@@ -199,12 +223,93 @@ impl Arm64 {
                 return (4, Facts::default());
             }
         };
+        if let (Opcode::ADRP, Operand::Register(_, rd), Operand::PCOffset(off)) =
+            (ins.opcode, ins.operands[0], ins.operands[1])
+        {
+            let page = (pc & !0xfff).wrapping_add(off as u64);
+            self.adrp.set(Some((pc, rd, page)));
+        }
         if go_syntax {
+            if let Some((_, reg, page)) = pair {
+                if self.adrp_pair(&ins, word, pc, (reg, page), syms, text) {
+                    return (4, facts(&ins, pc));
+                }
+            }
             self.go_syntax(&ins, word, pc, syms, text);
         } else {
             let _ = write!(text, "{ins}");
         }
         (4, facts(&ins, pc))
+    }
+
+    /// The instruction after `ADRP reg` that completes a data address:
+    /// `ADD $lo, reg, Rd` prints as `MOVD $sym+off(SB), Rd`, a load or
+    /// store at `lo(reg)` with `sym+off(SB)` as its memory operand. False
+    /// (nothing written) when it is not such an instruction or no symbol
+    /// covers the address.
+    fn adrp_pair(
+        &self,
+        ins: &Instruction,
+        word: u32,
+        pc: u64,
+        (reg, page): (u16, u64),
+        syms: &dyn Lookup,
+        out: &mut String,
+    ) -> bool {
+        let name = |addr: u64| -> Option<String> {
+            let (s, base) = syms.lookup(addr)?;
+            Some(if addr == base {
+                format!("{s}(SB)")
+            } else {
+                format!("{s}+{}(SB)", addr - base)
+            })
+        };
+        let ops = &ins.operands;
+        if ins.opcode == Opcode::ADD && word >> 31 == 1 && (word >> 22) & 3 == 0 {
+            if let (
+                Operand::RegisterOrSP(_, rd),
+                Operand::RegisterOrSP(_, rn),
+                Operand::Immediate(lo),
+            ) = (ops[0], ops[1], ops[2])
+            {
+                if rn == reg {
+                    if let Some(n) = name(page.wrapping_add(lo as u64)) {
+                        let _ = write!(out, "MOVD ${n}, {}", gpr(rd, true));
+                        return true;
+                    }
+                }
+            }
+            return false;
+        }
+        let Some(i) = ops
+            .iter()
+            .position(|o| matches!(*o, Operand::RegPreIndex(b, _, false) if b == reg))
+        else {
+            return false;
+        };
+        let Operand::RegPreIndex(_, lo, _) = ops[i] else {
+            return false;
+        };
+        let Some(n) = name(page.wrapping_add(lo as i64 as u64)) else {
+            return false;
+        };
+        // Print as usual, then put the symbol where `lo(reg)` was.
+        let mut plain = String::new();
+        self.go_syntax(ins, word, pc, &NoLookup, &mut plain);
+        let mem = if lo != 0 {
+            format!("{lo}({})", gpr(reg, true))
+        } else {
+            format!("({})", gpr(reg, true))
+        };
+        match plain.rfind(&mem) {
+            Some(at) => {
+                out.push_str(&plain[..at]);
+                out.push_str(&n);
+                out.push_str(&plain[at + mem.len()..]);
+                true
+            }
+            None => false,
+        }
     }
 
     fn arg(&self, ins: &Instruction, op: &Operand, pc: u64, syms: &dyn Lookup) -> Arg {
@@ -439,8 +544,11 @@ impl Arm64 {
                 return;
             }
             Opcode::MSR => {
-                if let (Operand::SystemReg(r), Some(a)) = (ins.operands[0], args.get(1)) {
-                    let _ = write!(out, "MSR {}, {}", a.text, sysreg_name(r));
+                if let Operand::SystemReg(r) = ins.operands[0] {
+                    // Rt from the word: the decoder's operand for XZR is
+                    // not a register.
+                    let rt = gpr((word & 31) as u16, false);
+                    let _ = write!(out, "MSR {rt}, {}", sysreg_name(r));
                     return;
                 }
             }
@@ -451,6 +559,11 @@ impl Arm64 {
                 ) =>
             {
                 let _ = write!(out, "VMOV {}, {}", args[1].text, args[0].text);
+                return;
+            }
+            // SYS #3, C7, C4, #1, Xt.
+            Opcode::SYS(_) if word & 0xffff_ffe0 == 0xd50b_7420 => {
+                let _ = write!(out, "DC ZVA, {}", gpr((word & 31) as u16, false));
                 return;
             }
             Opcode::DMB(v) | Opcode::DSB(v) => {
@@ -910,6 +1023,15 @@ impl Arm64 {
     }
 }
 
+/// No symbols: the memory operand of a pair is printed plainly first.
+struct NoLookup;
+
+impl Lookup for NoLookup {
+    fn lookup(&self, _: u64) -> Option<(&str, u64)> {
+        None
+    }
+}
+
 /// Arm ARM `MoveWidePreferred` for a logical-immediate word: the value is
 /// one MOVZ or MOVN, so `ORR #imm, ZR` is not shown as MOV.
 fn move_wide_preferred(word: u32) -> bool {
@@ -1121,8 +1243,55 @@ mod tests {
             (0xb24003e0, "ORR $1, ZR, R0"),
             (0xd503201f, "NOOP"),
             (0xd65f03c0, "RET"),
+            // go1.26.6, darwin/arm64 runtime.
+            (0xd51b42bf, "MSR ZR, S3_3_C4_C2_5"),
+            (0x4e081c3e, "VMOV R1, V30.D[0]"),
+            (0xd50b7420, "DC ZVA, R0"),
         ] {
             assert_eq!(go(w), want, "{w:08x}");
         }
+    }
+
+    struct Data;
+    impl Lookup for Data {
+        fn lookup(&self, a: u64) -> Option<(&str, u64)> {
+            (0x1d5000..0x1d5100)
+                .contains(&a)
+                .then_some(("main.counter", 0x1d5000))
+        }
+    }
+
+    /// ADRP pairs (our rule, see the module doc). The words are the
+    /// linker's (go1.22.10 linux/arm64 `defers`, where objdump prints
+    /// `ADRP 1232896(PC), R27` for the first); the addresses are hand
+    /// computed: ADRP at page 0xa8000 + 0x12d000 = 0x1d5000.
+    #[test]
+    fn adrp_pairs_name_their_data() {
+        let a = Arm64::new(Dialect::for_version(Some(22)));
+        let mut s = String::new();
+        let adrp: u32 = 0xb000097b;
+        a.decode(&adrp.to_le_bytes(), 0xa8000, &Data, true, &mut s);
+        assert_eq!(s, "ADRP 1232896(PC), R27");
+        // f9431f61: LDR X1, [X27, #1592] -> 0x1d5000 + 0x638 is past the
+        // symbol's 0x100 bytes: printed as objdump prints it.
+        a.decode(&0xf9431f61u32.to_le_bytes(), 0xa8004, &Data, true, &mut s);
+        assert_eq!(s, "MOVD 1592(R27), R1");
+        // f9401f61: LDR X1, [X27, #56] -> main.counter+56.
+        a.decode(&adrp.to_le_bytes(), 0xa8008, &Data, true, &mut s);
+        a.decode(&0xf9401f61u32.to_le_bytes(), 0xa800c, &Data, true, &mut s);
+        assert_eq!(s, "MOVD main.counter+56(SB), R1");
+        // f9001f61: STR X1, [X27, #56].
+        a.decode(&adrp.to_le_bytes(), 0xa8010, &Data, true, &mut s);
+        a.decode(&0xf9001f61u32.to_le_bytes(), 0xa8014, &Data, true, &mut s);
+        assert_eq!(s, "MOVD R1, main.counter+56(SB)");
+        // 91000361: ADD X1, X27, #0 -> the address itself.
+        a.decode(&adrp.to_le_bytes(), 0xa8018, &Data, true, &mut s);
+        a.decode(&0x91000361u32.to_le_bytes(), 0xa801c, &Data, true, &mut s);
+        assert_eq!(s, "MOVD $main.counter(SB), R1");
+        // Not right after the ADRP: plain.
+        a.decode(&adrp.to_le_bytes(), 0xa8020, &Data, true, &mut s);
+        a.decode(&0xd503201fu32.to_le_bytes(), 0xa8024, &Data, true, &mut s);
+        a.decode(&0xf9401f61u32.to_le_bytes(), 0xa8028, &Data, true, &mut s);
+        assert_eq!(s, "MOVD 56(R27), R1");
     }
 }

@@ -167,6 +167,7 @@ pub fn base(path: &str) -> &str {
 /// in a function but not in its tables have no file and line -1).
 struct Liner<'a, 'd> {
     ix: &'a GoIndex<'d>,
+    syms: &'a Symbols<'d>,
     cur: Option<(Func, LineTable<'d>)>,
 }
 
@@ -181,9 +182,9 @@ impl<'d> Liner<'_, 'd> {
         }
         match &self.cur {
             None => ("", 0),
-            Some((_, lt)) => match lt.at(pc) {
+            Some((f, lt)) => match lt.at(pc) {
                 Some((file, line)) => (file, line as i64),
-                None => ("", -1),
+                None => self.syms.gosym_pos(self.ix, f, pc),
             },
         }
     }
@@ -221,7 +222,11 @@ pub fn write_listing<W: Write>(
     });
     let mut x86 = x86::X86::new(dialect);
     let arm = arm64::Arm64::new(dialect);
-    let mut liner = Liner { ix, cur: None };
+    let mut liner = Liner {
+        ix,
+        syms: &syms,
+        cur: None,
+    };
     let mut block = Block::default();
     let mut text = String::new();
     // Reused across functions: the decoded instructions (for the

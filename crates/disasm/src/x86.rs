@@ -24,8 +24,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use iced_x86::{
-    Code, Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind,
-    Register,
+    Code, Decoder, DecoderOptions, EncodingKind, Formatter, Instruction, IntelFormatter, Mnemonic,
+    OpKind, Register,
 };
 
 use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
@@ -114,8 +114,11 @@ const OP_NAME_BY_CODE: &[(Code, &str)] = &[
 ];
 
 /// Mnemonic spellings that differ from the upper-cased iced name.
-const OP_NAME_BY_MNEMONIC: &[(Mnemonic, &str)] =
-    &[(Mnemonic::Wait, "FWAIT"), (Mnemonic::Iretq, "IRETQ")];
+const OP_NAME_BY_MNEMONIC: &[(Mnemonic, &str)] = &[
+    (Mnemonic::Wait, "FWAIT"),
+    (Mnemonic::Iretq, "IRETQ"),
+    (Mnemonic::Retf, "LRET"),
+];
 
 /// Go register names, by iced register. GPRs of every width map to their
 /// family's name; the rest spell their number.
@@ -283,6 +286,15 @@ impl X86 {
         if ins.has_lock_prefix() {
             out.push_str("LOCK ");
         }
+        // A segment prefix that no memory operand uses stays a prefix
+        // (`DS CDQ`); x86asm does not apply one to a NOP's operand either
+        // (`CS NOPW 0(AX)(AX*1)`).
+        let has_mem = (0..ins.op_count()).any(|i| is_mem(ins.op_kind(i)));
+        let nop_seg = ins.segment_prefix() != Register::None && (m == Mnemonic::Nop || !has_mem);
+        if nop_seg {
+            out.push_str(&reg_name(ins.segment_prefix()));
+            out.push(' ');
+        }
         // Mnemonic.
         let code = ins.code();
         if let Some(&(_, n)) = OP_NAME_BY_CODE.iter().find(|(c, _)| *c == code) {
@@ -341,6 +353,25 @@ impl X86 {
         }
         if self.dialect.x86_cmp_swap && m == Mnemonic::Cmp && na == 2 {
             args.swap(0, 1);
+        }
+        if nop_seg {
+            for a in &mut args[..na] {
+                let seg = format!("{}:", reg_name(ins.segment_prefix()));
+                if let Some(rest) = a.strip_prefix(seg.as_str()) {
+                    *a = rest.to_string();
+                }
+            }
+        }
+        // An AVX-512 opmask comes just before the destination:
+        // `VPERMB.Z Z4, Z6, K1, Z0`.
+        if ins.op_mask() != Register::None && na > 0 {
+            let k = format!("K{}", ins.op_mask() as u32 - Register::K0 as u32);
+            if args.len() == na {
+                args.push(String::new());
+            }
+            args[na] = k;
+            args.swap(na - 1, na);
+            na += 1;
         }
         for (j, a) in args[..na].iter().enumerate() {
             out.push_str(if j == 0 { " " } else { ", " });
@@ -451,7 +482,8 @@ impl X86 {
             let d = ins.memory_displacement64();
             match dsize {
                 0 => 0,
-                1 => d as i8 as i64,
+                // iced has scaled an EVEX compressed disp8 (disp8*N).
+                1 => d as i64,
                 2 => d as u16 as i64,
                 8 if is_moffs(ins.code()) => d as i64,
                 _ => d as u32 as i64,
@@ -486,11 +518,21 @@ impl X86 {
         } else {
             out.push('0');
         }
+        // x/arch before 0.27 (go1.27) ignores VEX.B and VEX.X: R8-R15 as
+        // base or index of a VEX instruction print as AX-DI.
+        let old_vex = !self.dialect.x86_avx && ins.encoding() == EncodingKind::VEX;
+        let name = |r: Register| -> Cow<'static, str> {
+            if old_vex && r.is_gpr64() {
+                Cow::Borrowed(REG_NAMES[r.number() & 7])
+            } else {
+                reg_name(r)
+            }
+        };
         if base != Register::None {
-            let _ = write!(out, "({})", reg_name(base));
+            let _ = write!(out, "({})", name(base));
         }
         if index != Register::None {
-            let _ = write!(out, "({}*{})", reg_name(index), ins.memory_index_scale());
+            let _ = write!(out, "({}*{})", name(index), ins.memory_index_scale());
         }
     }
 }
@@ -565,6 +607,10 @@ fn imm_value(ins: &Instruction, i: u32) -> i64 {
         // x86asm records byte immediates of byte operations unsigned.
         OpKind::Immediate8 => ins.immediate8() as i64,
         OpKind::Immediate8_2nd => ins.immediate8_2nd() as i8 as i64,
+        // RET/LRET imm16 is a byte count: unsigned.
+        OpKind::Immediate16 if matches!(ins.mnemonic(), Mnemonic::Ret | Mnemonic::Retf) => {
+            ins.immediate16() as i64
+        }
         OpKind::Immediate16 => ins.immediate16() as i16 as i64,
         OpKind::Immediate32 => ins.immediate32() as i32 as i64,
         OpKind::Immediate64 => ins.immediate64() as i64,
@@ -739,5 +785,34 @@ mod tests {
             go(&[0x40, 0x88, 0x74, 0x24, 0x4f], 0, &NoSyms),
             "MOVB SI, 0x4f(SP)"
         );
+    }
+
+    fn go_ver(minor: u32, hex: &str) -> String {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let mut x = X86::new(Dialect::for_version(Some(minor)));
+        let mut s = String::new();
+        let (n, _) = x.decode(&bytes, 0x401000, &NoSyms, true, &mut s);
+        assert_eq!(n, bytes.len(), "{s}");
+        s
+    }
+
+    // Expected strings: `go tool objdump` of the toolchain named on each
+    // line, on these bytes in the matrix binaries.
+    #[test]
+    fn objdump_prefixes_masks_and_old_vex() {
+        for (minor, hex, want) in [
+            (19, "ca56a9", "LRET $0xa956"),
+            (19, "3e99", "DS CDQ"),
+            (19, "c4c17e7f22", "VMOVDQU X4, 0(DX)"),
+            (26, "66662e0f1f840000000000", "CS NOPW 0(AX)(AX*1)"),
+            (27, "62f26dc975eb", "VPERMI2B.Z Z3, Z2, K1, Z5"),
+            (27, "62f2fd498bc9", "VPCOMPRESSQ Z1, K1, Z1"),
+            (27, "62f1fe487f5c2402", "VMOVDQU64 Z3, 0x80(SP)"),
+        ] {
+            assert_eq!(go_ver(minor, hex), want, "go1.{minor} {hex}");
+        }
     }
 }

@@ -222,12 +222,13 @@ fn check_annotations(e: &Entry) -> Result<String, String> {
 }
 
 pub fn trials() -> Vec<Trial> {
-    // Opt-in until the failures listed in the disasm issue are fixed
-    // (darwin/arm64 listings, some annotation marks): set
-    // DEFERSCOPE_DISASM_ORACLE=1 to run them.
-    if std::env::var_os("DEFERSCOPE_DISASM_ORACLE").is_none() {
-        return Vec::new();
-    }
+    // The objdump comparison of the whole matrix runs in
+    // scripts/disasm-vs-objdump.py (CI: scripts/test-all.sh), which caches
+    // objdump's text and checks the per-version figures; here it runs on
+    // the committed fixtures, and on the matrix with
+    // DEFERSCOPE_DISASM_ORACLE=1. The annotation trials (the older
+    // version of disasm_annotate's checks) run with that switch only.
+    let slow = std::env::var_os("DEFERSCOPE_DISASM_ORACLE").is_some();
     let mut roots: Vec<(PathBuf, &str)> = vec![(committed_root(), "committed")];
     if let Ok(m) = std::env::var("DEFERSCOPE_MATRIX") {
         if !m.is_empty() {
@@ -246,17 +247,19 @@ pub fn trials() -> Vec<Trial> {
                         move || check_twin(&e2).map_err(Failed::from),
                     ));
                 }
-            } else {
+            } else if tag == "committed" || slow {
                 let e2 = e.clone();
                 out.push(Trial::test(
                     format!("disasm::objdump::{tag}::{name}"),
                     move || check_objdump(&e2).map(drop).map_err(Failed::from),
                 ));
             }
-            out.push(Trial::test(
-                format!("disasm::annotations::{tag}::{name}"),
-                move || check_annotations(&e).map(drop).map_err(Failed::from),
-            ));
+            if slow {
+                out.push(Trial::test(
+                    format!("disasm::annotations::{tag}::{name}"),
+                    move || check_annotations(&e).map(drop).map_err(Failed::from),
+                ));
+            }
         }
     }
     out
