@@ -16,6 +16,9 @@
 # 5. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
 #    the integration test binary compares every built binary with the
 #    compiler.
+# 6. The HTML report in a real headless Chromium (Debian's chromium and
+#    playwright-core from npm, installed into the cache): tests/html/run.sh
+#    (~1-2 min cold, under a minute warm).
 #
 # Environment: DEFERSCOPE_CACHE (default ~/.cache/deferscope);
 # DEFERSCOPE_VERSIONS / DEFERSCOPE_PLATFORMS to narrow the matrix.
@@ -48,3 +51,6 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "tests"
 DEFERSCOPE_MATRIX=$CACHE/matrix cargo test --workspace --release
+
+step "HTML report in headless Chromium"
+tests/html/run.sh

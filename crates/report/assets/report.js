@@ -315,7 +315,7 @@
       row.appendChild(el('span', 'pos', pos));
       row.appendChild(el('span', 'pc', hex(pc)));
       row.appendChild(el('span', 'ins', c[2] || ''));
-      if (c.length > 3) row.appendChild(el('span', 'note', '// ' + c.slice(3).join(' ')));
+      if (c.length > 3) row.appendChild(el('span', 'cm', '// ' + c.slice(3).join(' ')));
       frag.appendChild(row);
     });
     pre.appendChild(frag);

@@ -685,7 +685,7 @@ fn chart_svg(r: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="defer sites per kind per package" xmlns="http://www.w3.org/2000/svg">"#
+        r#"<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="defer sites per kind per package">"#
     );
     for (i, (name, c, rest)) in rows.iter().enumerate() {
         let y = i as f64 * row_h + 2.0;
@@ -790,7 +790,7 @@ pub fn write(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <meta name="generator" content="deferscope {ver}">
 <title>{title}</title>
 <style>{CSS}</style>

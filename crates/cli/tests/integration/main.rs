@@ -8,6 +8,8 @@
 //! - `twin::*`: a stripped binary gives the same sites as its unstripped twin.
 //! - `badinput::*`: bad input gets one line on stderr and exit status 2.
 //! - `cli::*`: output contracts of the `scan` command.
+//! - `html::*`: `--format html` is self-contained and holds every site
+//!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
 //!   registration and exits (facts from the instruction text and the spec).
 //! - `report::*`: SARIF against the published schema, diff, check and
@@ -21,6 +23,7 @@ mod disasm;
 mod disasm_annotate;
 mod explain;
 mod fixtures;
+mod html;
 mod oracle;
 mod report;
 mod sweep;
@@ -37,6 +40,7 @@ fn main() {
     trials.extend(disasm::trials());
     trials.extend(disasm_annotate::trials());
     trials.extend(explain::trials());
+    trials.extend(html::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(report::trials());
