@@ -414,7 +414,6 @@ impl<'a, 'd> Cx<'a, 'd> {
             Arch::Amd64 => reg::AMD64_AX,
             Arch::Arm64 => reg::ARM64_R0,
         };
-        let _ = code;
         let mut out = Values::default();
         let mut regs = [Val::Unknown; 32];
         let mut stack: HashMap<i64, Val> = HashMap::new();
@@ -430,7 +429,6 @@ impl<'a, 'd> Cx<'a, 'd> {
                 regs.get(r as usize).copied().unwrap_or(Val::Unknown)
             }
         };
-        let _ = entry;
         for e in events {
             let pc = match *e {
                 Event::Call { pc, .. }
@@ -490,6 +488,16 @@ impl<'a, 'd> Cx<'a, 'd> {
                 Event::Clobber { reg, .. } => {
                     if after_deferreturn && !self.is_frame_reg(reg) {
                         out.results_reloaded = true;
+                        // arm64 reloads a two-word result (an interface,
+                        // a string) with `LDP (Rn), (Rt, Rt2)`, which the
+                        // decoder reports as a clobber.
+                        if let Some(base) = ldp_base(arch, code, entry, pc) {
+                            if let Val::Heap(n) = get(&regs, base) {
+                                if heap[n].pc < first_site {
+                                    out.result_escapes = true;
+                                }
+                            }
+                        }
                     }
                     set(&mut regs, reg, Val::Unknown)
                 }
@@ -654,12 +662,14 @@ impl<'a, 'd> Cx<'a, 'd> {
                 Event::CallIndirect { .. } => indirect = true,
                 _ => {}
             });
+            let mut builtin = None;
             for (pc, t) in calls {
                 let n = self.name(t);
                 if !is_runtime_helper(&n) {
                     next = Some((pc, t));
                     break;
                 }
+                builtin = builtin.or_else(|| builtin_of(&n).map(|b| (pc, b)));
             }
             // The callee may be inlined into the wrapper: then the call
             // found (if any) is one the inlined body makes, and the inline
@@ -673,6 +683,15 @@ impl<'a, 'd> Cx<'a, 'd> {
             });
             if let Some(name) = inlined {
                 return (Some(name.to_owned()), via, false);
+            }
+            // A deferred builtin (`defer close(ch)`): the wrapper's own
+            // code calls the runtime function that implements it.
+            if next.is_none() {
+                if let Some((_, b)) = builtin
+                    .filter(|&(pc, _)| tree.as_ref().is_none_or(|t| t.index_at(pc).is_none()))
+                {
+                    return (Some(b.to_owned()), via, false);
+                }
             }
             match next {
                 Some((_, t)) => cur = t,
@@ -688,11 +707,40 @@ impl<'a, 'd> Cx<'a, 'd> {
         }
         // go1.18+: FUNCDATA_WrapInfo (7) marks compiler-generated wrappers
         // (go1.18-1.21 name defer wrappers like ordinary closures).
-        matches!(self.ix.pcln.layout, Layout::Go118 | Layout::Go120)
-            && self
-                .ix
-                .func_for_pc(entry)
-                .is_some_and(|f| self.ix.funcdata_addr(&f, 7).is_some())
+        if !matches!(self.ix.pcln.layout, Layout::Go118 | Layout::Go120) {
+            return false;
+        }
+        let Some(f) = self.ix.func_for_pc(entry) else {
+            return false;
+        };
+        if self.ix.funcdata_addr(&f, 7).is_some() {
+            return true;
+        }
+        // A wrapper around a builtin has no wrapped function, so no
+        // WrapInfo; but before go1.22 every function marked WRAPPER starts
+        // with the assembler's panic-argp fix-up, which loads g._panic
+        // (offset 32 of the g, in R14 on amd64 and R28 on arm64; obj6.go /
+        // obj7.go `Wrapper()`), before any call.
+        if self.ix.version.is_some_and(|v| v.at_least(22)) {
+            return false;
+        }
+        let g = match self.img.arch {
+            Arch::Amd64 => 14,
+            Arch::Arm64 => 28,
+        };
+        let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
+            return false;
+        };
+        let mut found = false;
+        let mut called = false;
+        deferscope_decode::scan_flow(self.img.arch, body, f.entry, |e| match e {
+            Event::Load { base, offset, .. } if !called && base == g && offset == 32 => {
+                found = true
+            }
+            Event::Call { .. } => called = true,
+            _ => {}
+        });
+        found
     }
 
     fn calls_recover(&self, entry: u64) -> bool {
@@ -715,6 +763,18 @@ impl<'a, 'd> Cx<'a, 'd> {
     }
 }
 
+/// The base register of an arm64 `LDP Xt, Xt2, [Xn]` (64-bit, signed
+/// offset 0) at `pc`.
+fn ldp_base(arch: Arch, code: &[u8], entry: u64, pc: u64) -> Option<u8> {
+    if arch != Arch::Arm64 {
+        return None;
+    }
+    let at = usize::try_from(pc.checked_sub(entry)?).ok()?;
+    let w = u32::from_le_bytes(code.get(at..at + 4)?.try_into().ok()?);
+    // LDP (signed offset, 64-bit): 1010 1001 01 imm7 Rt2 Rn Rt.
+    (w & 0xffc0_0000 == 0xa940_0000 && (w >> 15) & 0x7f == 0).then_some(((w >> 5) & 31) as u8)
+}
+
 fn set(regs: &mut [Val; 32], r: u8, v: Val) {
     if let Some(x) = regs.get_mut(r as usize) {
         *x = v;
@@ -730,6 +790,21 @@ pub fn is_wrapper_name(name: &str) -> bool {
         })
     };
     tail_digits(name, ".deferwrap") || tail_digits(name, ".dwrap.") || tail_digits(name, "·dwrap·")
+}
+
+/// The builtin a runtime function implements, for deferred builtins
+/// (walk's `close` -> `closechan`, `delete` -> `mapdelete*`, `panic` ->
+/// `gopanic`, `recover` -> `gorecover`, `clear` of a map -> `mapclear`).
+pub fn builtin_of(runtime_fn: &str) -> Option<&'static str> {
+    let r = runtime_fn.strip_prefix("runtime.")?;
+    match r {
+        "closechan" => Some("close"),
+        "gopanic" => Some("panic"),
+        "gorecover" => Some("recover"),
+        "mapclear" => Some("clear"),
+        _ if r == "mapdelete" || r.starts_with("mapdelete_") => Some("delete"),
+        _ => None,
+    }
 }
 
 /// Runtime helpers a wrapper may call before the real callee.
@@ -1456,6 +1531,17 @@ mod tests {
     }
 
     #[test]
+    fn ldp_bases() {
+        // go1.27 arm64 cmd/go doc.do: `LDP (R0), (R0, R1)` reloads the
+        // heap-allocated `err`; `LDP -8(RSP), (R29, R30)` is the epilogue.
+        let code = [0x00, 0x04, 0x40, 0xa9, 0xfd, 0xfb, 0x7f, 0xa9];
+        assert_eq!(ldp_base(Arch::Arm64, &code, 0x1000, 0x1000), Some(0));
+        assert_eq!(ldp_base(Arch::Arm64, &code, 0x1000, 0x1004), None);
+        assert_eq!(ldp_base(Arch::Amd64, &code, 0x1000, 0x1000), None);
+        assert_eq!(ldp_base(Arch::Arm64, &code, 0x1000, 0x1008), None);
+    }
+
+    #[test]
     fn noreturn_names() {
         // ssagen stmt's BlockExit list and the bounds panics (go1.19 and
         // go1.25+ names), fatal*, Goexit.
@@ -1480,6 +1566,15 @@ mod tests {
         ] {
             assert!(!is_noreturn(n), "{n}");
         }
+    }
+
+    #[test]
+    fn builtins() {
+        assert_eq!(builtin_of("runtime.closechan"), Some("close"));
+        assert_eq!(builtin_of("runtime.mapdelete_faststr"), Some("delete"));
+        assert_eq!(builtin_of("runtime.mapdelete"), Some("delete"));
+        assert_eq!(builtin_of("runtime.mapdeleteX"), None);
+        assert_eq!(builtin_of("main.closechan"), None);
     }
 
     #[test]

@@ -20,11 +20,16 @@
 //!   open-coding there; cmd/internal/objabi/pkgspecial.go and ssagen
 //!   `buildssa` @go1.26.6).
 //! - `explain::cmdgo::<entry>`: on cmd/go, every function whose defers are
-//!   not open-coded gets at least one reason; every heap-allocated site is
-//!   explained by `in-loop` or `range-func` (spec §1.2: from go1.17, a defer
-//!   is heap-allocated exactly when escape analysis puts it in a loop, or
-//!   it is a range-over-func body's); the number of `unknown` functions is
-//!   printed and must be 0.
+//!   not open-coded gets at least one reason; the reason counts and the
+//!   number of `unknown` functions are printed.
+//! - `explain::cmdgo_strict::<entry>`: the same, plus: no function is
+//!   `unknown`; every heap-allocated site is explained by `in-loop` or
+//!   `range-func` (spec §1.2: from go1.17, a defer is heap-allocated
+//!   exactly when escape analysis puts it in a loop, or it is a
+//!   range-over-func body's); and every `too-many-returns` claim holds in
+//!   the source: `countreturns.go` (go/ast, run with the entry's own
+//!   toolchain when installed) counts the function's return statements,
+//!   and they times its defers must exceed 15.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -234,9 +239,58 @@ fn check_fixture(e: &Entry) -> Result<String, String> {
     }
 }
 
-/// `strict` adds the checks with known gaps (see `trials`): no `unknown`
-/// reason, and every heap-allocated site explained by `in-loop` or
-/// `range-func`.
+/// Return statements per function in the Go source, from
+/// `countreturns.go` (go/ast) run with the toolchain that built the entry:
+/// "file:line" of the `func` keyword -> count. `None` when that toolchain is
+/// not installed.
+fn source_returns(e: &Entry, files: &BTreeSet<String>) -> Option<BTreeMap<String, usize>> {
+    let go = e.meta.goroot.join("bin/go");
+    if !go.is_file() {
+        return None;
+    }
+    let cache = std::env::var_os("DEFERSCOPE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/deferscope")))?
+        .join("gocache")
+        .join(format!("explain-test-{}", e.meta.go_version));
+    let prog = repo_root().join("crates/cli/tests/integration/countreturns.go");
+    let mut child = std::process::Command::new(&go)
+        .arg("run")
+        .arg(&prog)
+        .env("GOROOT", &e.meta.goroot)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", cache)
+        .env("GOFLAGS", "")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take()?;
+        for f in files {
+            writeln!(stdin, "{f}").ok()?;
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (k, c) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), c.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// `strict` adds: no `unknown` reason; every heap-allocated site explained
+/// by `in-loop` or `range-func`; and every `too-many-returns` claim true of
+/// the source: its return statements (go/ast, `countreturns.go`) times its
+/// defers exceed 15.
 fn check_cmdgo(e: &Entry, strict: bool) -> Result<(), String> {
     let (r, x) = explain_entry(e)?;
     let mut errs = Vec::new();
@@ -258,6 +312,34 @@ fn check_cmdgo(e: &Entry, strict: bool) -> Result<(), String> {
             unknown.push(f.name.clone());
         }
     }
+    let mut returns_checked = None;
+    if strict {
+        let claims: Vec<usize> = (0..r.functions.len())
+            .filter(|&i| x.functions[i].reasons.contains(&Reason::TooManyReturns))
+            .collect();
+        let files: BTreeSet<String> = claims
+            .iter()
+            .map(|&i| r.functions[i].file.clone())
+            .collect();
+        if let Some(src) = source_returns(e, &files) {
+            let mut n = 0;
+            for &i in &claims {
+                let f = &r.functions[i];
+                let Some(&c) = src.get(&format!("{}:{}", f.file, f.line)) else {
+                    continue;
+                };
+                n += 1;
+                if c * f.sites <= 15 {
+                    errs.push(format!(
+                        "{}: too-many-returns, but its source has {c} return statements x {} \
+                         defers",
+                        f.name, f.sites
+                    ));
+                }
+            }
+            returns_checked = Some((n, claims.len()));
+        }
+    }
     for (s, sx) in r.sites.iter().zip(&x.sites) {
         if strict
             && s.kind == Kind::HeapAllocated
@@ -271,13 +353,21 @@ fn check_cmdgo(e: &Entry, strict: bool) -> Result<(), String> {
         }
     }
     eprintln!(
-        "explain::cmdgo {}: {not_open} functions not open-coded; reasons {counts:?}; unknown {}{}",
+        "explain::cmdgo {}: {not_open} functions not open-coded; reasons {counts:?}; unknown \
+         {}{}{}",
         e.name(),
         unknown.len(),
         if unknown.is_empty() {
             String::new()
         } else {
             format!(": {}", unknown.join(", "))
+        },
+        match returns_checked {
+            Some((n, of)) => format!(
+                "; too-many-returns true of the source in {n} of {of} claims (the others' \
+                 source not found)"
+            ),
+            None => String::new(),
         }
     );
     if strict && !unknown.is_empty() {
