@@ -427,24 +427,7 @@ fn check_race(e: &Entry, default: &Entry) -> Result<String, String> {
     let mut errs = Vec::new();
     let (mut flagged, mut exempt) = (0, 0);
     for (s, sx) in r.sites.iter().zip(&x.sites) {
-        if s.kind == Kind::OpenCoded {
-            continue;
-        }
-        let only_open = |c: &crate::oracle::Compiler| {
-            kinds_at(c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k == "open-coded"))
-        };
-        let race_not_open =
-            kinds_at(&race_c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k != "open-coded"));
         let has = sx.reasons.contains(&Reason::BuildFlags);
-        if only_open(&def_c) && race_not_open {
-            flagged += 1;
-            if !has {
-                errs.push(format!(
-                    "{}:{} in {}: open-coded without -race, not with it, but reasons {:?}",
-                    s.file, s.line, s.function, sx.reasons
-                ));
-            }
-        }
         if go126 && NO_RACE_FUNC_PKGS.contains(&s.package.as_str()) {
             exempt += 1;
             if has {
@@ -454,9 +437,29 @@ fn check_race(e: &Entry, default: &Entry) -> Result<String, String> {
                 ));
             }
         }
+        if s.kind == Kind::OpenCoded {
+            continue;
+        }
+        let only_open = |c: &crate::oracle::Compiler| {
+            kinds_at(c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k == "open-coded"))
+        };
+        let race_not_open =
+            kinds_at(&race_c, &s.file, s.line).is_some_and(|k| k.keys().all(|k| k != "open-coded"));
+        if only_open(&def_c) && race_not_open {
+            flagged += 1;
+            if !has {
+                errs.push(format!(
+                    "{}:{} in {}: open-coded without -race, not with it, but reasons {:?}",
+                    s.file, s.line, s.function, sx.reasons
+                ));
+            }
+        }
     }
     if flagged == 0 {
         errs.push("no defer that -race alone turns from open-coded: nothing checked".into());
+    }
+    if go126 && exempt == 0 {
+        errs.push("no defer in a race-exempt package: nothing checked".into());
     }
     if errs.is_empty() {
         Ok(format!(
