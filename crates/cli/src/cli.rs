@@ -128,8 +128,9 @@ pub struct CheckArgs {
     /// Explain each site (reasons, targets, costs).
     #[arg(long)]
     pub explain: bool,
-    /// Arguments for `go build` (packages, -tags, -trimpath, ...), after
-    /// `--` when they start with a dash.
+    /// Arguments for `go build` (packages, -tags, -trimpath, ...):
+    /// deferscope's own options come first, everything from the first
+    /// other argument on goes to go build.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,

@@ -77,9 +77,23 @@ fn go_env(dir: &Path, var: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
+/// The current directory as the go command sees it: `$PWD` when it names
+/// the current directory (through symbolic links, as `os.Getwd` does), so
+/// that the compiler's relative paths resolve to the pclntab's spelling.
+fn working_dir() -> Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from) {
+        if pwd.is_absolute() && std::fs::canonicalize(&pwd).ok() == std::fs::canonicalize(&cwd).ok()
+        {
+            return Ok(pwd);
+        }
+    }
+    Ok(cwd)
+}
+
 /// The directory go builds in: `-C DIR` when given, else the current one.
 fn build_dir(args: &[OsString]) -> Result<PathBuf> {
-    let cwd = std::env::current_dir()?;
+    let cwd = working_dir()?;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();

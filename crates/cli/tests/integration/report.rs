@@ -304,6 +304,14 @@ fn check_diff_inloop(version: &str, goroot: &Path) -> Result<(), Failed> {
     if out.status.code() != Some(1) {
         return Err(format!("exit {:?}, want 1:\n{text}", out.status.code()).into());
     }
+    // stderr is a pipe: no progress output at all.
+    if !out.stderr.is_empty() {
+        return Err(format!(
+            "stderr not empty: {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
     let changed: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("changed") || l.starts_with("added") || l.starts_with("removed"))
@@ -466,7 +474,8 @@ fn check_verify_cmdgo(version: &str, goroot: &Path) -> Result<(), Failed> {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_deferscope"));
     let mut cmd = with_go(Command::new(&exe), version, goroot, None);
     cmd.args(["check", "--verify", "--format", "sarif", "cmd/go"])
-        .current_dir(goroot.join("src/cmd/go"));
+        .current_dir(goroot.join("src/cmd/go"))
+        .env("PWD", goroot.join("src/cmd/go"));
     let out = cmd.output()?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() || !err.contains("; 0 disagreements") {
