@@ -39,13 +39,24 @@
 //! marked (time.readFile is one).
 //!
 //! The legend is printed once, after the listing.
+//!
+//! `disasm_source::*`: with `--source`, the source line printed before
+//! each site's instruction is that line of the Go file, read here: the
+//! fixture's own source (found through `--source-root BUILD=REPO`, or a
+//! bare root for `-trimpath` paths like `example.com/defers/f.go`), and
+//! standard-library files from the GOROOT of the binary's Go version.
+//!
+//! `disasm_color`: ANSI colour only on a terminal (under `script`'s pty),
+//! never when piped or with `NO_COLOR` set; `--color always` only adds
+//! escape sequences (the text without them is the plain listing).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use deferscope_analyze::{Kind, Report};
 use libtest_mimic::{Failed, Trial};
 
-use crate::fixtures::{committed_root, entries, Entry};
+use crate::fixtures::{committed_root, entries, repo_root, Entry};
 
 /// One instruction line of the listing.
 struct Line {
@@ -324,6 +335,195 @@ fn check(bin: &Path) -> Result<Option<String>, String> {
     }
 }
 
+/// The Go file a pclntab path names, read independently of the listing:
+/// the fixture's source in the repository, or the standard library of the
+/// binary's toolchain.
+fn expected_file(e: &Entry, file: &str, module: &str) -> Option<PathBuf> {
+    let src = repo_root().join("fixtures/go").join(&e.meta.program);
+    let build = e.meta.build_dir.to_string_lossy().into_owned();
+    if let Some(rest) = file.strip_prefix(build.as_str()) {
+        return Some(src.join(rest.trim_start_matches('/')));
+    }
+    if let Some(rest) = file.strip_prefix(module) {
+        return Some(src.join(rest.trim_start_matches('/')));
+    }
+    let rel = match file.rfind("/src/") {
+        Some(i) if file.starts_with('/') || file.starts_with("$GOROOT") => &file[i + 5..],
+        _ if !file.starts_with('/') => file,
+        _ => return None,
+    };
+    Some(e.meta.goroot.join("src").join(rel))
+}
+
+fn check_source(e: &Entry) -> Result<String, String> {
+    let m = deferscope_load::Mapped::open(&e.bin()).map_err(|x| x.to_string())?;
+    let img = m.image().map_err(|x| x.to_string())?;
+    let ix = deferscope_index::GoIndex::new(&img).map_err(|x| x.to_string())?;
+    let r = deferscope_analyze::scan("bin", &img, &ix).map_err(|x| x.to_string())?;
+    let module = ix
+        .buildinfo
+        .as_ref()
+        .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone()))
+        .unwrap_or_default();
+    let src = repo_root().join("fixtures/go").join(&e.meta.program);
+    let opts = deferscope_disasm::Options {
+        filter: deferscope_disasm::Filter {
+            defer_only: true,
+            ..Default::default()
+        },
+        source: Some(deferscope_disasm::source::SourceOptions {
+            roots: vec![
+                (e.meta.build_dir.to_string_lossy().into_owned(), src.clone()),
+                (String::new(), src),
+            ],
+        }),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    deferscope_disasm::write_listing(&img, &ix, Some(&r), &opts, &mut out)
+        .map_err(|x| x.to_string())?;
+    let text = String::from_utf8(out).map_err(|x| x.to_string())?;
+    // pc -> the source line printed last before it.
+    let mut before: std::collections::HashMap<u64, &str> = Default::default();
+    let mut cur = "";
+    for l in text.lines() {
+        let pc = l
+            .strip_prefix("  0x")
+            .and_then(|t| t.split('\t').next())
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        match pc {
+            Some(pc) => {
+                before.insert(pc, cur);
+            }
+            None if l.starts_with("TEXT ") => cur = "",
+            None => cur = l,
+        }
+    }
+    let (mut checked, mut std_checked) = (0, 0);
+    let mut bad = Vec::new();
+    for s in &r.sites {
+        let Some(path) = expected_file(e, &s.file, &module) else {
+            continue;
+        };
+        let Ok(body) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Some(want) = body.split('\n').nth(s.line as usize - 1) else {
+            continue;
+        };
+        checked += 1;
+        if !path.starts_with(repo_root()) {
+            std_checked += 1;
+        }
+        let got = before.get(&s.pc).copied();
+        if got != Some(want) {
+            bad.push(format!(
+                "{}:{} {:#x}: {got:?}, want {want:?}",
+                s.file, s.line, s.pc
+            ));
+        }
+    }
+    if checked == 0 {
+        return Err("no site's source file found".into());
+    }
+    if !bad.is_empty() {
+        let n = bad.len();
+        bad.truncate(10);
+        return Err(format!("{n} of {checked} sites:\n{}", bad.join("\n")));
+    }
+    Ok(format!(
+        "{checked} sites ({std_checked} in the standard library)"
+    ))
+}
+
+/// `deferscope disasm` on `bin` with `args`, under a pty when `tty`.
+fn run_cli(bin: &Path, args: &[&str], tty: bool, no_color: bool) -> Result<String, String> {
+    let exe = env!("CARGO_BIN_EXE_deferscope");
+    let mut cmd = if tty {
+        let mut line = format!("{exe} disasm");
+        for a in args {
+            line.push_str(&format!(" '{a}'"));
+        }
+        line.push_str(&format!(" '{}'", bin.display()));
+        let mut c = Command::new("script");
+        c.args(["-q", "-e", "-c", &line, "/dev/null"]);
+        c
+    } else {
+        let mut c = Command::new(exe);
+        c.arg("disasm").args(args).arg(bin);
+        c
+    };
+    cmd.env_remove("NO_COLOR");
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let o = cmd.output().map_err(|x| format!("{cmd:?}: {x}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\x1b' && it.peek() == Some(&'[') {
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn check_color() -> Result<(), String> {
+    let e = entries(&committed_root())
+        .into_iter()
+        .find(|e| e.meta.program == "defers" && !e.meta.stripped)
+        .ok_or("no committed defers fixture")?;
+    let bin = e.bin();
+    let f = ["--funcs", "^main\\.closureCapture$"];
+    let esc = |s: &str| s.contains("\x1b[");
+    let piped = run_cli(&bin, &f, false, false)?;
+    if esc(&piped) || !piped.contains("// deferBits") {
+        return Err("piped listing: want no colour and annotations".into());
+    }
+    let always = run_cli(
+        &bin,
+        &[&f[..], &["--color", "always"]].concat(),
+        false,
+        false,
+    )?;
+    if !esc(&always) || strip_ansi(&always) != piped {
+        return Err("--color always: want escapes that only wrap the plain text".into());
+    }
+    let never = run_cli(&bin, &[&f[..], &["--color", "never"]].concat(), true, false)?;
+    if esc(&never) {
+        return Err("--color never on a terminal printed escapes".into());
+    }
+    let tty = run_cli(&bin, &f, true, false)?;
+    if !esc(&tty) {
+        return Err("no colour on a terminal".into());
+    }
+    // The pty turns \n into \r\n.
+    if strip_ansi(&tty).replace("\r\n", "\n") != piped {
+        return Err("terminal listing differs from the piped one beyond colour".into());
+    }
+    let nc = run_cli(&bin, &f, true, true)?;
+    if esc(&nc) {
+        return Err("NO_COLOR set, but the terminal listing has colour".into());
+    }
+    Ok(())
+}
+
 pub fn trials() -> Vec<Trial> {
     let mut roots: Vec<(PathBuf, &str)> = vec![(committed_root(), "committed")];
     if let Ok(m) = std::env::var("DEFERSCOPE_MATRIX") {
@@ -331,10 +531,19 @@ pub fn trials() -> Vec<Trial> {
             roots.push((PathBuf::from(m), "matrix"));
         }
     }
-    let mut out = Vec::new();
+    let mut out = vec![Trial::test("disasm_color", || {
+        check_color().map_err(Failed::from)
+    })];
     for (root, tag) in roots {
         for e in entries(&root) {
             let e: Entry = e;
+            if e.meta.program == "defers" {
+                let e2 = e.clone();
+                out.push(Trial::test(
+                    format!("disasm_source::{tag}::{}", e.name()),
+                    move || check_source(&e2).map(drop).map_err(Failed::from),
+                ));
+            }
             out.push(Trial::test(
                 format!("disasm_annotate::{tag}::{}", e.name()),
                 move || match check(&e.bin()) {
