@@ -6,6 +6,7 @@
   var D = JSON.parse(document.getElementById('data').textContent);
   var KINDS = ['open-coded', 'stack-allocated', 'heap-allocated'];
   var ORIGIN_RANK = { main: 0, dep: 1, std: 2 };
+  var FUNC_LIMIT = 300; // panels rendered before "show all"
   var files = D.files, pkgs = D.pkgs, funcs = D.funcs;
 
   function base(p) {
@@ -106,13 +107,13 @@
       var k = th.dataset.key;
       if (sort.key === k) sort.dir = -sort.dir;
       else { sort.key = k; sort.dir = FIRST_DIR[k] || 1; }
-      render();
+      render(true);
     });
   });
 
   // ---- the table ----
   var tbody = document.querySelector('#sites tbody');
-  var siteLimit = D.limit, funcLimit = D.limit;
+  var siteLimit = D.limit, funcLimit = FUNC_LIMIT;
 
   function kindChip(k) { return el('span', 'kind k' + k, KINDS[k]); }
   function siteRow(s) {
@@ -145,7 +146,8 @@
   }
 
   var current = [];
-  function render() {
+  // sortOnly: the same rows in another order, so the panels stay.
+  function render(sortOnly) {
     var st = state();
     current = sites.filter(function (s) { return matches(s, st); });
     current.sort(sorter);
@@ -169,7 +171,7 @@
     document.querySelectorAll('svg.chart .bar').forEach(function (g) {
       g.classList.toggle('sel', !!st.pkg && g.dataset.pkg === st.pkg);
     });
-    renderFuncs(st);
+    if (!sortOnly) renderFuncs(st);
   }
 
   // ---- function panels ----
