@@ -1190,6 +1190,7 @@ fn explain_func(
     let mut details: Vec<ReasonDetail> = Vec::new();
     let loops = cfg.loops();
     let idoms_all = cfg.idoms();
+    let inl = deferscope_index::InlineTree::new(ix, img, &f);
     let mut site_reasons: HashMap<usize, Vec<Reason>> = HashMap::new();
     let call_target = |pc: u64| vals.calls.iter().find(|c| c.0 == pc).map(|c| c.1);
     // in-loop: a heap-allocated (deferproc) call inside a natural loop.
@@ -1268,9 +1269,11 @@ fn explain_func(
                 if end <= blk.start || start >= blk.end || line <= 0 {
                     continue;
                 }
-                if lines
-                    .at(start.max(blk.start))
-                    .is_some_and(|(file, _)| file == s.file)
+                // The function's own code only: code inlined from the
+                // same file has that file's lines too.
+                let at = start.max(blk.start);
+                if lines.at(at).is_some_and(|(file, _)| file == s.file)
+                    && inl.as_ref().is_none_or(|t| t.index_at(at).is_none())
                 {
                     lo = lo.min(line as u32);
                     hi = hi.max(line as u32);
@@ -1370,7 +1373,7 @@ fn explain_func(
             details.push(ReasonDetail {
                 code: Reason::TooManyReturns,
                 detail: format!(
-                    "an estimated {returns} return statements ({exits} exits{}) x {ndefers} defers = \
+                    "an estimated {returns} return statements ({exits} exits{}) x {ndefers} {} = \
                      {} > {MAX_RETURNS_X_DEFERS}: open-coding would copy the defer calls to every \
                      return",
                     if fall_off {
@@ -1378,6 +1381,7 @@ fn explain_func(
                     } else {
                         ""
                     },
+                    if ndefers == 1 { "defer" } else { "defers" },
                     returns * ndefers
                 ),
                 fix: "return from fewer places (set a result and break or goto one exit), or move \
