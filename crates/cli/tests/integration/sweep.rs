@@ -1,6 +1,7 @@
 //! Truncation and corruption sweep: a fixture binary cut at many points and
-//! damaged by bit flips in its pclntab and text, through scan and the explain
-//! pass. Every input must end, within
+//! damaged by bit flips in its pclntab and text, through scan, the explain
+//! pass and the annotated disassembly (the functions with defers on every
+//! input, the whole binary on every 16th). Every input must end, within
 //! a time bound, with either a result or an error — never a panic or a hang.
 //!
 //! The pipeline runs in-process on the damaged bytes (no temporary files),
@@ -19,13 +20,24 @@ use crate::fixtures::{committed_root, entries};
 const PER_INPUT: Duration = Duration::from_secs(5);
 
 /// Run the whole pipeline on `data`; Ok(number of sites) or Err(message).
-fn pipeline(data: &[u8]) -> Result<usize, String> {
+/// `whole`: list every function, not only those with defers.
+fn pipeline(data: &[u8], whole: bool) -> Result<usize, String> {
     let img = deferscope_load::Image::parse(Path::new("input"), data).map_err(|e| e.to_string())?;
     let ix = deferscope_index::GoIndex::new(&img).map_err(|e| e.to_string())?;
     let r = deferscope_analyze::scan("input", &img, &ix).map_err(|e| e.to_string())?;
     // The explain pass reads the same damaged bytes (CFG, targets, sizes).
     let cost = deferscope_analyze::cost::CostTable::published();
     let x = deferscope_analyze::explain::explain(&img, &ix, &r, &cost);
+    // The disassembler reads the same damaged text, symbols and funcdata.
+    let opts = deferscope_disasm::Options {
+        filter: deferscope_disasm::Filter {
+            defer_only: !whole,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    deferscope_disasm::write_listing(&img, &ix, Some(&r), &opts, &mut std::io::sink())
+        .map_err(|e| e.to_string())?;
     Ok(r.sites.len() + x.sites.len())
 }
 
@@ -34,8 +46,8 @@ fn run_all(inputs: Vec<(String, Vec<u8>)>) -> Result<String, Failed> {
     let n = inputs.len();
     let (tx, rx) = mpsc::channel::<(String, std::thread::Result<Result<usize, String>>)>();
     let worker = std::thread::spawn(move || {
-        for (name, data) in inputs {
-            let r = std::panic::catch_unwind(|| pipeline(&data));
+        for (i, (name, data)) in inputs.into_iter().enumerate() {
+            let r = std::panic::catch_unwind(|| pipeline(&data, i % 16 == 0));
             if tx.send((name, r)).is_err() {
                 return;
             }
