@@ -2,6 +2,7 @@
 """Benchmarks: deferscope against `go tool objdump`, in the same run.
 
     scripts/bench.py [--go-version 1.22.10] [--runs N] [--extra BIN ...]
+                     [--disasm-versions 1.22.10 1.27.3] [--disasm-arm64 1.27.3]
 
 For each input it reports the median wall time and peak RSS (GNU time's %M)
 of `deferscope scan --format json` and, where it can run, of the Go
@@ -9,6 +10,12 @@ toolchain's objdump on the same file, and their ratio. Inputs: cmd/go (the
 toolchain's own `go` binary), the same stripped, cmd/compile, and any
 --extra binaries. Timings are never asserted in tests: this script is
 where speed is measured. Needs a release build (it runs cargo build).
+
+The second table is the whole-binary listing: `deferscope disasm` (with
+annotations) against `go tool objdump` of the same release, both to
+/dev/null, alternating runs in the same invocation: each toolchain's own
+cmd/go (linux/amd64), and the matrix's linux/arm64 cmd/go
+(scripts/build-matrix.py) for --disasm-arm64. The target is 5x.
 """
 
 from __future__ import annotations
@@ -30,6 +37,20 @@ def goroot(version: str) -> Path:
     out = subprocess.run([str(REPO / "scripts/install-toolchains.sh"), version],
                          check=True, capture_output=True, text=True).stdout.split()
     return Path(out[1])
+
+
+def objdump_of(gr: Path) -> str:
+    """The toolchain's objdump: shipped in pkg/tool up to go1.26; from
+    go1.27 `go tool` builds it into the build cache (`go tool -n` prints
+    where)."""
+    shipped = next((gr / "pkg/tool").iterdir()) / "objdump"
+    if shipped.exists():
+        return str(shipped)
+    env = dict(os.environ, GOROOT=str(gr), GOTOOLCHAIN="local",
+               GOCACHE=str(CACHE / "gocache" / f"bench-{gr.parent.name}"))
+    out = subprocess.run([str(gr / "bin/go"), "tool", "-n", "objdump"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 def timed(argv: list[str], runs: int) -> tuple[float, int, bool]:
@@ -62,13 +83,20 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--objdump-runs", type=int, default=3)
     ap.add_argument("--extra", nargs="*", default=[])
+    ap.add_argument("--disasm-versions", nargs="*", default=["1.22.10", "1.27.3"])
+    ap.add_argument("--disasm-arm64", nargs="*", default=["1.27.3"])
+    ap.add_argument("--disasm-only", action="store_true", help="only the disassembly table")
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "deferscope"], cwd=REPO, check=True)
-    ds = str(REPO / "target/release/deferscope")
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    ds = str(target / "release/deferscope")
+    if a.disasm_only:
+        bench_disasm(ds, a)
+        return 0
     gr = goroot(a.go_version)
     tooldir = next((gr / "pkg/tool").iterdir())
-    objdump = str(tooldir / "objdump")
+    objdump = objdump_of(gr)
 
     tmp = Path(tempfile.mkdtemp(prefix="deferscope-bench-"))
     inputs = [("cmd/go", gr / "bin/go")]
@@ -95,15 +123,50 @@ def main() -> int:
         else:
             od = "fails | - | -"
         print(f"| {name} | {size:.1f} MB | {ds_wall*1000:.1f} ms | {ds_rss/1024:.0f} MB | {od} |")
-    # Whole-binary listing: deferscope disasm vs go tool objdump, same file.
-    gobin = str(gr / "bin/go")
-    dis_wall, dis_rss, dis_ok = timed([ds, "disasm", gobin], a.objdump_runs)
-    od_wall, od_rss, od_ok = timed([objdump, gobin], a.objdump_runs)
-    if dis_ok and od_ok:
-        print(f"| cmd/go disasm (whole binary, to /dev/null) | {gr.joinpath('bin/go').stat().st_size/1e6:.1f} MB "
-              f"| {dis_wall:.2f} s | {dis_rss/1024:.0f} MB | {od_wall:.2f} s | {od_rss/1024:.0f} MB | {od_wall/max(dis_wall, 1e-3):.1f}x |")
     shutil.rmtree(tmp)
+    bench_disasm(ds, a)
     return 0
+
+
+def bench_disasm(ds: str, a: argparse.Namespace) -> None:
+    """Whole-binary listings, deferscope disasm vs go tool objdump."""
+    inputs = []
+    for v in a.disasm_versions:
+        g = goroot(v)
+        inputs.append((f"go{v} cmd/go linux/amd64", g / "bin/go", g))
+    for v in a.disasm_arm64:
+        bin_ = CACHE / "matrix" / f"go{v}" / "linux-arm64" / "default" / "cmdgo" / "bin"
+        if bin_.exists():
+            inputs.append((f"go{v} cmd/go linux/arm64", bin_, goroot(v)))
+        else:
+            print(f"(no {bin_}: run scripts/build-matrix.py for the arm64 row)")
+    print(f"\nWhole-binary disassembly to /dev/null; {a.objdump_runs} alternating runs each; "
+          f"median wall, peak RSS\n")
+    print("| input | size | deferscope disasm | RSS | go tool objdump | RSS | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, path, g in inputs:
+        objdump = objdump_of(g)
+        dis, od = [], []
+        dis_ok = od_ok = True
+        for _ in range(a.objdump_runs):
+            w, r, ok = timed([ds, "disasm", str(path)], 1)
+            dis.append((w, r))
+            dis_ok = dis_ok and ok
+            w, r, ok = timed([objdump, str(path)], 1)
+            od.append((w, r))
+            od_ok = od_ok and ok
+        dw = statistics.median(x[0] for x in dis)
+        ow = statistics.median(x[0] for x in od)
+        dr = max(x[1] for x in dis) / 1024
+        orss = max(x[1] for x in od) / 1024
+        size = path.stat().st_size / 1e6
+        if not dis_ok:
+            print(f"| {name} | {size:.1f} MB | deferscope failed | | | | |")
+        elif not od_ok:
+            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | objdump failed | | |")
+        else:
+            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | {ow:.2f} s | {orss:.0f} MB "
+                  f"| {ow/max(dw, 1e-3):.1f}x |")
 
 
 if __name__ == "__main__":
