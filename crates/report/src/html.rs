@@ -16,7 +16,8 @@
 //!   JSON document in a `<script type="application/json">` element, with
 //!   file and package names interned; the script builds the table rows and
 //!   builds a function panel's body (and its disassembly) only when it is
-//!   opened. Past [`ROW_LIMIT`] rows or panels, the rest come in on request.
+//!   opened. Past [`ROW_LIMIT`] table rows (and 300 function panels) the
+//!   rest come in on request; the counts always cover every match.
 //! - **Escaping.** Everything that comes from the binary (function names,
 //!   file paths, package paths, build settings) goes through [`esc`] in the
 //!   HTML and SVG written here, and through `textContent` in the script
@@ -61,8 +62,8 @@ pub const EXCERPT_BUDGET: usize = 2 << 20;
 /// the budget (about 4,000 instructions).
 pub const FULL_LISTING_MAX_FUNC_BYTES: u64 = 16 << 10;
 
-/// Table rows (and function panels) the page renders before it offers
-/// "show more"; the counts always cover every match.
+/// Table rows the page renders before it offers "show all"; the counts
+/// always cover every match.
 pub const ROW_LIMIT: usize = 5000;
 
 const CSS: &str = include_str!("../assets/report.css");
@@ -316,10 +317,11 @@ impl Write for ListingSink<'_> {
 }
 
 /// The annotated listings of the report's functions. In priority order
-/// ([`priority`]), the functions whose defers are not all open-coded get
-/// their full listing while [`FULL_LISTING_BUDGET`] lasts (and they are at
-/// most [`FULL_LISTING_MAX_FUNC_BYTES`] of code); every other function gets
-/// an excerpt while [`EXCERPT_BUDGET`] lasts, and no listing after that.
+/// (heap sites, stack sites, reasons, origin), the functions whose defers
+/// are not all open-coded get their full listing while
+/// [`FULL_LISTING_BUDGET`] lasts (and they are at most
+/// [`FULL_LISTING_MAX_FUNC_BYTES`] of code); every other function gets an
+/// excerpt while [`EXCERPT_BUDGET`] lasts, and no listing after that.
 pub fn listings(
     img: &Image<'_>,
     ix: &GoIndex<'_>,
