@@ -1271,9 +1271,13 @@ fn explain_func(
                 }
                 // The function's own code only: code inlined from the
                 // same file has that file's lines too.
+                // Nor the `func` line, which the compiler gives to moves of
+                // the parameters wherever they land (go1.19-1.21 amd64 put
+                // one inside unlockInLoop's loop).
                 let at = start.max(blk.start);
                 if lines.at(at).is_some_and(|(file, _)| file == s.file)
                     && inl.as_ref().is_none_or(|t| t.index_at(at).is_none())
+                    && (line as u32 != fi.line || fi.line == s.line)
                 {
                     lo = lo.min(line as u32);
                     hi = hi.max(line as u32);

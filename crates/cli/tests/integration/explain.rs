@@ -177,10 +177,91 @@ fn covered(r: &Report, exp: &Expect) -> Vec<usize> {
 struct FixtureCounts {
     functions: usize,
     targets: usize,
+    loops: usize,
+}
+
+/// The fixture's source files, by base name.
+fn fixture_sources() -> Result<BTreeMap<String, Vec<String>>, String> {
+    let dir = repo_root().join("fixtures/go/explain");
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(&dir).map_err(|x| format!("{}: {x}", dir.display()))? {
+        let p = e.map_err(|x| x.to_string())?.path();
+        if p.extension().is_some_and(|x| x == "go") {
+            let text = std::fs::read_to_string(&p).map_err(|x| x.to_string())?;
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            out.insert(name, text.lines().map(str::to_owned).collect());
+        }
+    }
+    Ok(out)
+}
+
+/// An in-site's loop lines against the gofmt-ed source: for a `for` loop
+/// (the nearest less indented `for` line above the defer), the loop must
+/// start at the `for` line and end at or before its closing brace; for a
+/// `goto` loop (a label above the defer and a `goto` to it below), it must
+/// lie between the label and the `goto`. The defer's line is inside.
+fn check_loop_lines(
+    sources: &BTreeMap<String, Vec<String>>,
+    file: &str,
+    line: u32,
+    ll: &deferscope_analyze::explain::LoopLines,
+) -> Result<(), String> {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let Some(src) = sources.get(base) else {
+        return Err(format!("source file {base} not found"));
+    };
+    let indent = |l: &str| l.len() - l.trim_start_matches('\t').len();
+    let at = line as usize - 1;
+    let d = indent(src.get(at).ok_or("defer line past the end of the source")?);
+    let got = (ll.first_line, ll.last_line);
+    if !(ll.first_line <= line && line <= ll.last_line) {
+        return Err(format!("loop lines {got:?} do not hold the defer"));
+    }
+    for i in (0..at).rev() {
+        let l = &src[i];
+        if l.starts_with("func ") {
+            break;
+        }
+        if indent(l) < d && l.trim_start().starts_with("for ") {
+            let close = (at..src.len())
+                .find(|&j| indent(&src[j]) == indent(l) && src[j].trim() == "}")
+                .ok_or("no closing brace for the loop")?;
+            let want = (i as u32 + 1, close as u32 + 1);
+            return if ll.first_line == want.0 && ll.last_line <= want.1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "loop lines {got:?}, source's loop is lines {want:?}"
+                ))
+            };
+        }
+        if let Some(label) = l
+            .strip_suffix(':')
+            .filter(|x| !x.contains(' ') && !x.is_empty())
+        {
+            let goto = (at..src.len())
+                .find(|&j| src[j].trim() == format!("goto {label}"))
+                .ok_or("label without a goto below the defer")?;
+            let want = (i as u32 + 1, goto as u32 + 1);
+            return if ll.first_line >= want.0 && ll.last_line <= want.1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "loop lines {got:?}, source's goto loop is lines {want:?}"
+                ))
+            };
+        }
+    }
+    Err("no loop in the source around the defer".into())
 }
 
 fn check_fixture(e: &Entry) -> Result<String, String> {
     let exps = parse_source(&repo_root().join("fixtures/go/explain"))?;
+    let sources = fixture_sources()?;
     let (r, x) = explain_entry(e)?;
     let mut errs = Vec::new();
     let mut n = FixtureCounts::default();
@@ -226,13 +307,19 @@ fn check_fixture(e: &Entry) -> Result<String, String> {
                         s.file, s.line, f.name, sx.deferred_target, exp.callee
                     ));
                 }
+                if let Some(ll) = &sx.loop_lines {
+                    n.loops += 1;
+                    if let Err(why) = check_loop_lines(&sources, &s.file, s.line, ll) {
+                        errs.push(format!("{}:{} in {}: {why}", s.file, s.line, f.name));
+                    }
+                }
             }
         }
     }
     if errs.is_empty() {
         Ok(format!(
-            "{} functions' reasons and {} deferred targets as the source says",
-            n.functions, n.targets
+            "{} functions' reasons, {} deferred targets and {} loops as the source says",
+            n.functions, n.targets, n.loops
         ))
     } else {
         Err(errs.join("\n"))
