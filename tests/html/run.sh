@@ -64,6 +64,7 @@ hostile=""
 goroot=$CACHE/toolchains/go1.22.10/go
 if [ -x "$goroot/bin/go" ]; then
   dir=$(mktemp -d)
+  trap 'rm -rf "$dir"' EXIT
   src="$dir/a</script><img src=x onerror=\"window.pwned=1\">&amp;"
   mkdir -p "$src"
   cat > "$src/main.go" <<'GO'
