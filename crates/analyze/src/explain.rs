@@ -1472,7 +1472,16 @@ fn explain_func(
     if details.is_empty() {
         details.push(ReasonDetail {
             code: Reason::Unknown,
-            detail: "no rule of the compiler found in the binary explains it".into(),
+            detail: format!(
+                "no rule of the compiler found in the binary explains it: no defer in a loop, \
+                 {ndefers} {} (at most {MAX_OPEN_DEFERS} allowed), an estimated {returns} return \
+                 statements x {ndefers} = {} (at most {MAX_RETURNS_X_DEFERS} allowed), no -N, \
+                 -d=noopendefer or race hooks, no heap-allocated result, no range-over-func; \
+                 the binary cannot show return statements the optimizer deleted as dead code, \
+                 which the compiler counts before deleting them",
+                if ndefers == 1 { "defer" } else { "defers" },
+                returns * ndefers
+            ),
             fix: "rebuild with -gcflags=-d=defer to see the compiler's decision".into(),
         });
     }
