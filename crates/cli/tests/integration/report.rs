@@ -140,7 +140,7 @@ fn run_ok(cmd: &mut Command) -> Result<Output, Failed> {
 
 /// Stack- and heap-allocated sites the compiler printed for an entry's
 /// binary, counted through our scan (each must be a result).
-fn check_sarif(bin: &Path, command: &str) -> Result<(), Failed> {
+fn check_sarif(bin: &Path, command: &str, trimpath: bool) -> Result<(), Failed> {
     if !schema_path().is_file() {
         return Err(format!(
             "no SARIF schema at {} (scripts/install-sarif-schema.sh installs it)",
@@ -157,7 +157,65 @@ fn check_sarif(bin: &Path, command: &str) -> Result<(), Failed> {
         .iter()
         .filter(|s| s.kind != deferscope_analyze::Kind::OpenCoded)
         .count();
-    github_checks(&doc, want)
+    github_checks(&doc, want)?;
+    // Locations: with -trimpath, main-module files are relative to
+    // %SRCROOT%; standard-library files are under GOROOT either way.
+    for r in doc["runs"][0]["results"].as_array().into_iter().flatten() {
+        let art = &r["locations"][0]["physicalLocation"]["artifactLocation"];
+        let uri = art["uri"].as_str().unwrap_or("");
+        let base = art["uriBaseId"].as_str();
+        let ok = match r["properties"]["origin"].as_str() {
+            Some("std") => base == Some("GOROOT") && uri.starts_with("src/"),
+            Some("main") if trimpath => base == Some("%SRCROOT%") && !uri.starts_with('/'),
+            // cmd/go's main module is under GOROOT.
+            Some("main") => {
+                (base.is_none() && uri.starts_with("file:///"))
+                    || (base == Some("GOROOT") && uri.starts_with("src/"))
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("location {art} for a {} site", r["properties"]["origin"]).into());
+        }
+    }
+    Ok(())
+}
+
+/// diff's bad input: one line on stderr, exit status 2.
+fn check_diff_bad_input() -> Result<(), Failed> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-bad");
+    std::fs::create_dir_all(&dir)?;
+    let notreport = dir.join("not-a-report.json");
+    std::fs::write(&notreport, "{\"x\": 1}")?;
+    let truncated = dir.join("truncated.json");
+    std::fs::write(&truncated, "{\"binary\": {")?;
+    let go = entries(&committed_root())
+        .into_iter()
+        .next()
+        .ok_or("no committed fixture")?
+        .bin();
+    let cases: Vec<Vec<std::ffi::OsString>> = vec![
+        vec![notreport.clone().into(), go.clone().into()],
+        vec![go.clone().into(), truncated.into()],
+        vec![go.clone().into(), dir.join("missing").into()],
+        vec![go.clone().into(), dir.clone().into()],
+        vec![
+            go.clone().into(),
+            go.clone().into(),
+            "--fail-on".into(),
+            "heap".into(),
+        ],
+    ];
+    for args in cases {
+        let out = deferscope().arg("diff").args(&args).output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !out.stdout.is_empty() || err.contains("panicked") {
+            return Err(
+                format!("diff {args:?}: exit {:?}, stderr {err}", out.status.code()).into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -552,7 +610,7 @@ pub fn trials() -> Vec<Trial> {
         v.push(
             Trial::test(
                 format!("report::sarif::committed::{}", e.name()),
-                move || check_sarif(&bin, "scan"),
+                move || check_sarif(&bin, "scan", false),
             )
             .with_ignored_flag(!have_schema && !in_ci),
         );
@@ -572,6 +630,7 @@ pub fn trials() -> Vec<Trial> {
                     && meta.variant == "default");
             if sarif_pick {
                 let bin = e.bin();
+                let trimpath = meta.variant == "trimpath";
                 let command = if meta.program == "explain" {
                     "explain"
                 } else {
@@ -579,7 +638,7 @@ pub fn trials() -> Vec<Trial> {
                 };
                 v.push(Trial::test(
                     format!("report::sarif::matrix::{name}"),
-                    move || check_sarif(&bin, command),
+                    move || check_sarif(&bin, command, trimpath),
                 ));
             }
             if meta.gcflags_scope.as_deref().unwrap_or("all") == "all" {
@@ -590,6 +649,7 @@ pub fn trials() -> Vec<Trial> {
             }
         }
     }
+    v.push(Trial::test("report::diff::bad_input", check_diff_bad_input));
     let tcs = toolchains();
     if tcs.is_empty() {
         v.push(
