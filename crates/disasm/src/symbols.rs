@@ -64,6 +64,8 @@ pub struct Symbols<'d> {
     /// The pclntab's pc-value tables, for [`Symbols::gosym_pos`].
     pctab: &'d [u8],
     quantum: u64,
+    /// The pclntab from its header to the end of its section (go1.18+).
+    pcln_data: &'d [u8],
 }
 
 /// Names the linker gives to section bounds; objdump drops them.
@@ -87,6 +89,9 @@ impl<'d> Symbols<'d> {
         }
         let mut s = s.unwrap_or_else(|| from_pclntab(ix, text_start, text_end));
         s.pctab = pctab(img, ix).unwrap_or(&[]);
+        if matches!(ix.pcln.layout, Layout::Go118 | Layout::Go120) {
+            s.pcln_data = img.read_to_end(ix.pcln.addr).unwrap_or(&[]);
+        }
         s.quantum = u64::from(ix.pcln.quantum.max(1));
         s
     }
@@ -109,8 +114,49 @@ impl<'d> Symbols<'d> {
                     .map_or(-1, |r| r.2)
             }
         };
-        let file = ix.pcln.file(f, value(f.pcfile)).unwrap_or("");
+        let fno = value(f.pcfile);
+        let file = ix
+            .pcln
+            .file(f, fno)
+            .or_else(|| self.gosym_file(f, fno))
+            .unwrap_or("");
         (file, i64::from(value(f.pcln)))
+    }
+
+    /// gosym's file lookup for go1.18+ tables, where the compilation
+    /// unit's offset plus the file number wraps at 32 bits: a function
+    /// without a unit (offset 0xffffffff, as the race runtime's C code and
+    /// go:buildid have) and file number 1 read the first unit's file 0.
+    fn gosym_file(&self, f: &Func, fno: i32) -> Option<&'d str> {
+        if fno < 0 {
+            return None;
+        }
+        let d = self.pcln_data;
+        let u32_at = |off: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(
+                d.get(off..off.checked_add(4)?)?.try_into().ok()?,
+            ))
+        };
+        let word = |k: usize| -> Option<usize> {
+            let b = d.get(8 + 8 * k..16 + 8 * k)?;
+            usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
+        };
+        // Header words (go1.18+): nfunc, nfiles, textStart, funcnametab,
+        // cutab, filetab, pctab, pclntable.
+        let (cutab, filetab, functab) = (word(4)?, word(5)?, word(7)?);
+        let funcoff = u32_at(functab.checked_add(f.index.checked_mul(8)? + 4)?)? as usize;
+        // _func: entryOff, nameOff, args, deferreturn, pcsp, pcfile, pcln,
+        // npcdata, cuOffset.
+        let cuoff = u32_at(functab.checked_add(funcoff)?.checked_add(32)?)?;
+        let at = cuoff.wrapping_add(fno as u32).wrapping_mul(4) as usize;
+        let fnoff = u32_at(cutab.checked_add(at)?)?;
+        if fnoff == u32::MAX {
+            return None;
+        }
+        let start = filetab.checked_add(fnoff as usize)?;
+        let rest = d.get(start..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&rest[..end]).ok()
     }
 
     /// objdump's lookup: the last symbol at or below `addr`, if it covers
@@ -292,6 +338,7 @@ fn from_symtab<'d>(
         text_end,
         pctab: &[],
         quantum: 1,
+        pcln_data: &[],
     })
 }
 
@@ -328,6 +375,7 @@ fn from_pclntab<'d>(ix: &GoIndex<'d>, text_start: u64, text_end: u64) -> Symbols
         text_end,
         pctab: &[],
         quantum: 1,
+        pcln_data: &[],
     }
 }
 
@@ -677,6 +725,7 @@ mod tests {
             text_end: 0,
             pctab: &[],
             quantum: 1,
+            pcln_data: &[],
         }
     }
 
