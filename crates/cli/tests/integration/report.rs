@@ -22,7 +22,8 @@
 //!   names `main.total`'s site, open-coded -> heap-allocated;
 //!   `diff base shifted` reports no change.
 //! - `report::check::go<ver>::*`: `check --verify` in a fixture module
-//!   reports 0 disagreements and the sites the sources say; with a `go`
+//!   (and in fixtures/go/defers) reports 0 disagreements and the sites the
+//!   sources say; cmd/go from the newest toolchain's source too; with a `go`
 //!   that adds a false compiler line, it reports the disagreement and exits
 //!   1; with stderr not a terminal, nothing but the verdict is printed.
 
@@ -527,6 +528,23 @@ fn check_verify_disagreement(version: &str, goroot: &Path) -> Result<(), Failed>
     Ok(())
 }
 
+/// `check --verify` on the main fixture program (every rule that disables
+/// open-coding, generics, closures, dead defers): 0 disagreements.
+fn check_verify_defers(version: &str, goroot: &Path) -> Result<(), Failed> {
+    let dir = repo_root().join("fixtures/go/defers");
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_deferscope"));
+    let mut cmd = with_go(Command::new(&exe), version, goroot, None);
+    cmd.args(["check", "--verify", "--format", "json", "."])
+        .current_dir(&dir)
+        .env("PWD", &dir);
+    let out = cmd.output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !err.contains("; 0 disagreements") {
+        return Err(format!("exit {:?}: {err}", out.status).into());
+    }
+    Ok(())
+}
+
 /// `check --verify` of cmd/go from the toolchain's own sources.
 fn check_verify_cmdgo(version: &str, goroot: &Path) -> Result<(), Failed> {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_deferscope"));
@@ -667,11 +685,12 @@ pub fn trials() -> Vec<Trial> {
     picked.dedup_by(|a, b| a.0 == b.0);
     for (ver, goroot) in picked {
         type F = fn(&str, &Path) -> Result<(), Failed>;
-        let cases: [(&str, F); 4] = [
+        let cases: [(&str, F); 5] = [
             ("diff::{}::inloop", check_diff_inloop),
             ("diff::{}::shifted", check_diff_shifted),
             ("check::{}::verify", check_verify),
             ("check::{}::disagreement", check_verify_disagreement),
+            ("check::{}::defers_verify", check_verify_defers),
         ];
         for (name, f) in cases {
             let (ver, goroot) = (ver.clone(), goroot.clone());
