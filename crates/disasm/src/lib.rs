@@ -203,7 +203,6 @@ pub fn write_listing<W: Write>(
     let dialect = opts
         .dialect
         .unwrap_or_else(|| Dialect::for_version(ix.version.map(|v| v.minor)));
-    let mut stats = Stats::default();
     let defer_funcs: HashSet<u64> = report
         .map(|r| r.functions.iter().map(|f| f.entry).collect())
         .unwrap_or_default();
@@ -211,40 +210,193 @@ pub fn write_listing<W: Write>(
         (true, Some(r)) => Some(annotate::Annotator::new(img, ix, r)),
         _ => None,
     };
-    let mut sources = opts.source.clone().map(|o| {
-        source::SourceCache::new(
-            o,
-            ix.version.map(|v| v.to_string()),
-            ix.buildinfo
-                .as_ref()
-                .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone())),
-        )
-    });
-    let mut x86 = x86::X86::new(dialect);
-    let arm = arm64::Arm64::new(dialect);
-    let mut liner = Liner {
+    let funcs: Vec<&symbols::Function<'_>> = syms
+        .functions
+        .iter()
+        .filter(|f| selected(ix, &opts.filter, &defer_funcs, f))
+        .collect();
+    // Batches of about BATCH_BYTES of code, listed in order.
+    let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
+    let (mut from, mut bytes) = (0, 0u64);
+    for (i, f) in funcs.iter().enumerate() {
+        bytes += f.end.saturating_sub(f.start);
+        if bytes >= BATCH_BYTES {
+            batches.push(from..i + 1);
+            (from, bytes) = (i + 1, 0);
+        }
+    }
+    if from < funcs.len() {
+        batches.push(from..funcs.len());
+    }
+    let ctx = Ctx {
+        img,
         ix,
         syms: &syms,
-        cur: None,
+        opts,
+        dialect,
+        defer_funcs: &defer_funcs,
+        annotator: annotator.as_ref(),
     };
-    let mut block = Block::default();
-    let mut text = String::new();
-    // Reused across functions: the decoded instructions (for the
-    // annotator) and the block row of each.
-    let mut insns: Vec<annotate::Insn> = Vec::new();
-    let mut rows: Vec<usize> = Vec::new();
-    let mut printed = false;
+    // Source lines come from one cache, so `--source` stays on one thread.
+    let threads = if opts.source.is_some() {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+            .min(batches.len())
+    };
+    let mut stats = Stats::default();
     let mut legend_due = false;
-    let styles: tabwriter::Styles = match (opts.color, sources.is_some()) {
-        (false, _) => &[],
-        (true, false) => &[STYLE_POS, STYLE_PC, STYLE_HEX, STYLE_INS],
-        (true, true) => &[STYLE_PC, STYLE_HEX, STYLE_INS],
-    };
-
-    for func in &syms.functions {
-        if !selected(ix, &opts.filter, &defer_funcs, func) {
-            continue;
+    if threads <= 1 {
+        let mut w = Worker::new(&ctx);
+        for (k, f) in funcs.iter().enumerate() {
+            w.function(f, k > 0, out)?;
         }
+        stats = w.stats;
+        legend_due = w.legend_due;
+    } else {
+        // Worker t lists batches t, t + threads, ...; each sends its
+        // batches' text through its own bounded channel, and they are
+        // written in order, so at most 2 batches per worker are held.
+        std::thread::scope(|sc| -> io::Result<()> {
+            let mut rxs = Vec::with_capacity(threads);
+            for t in 0..threads {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Done>(2);
+                rxs.push(rx);
+                let (ctx, funcs, batches) = (&ctx, &funcs, &batches);
+                sc.spawn(move || {
+                    let mut w = Worker::new(ctx);
+                    for b in batches.iter().skip(t).step_by(threads) {
+                        let mut buf = Vec::with_capacity(BATCH_BYTES as usize * 8);
+                        let before = w.stats;
+                        for k in b.clone() {
+                            // Writing to a Vec cannot fail.
+                            let _ = w.function(funcs[k], k > 0, &mut buf);
+                        }
+                        let done = Done {
+                            text: buf,
+                            stats: Stats {
+                                functions: w.stats.functions - before.functions,
+                                instructions: w.stats.instructions - before.instructions,
+                                annotations: w.stats.annotations - before.annotations,
+                            },
+                            legend: w.legend_due,
+                        };
+                        if tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            for j in 0..batches.len() {
+                let Ok(d) = rxs[j % threads].recv() else {
+                    return Err(io::Error::other("disassembly worker failed"));
+                };
+                out.write_all(&d.text)?;
+                stats.functions += d.stats.functions;
+                stats.instructions += d.stats.instructions;
+                stats.annotations += d.stats.annotations;
+                legend_due |= d.legend;
+            }
+            Ok(())
+        })?;
+    }
+    if legend_due {
+        // Once, after the listing, so the listing itself stays in
+        // objdump's format.
+        out.write_all(b"\n")?;
+        out.write_all(LEGEND.as_bytes())?;
+    }
+    Ok(stats)
+}
+
+/// Code bytes per batch of functions handed to a worker thread.
+const BATCH_BYTES: u64 = 64 << 10;
+/// Worker threads at most (the listing is written by the caller's thread).
+const MAX_THREADS: usize = 4;
+
+/// One batch's listing.
+struct Done {
+    text: Vec<u8>,
+    stats: Stats,
+    legend: bool,
+}
+
+/// What every worker reads.
+struct Ctx<'a, 'd> {
+    img: &'a Image<'d>,
+    ix: &'a GoIndex<'d>,
+    syms: &'a Symbols<'d>,
+    opts: &'a Options,
+    dialect: Dialect,
+    defer_funcs: &'a HashSet<u64>,
+    annotator: Option<&'a annotate::Annotator>,
+}
+
+/// The state of one listing thread, reused from function to function.
+struct Worker<'a, 'd> {
+    ctx: &'a Ctx<'a, 'd>,
+    x86: x86::X86,
+    arm: arm64::Arm64,
+    liner: Liner<'a, 'd>,
+    sources: Option<source::SourceCache>,
+    block: Block,
+    text: String,
+    insns: Vec<annotate::Insn>,
+    rows: Vec<usize>,
+    styles: tabwriter::Styles,
+    stats: Stats,
+    legend_due: bool,
+}
+
+impl<'a, 'd> Worker<'a, 'd> {
+    fn new(ctx: &'a Ctx<'a, 'd>) -> Worker<'a, 'd> {
+        let (ix, opts) = (ctx.ix, ctx.opts);
+        let sources = opts.source.clone().map(|o| {
+            source::SourceCache::new(
+                o,
+                ix.version.map(|v| v.to_string()),
+                ix.buildinfo
+                    .as_ref()
+                    .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone())),
+            )
+        });
+        let styles: tabwriter::Styles = match (opts.color, sources.is_some()) {
+            (false, _) => &[],
+            (true, false) => &[STYLE_POS, STYLE_PC, STYLE_HEX, STYLE_INS],
+            (true, true) => &[STYLE_PC, STYLE_HEX, STYLE_INS],
+        };
+        Worker {
+            ctx,
+            x86: x86::X86::new(ctx.dialect),
+            arm: arm64::Arm64::new(ctx.dialect),
+            liner: Liner {
+                ix,
+                syms: ctx.syms,
+                cur: None,
+            },
+            sources,
+            block: Block::default(),
+            text: String::new(),
+            insns: Vec::new(),
+            rows: Vec::new(),
+            styles,
+            stats: Stats::default(),
+            legend_due: false,
+        }
+    }
+
+    /// List one function (`gap`: a blank line before it).
+    fn function(
+        &mut self,
+        func: &symbols::Function<'_>,
+        gap: bool,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let Ctx {
+            img, syms, opts, ..
+        } = *self.ctx;
         let start = func.start.max(syms.text_start);
         let end = func.end.min(syms.text_end);
         let code = if end > start {
@@ -252,12 +404,11 @@ pub fn write_listing<W: Write>(
         } else {
             &[]
         };
-        if printed {
+        if gap {
             out.write_all(b"\n")?;
         }
-        printed = true;
-        stats.functions += 1;
-        let (hfile, _) = liner.at(func.start);
+        self.stats.functions += 1;
+        let (hfile, _) = self.liner.at(func.start);
         if opts.color {
             writeln!(
                 out,
@@ -269,8 +420,9 @@ pub fn write_listing<W: Write>(
         }
         // Decode the whole function into the block first: annotations
         // look around, and become the rows' tails afterwards.
-        insns.clear();
-        rows.clear();
+        let block = &mut self.block;
+        self.insns.clear();
+        self.rows.clear();
         let mut last: Option<(&str, i64)> = None;
         // The base name of the last file (the same pclntab string runs on).
         let mut last_base: (&str, &str) = ("", "");
@@ -278,24 +430,24 @@ pub fn write_listing<W: Write>(
         while off < code.len() {
             let pc = start + off as u64;
             let (n, facts) = match img.arch {
-                Arch::Amd64 => x86.decode(
+                Arch::Amd64 => self.x86.decode(
                     &code[off..],
                     pc,
-                    &syms,
+                    syms,
                     opts.syntax == Syntax::Go,
-                    &mut text,
+                    &mut self.text,
                 ),
-                Arch::Arm64 => arm.decode(
+                Arch::Arm64 => self.arm.decode(
                     &code[off..],
                     pc,
-                    &syms,
+                    syms,
                     opts.syntax == Syntax::Go,
-                    &mut text,
+                    &mut self.text,
                 ),
             };
             let n = n.min(code.len() - off).max(1);
-            let (file, line) = liner.at(pc);
-            if let Some(src) = sources.as_mut() {
+            let (file, line) = self.liner.at(pc);
+            if let Some(src) = self.sources.as_mut() {
                 if last != Some((file, line)) {
                     if let Some(l) = src.line(file, line) {
                         block.text(&l);
@@ -303,10 +455,10 @@ pub fn write_listing<W: Write>(
                     last = Some((file, line));
                 }
             }
-            rows.push(block.start_row(styles));
+            self.rows.push(block.start_row(self.styles));
             let b = block.buf();
             b.push_str("  ");
-            if sources.is_none() {
+            if self.sources.is_none() {
                 if !std::ptr::eq(file, last_base.0) {
                     last_base = (file, base(file));
                 }
@@ -319,36 +471,32 @@ pub fn write_listing<W: Write>(
             block.end_cell();
             hex_cell(img.arch, &code[off..off + n], block.buf());
             block.end_cell();
-            block.buf().push_str(&text);
+            block.buf().push_str(&self.text);
             block.end_cell();
-            insns.push(annotate::Insn { pc, len: n, facts });
+            self.insns.push(annotate::Insn { pc, len: n, facts });
             off += n;
         }
-        stats.instructions += insns.len();
-        if let Some(a) = &annotator {
-            if defer_funcs.contains(&func.start) || a.has_runtime_calls(&insns) {
-                let notes = a.annotate(func.start, &insns);
+        self.stats.instructions += self.insns.len();
+        if let Some(a) = self.ctx.annotator {
+            if self.ctx.defer_funcs.contains(&func.start) || a.has_runtime_calls(&self.insns) {
+                let notes = a.annotate(func.start, &self.insns);
                 for (k, note) in notes.iter().enumerate() {
                     let Some(note) = note else { continue };
-                    stats.annotations += 1;
-                    legend_due = true;
+                    self.stats.annotations += 1;
+                    self.legend_due = true;
                     if opts.color {
-                        block.set_tail(rows[k], &[STYLE_COMMENT.0, "// ", note, STYLE_COMMENT.1]);
+                        block.set_tail(
+                            self.rows[k],
+                            &[STYLE_COMMENT.0, "// ", note, STYLE_COMMENT.1],
+                        );
                     } else {
-                        block.set_tail(rows[k], &["// ", note]);
+                        block.set_tail(self.rows[k], &["// ", note]);
                     }
                 }
             }
         }
-        block.flush(out)?;
+        block.flush(out)
     }
-    if legend_due {
-        // Once, after the listing, so the listing itself stays in
-        // objdump's format.
-        out.write_all(b"\n")?;
-        out.write_all(LEGEND.as_bytes())?;
-    }
-    Ok(stats)
 }
 
 /// Go's `%d`.
