@@ -29,6 +29,13 @@
 //!   tests and calls around them are labelled.
 //! - Printers write to any `&mut impl Write`; colour is a flag the caller
 //!   sets (the CLI turns it on for terminals only).
+//! - **Speed** (scripts/bench.py compares with `go tool objdump`): no
+//!   allocation per instruction (decoders print into reused strings, the
+//!   [`tabwriter::Block`] keeps one arena per function), and functions are
+//!   listed in batches of about 64 KiB of code by up to 4 threads, each
+//!   with its own decoder state; batches are written in order, at most two
+//!   per thread in flight, so memory stays bounded and the output is the
+//!   same as a single thread's.
 
 pub mod annotate;
 pub mod arm64;
