@@ -128,6 +128,14 @@ def main() -> int:
     return 0
 
 
+def timed_cpu(argv: list[str]) -> tuple[float, int, float, bool]:
+    """One run: wall seconds, peak RSS in KiB, user+system seconds, success."""
+    p = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", *argv],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    f = p.stderr.strip().splitlines()[-1].split()
+    return float(f[0]), int(f[1]), float(f[2]) + float(f[3]), p.returncode == 0
+
+
 def bench_disasm(ds: str, a: argparse.Namespace) -> None:
     """Whole-binary listings, deferscope disasm vs go tool objdump."""
     inputs = []
@@ -141,32 +149,35 @@ def bench_disasm(ds: str, a: argparse.Namespace) -> None:
         else:
             print(f"(no {bin_}: run scripts/build-matrix.py for the arm64 row)")
     print(f"\nWhole-binary disassembly to /dev/null; {a.objdump_runs} alternating runs each; "
-          f"median wall, peak RSS\n")
-    print("| input | size | deferscope disasm | RSS | go tool objdump | RSS | ratio |")
-    print("|---|---|---|---|---|---|---|")
+          f"median wall, peak RSS, median CPU (user+sys; on a loaded machine\n"
+          f"the wall ratio is noisy, the CPU ratio less so)\n")
+    print("| input | size | deferscope disasm | RSS | CPU | go tool objdump | RSS | CPU | ratio | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, path, g in inputs:
         objdump = objdump_of(g)
         dis, od = [], []
         dis_ok = od_ok = True
         for _ in range(a.objdump_runs):
-            w, r, ok = timed([ds, "disasm", str(path)], 1)
-            dis.append((w, r))
+            w, r, c, ok = timed_cpu([ds, "disasm", str(path)])
+            dis.append((w, r, c))
             dis_ok = dis_ok and ok
-            w, r, ok = timed([objdump, str(path)], 1)
-            od.append((w, r))
+            w, r, c, ok = timed_cpu([objdump, str(path)])
+            od.append((w, r, c))
             od_ok = od_ok and ok
         dw = statistics.median(x[0] for x in dis)
         ow = statistics.median(x[0] for x in od)
         dr = max(x[1] for x in dis) / 1024
         orss = max(x[1] for x in od) / 1024
+        dc = statistics.median(x[2] for x in dis)
+        oc = statistics.median(x[2] for x in od)
         size = path.stat().st_size / 1e6
         if not dis_ok:
-            print(f"| {name} | {size:.1f} MB | deferscope failed | | | | |")
+            print(f"| {name} | {size:.1f} MB | deferscope failed | | | | | | | |")
         elif not od_ok:
-            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | objdump failed | | |")
+            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | {dc:.2f} s | objdump failed | | | | |")
         else:
-            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | {ow:.2f} s | {orss:.0f} MB "
-                  f"| {ow/max(dw, 1e-3):.1f}x |")
+            print(f"| {name} | {size:.1f} MB | {dw:.2f} s | {dr:.0f} MB | {dc:.2f} s | {ow:.2f} s | {orss:.0f} MB "
+                  f"| {oc:.2f} s | {ow/max(dw, 1e-3):.1f}x | {oc/max(dc, 1e-3):.1f}x |")
 
 
 if __name__ == "__main__":
