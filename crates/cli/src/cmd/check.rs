@@ -139,6 +139,12 @@ pub fn run(args: CheckArgs) -> Result<()> {
         .context("creating a temporary directory")?;
     let bin = tmp.path().join("bin");
     let user: Vec<OsString> = args.build_args.clone();
+    if user.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "-o" || a == "--o" || a.starts_with("-o=") || a.starts_with("--o=")
+    }) {
+        bail!("check builds into a temporary file of its own: leave out -o");
+    }
     let build_args = if args.verify {
         with_defer_flag(&user)?
     } else {

@@ -182,7 +182,7 @@ fn check_sarif(bin: &Path, command: &str, trimpath: bool) -> Result<(), Failed> 
     Ok(())
 }
 
-/// diff's bad input: one line on stderr, exit status 2.
+/// diff's (and check's) bad input: one line on stderr, exit status 2.
 fn check_diff_bad_input() -> Result<(), Failed> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-bad");
     std::fs::create_dir_all(&dir)?;
@@ -215,6 +215,12 @@ fn check_diff_bad_input() -> Result<(), Failed> {
                 format!("diff {args:?}: exit {:?}, stderr {err}", out.status.code()).into(),
             );
         }
+    }
+    // check refuses an -o of the user's (it builds into its own file).
+    let out = deferscope().args(["check", "-o", "x", "."]).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() != Some(2) || err.lines().count() != 1 || !err.contains("-o") {
+        return Err(format!("check -o: exit {:?}, stderr {err}", out.status.code()).into());
     }
     Ok(())
 }
