@@ -312,9 +312,11 @@ impl Arm64 {
         }
     }
 
-    fn arg(&self, ins: &Instruction, op: &Operand, pc: u64, syms: &dyn Lookup) -> Arg {
+    /// `name`: the opcode's name (`format!("{:?}", ins.opcode)`, made once
+    /// per instruction by the caller).
+    fn arg(&self, ins: &Instruction, op: &Operand, pc: u64, syms: &dyn Lookup, name: &str) -> Arg {
         let fp_op = {
-            let n = format!("{:?}", ins.opcode);
+            let n = name;
             n.starts_with('F')
                 || n.ends_with("CVTF")
                 || matches!(
@@ -449,9 +451,12 @@ impl Arm64 {
             .iter()
             .take_while(|o| !matches!(o, Operand::Nothing))
             .collect();
-        let mut args: Vec<Arg> = ops.iter().map(|o| self.arg(ins, o, pc, syms)).collect();
-        let is_zr = |o: &Operand| matches!(o, Operand::Register(_, 31));
         let mut op: String = format!("{:?}", ins.opcode);
+        let mut args: Vec<Arg> = ops
+            .iter()
+            .map(|o| self.arg(ins, o, pc, syms, &op))
+            .collect();
+        let is_zr = |o: &Operand| matches!(o, Operand::Register(_, 31));
         // Addressing-mode suffix for loads and stores.
         let mem_suffix = ops.iter().find_map(|o| match o {
             Operand::RegPreIndex(_, _, true) => Some(".W"),
