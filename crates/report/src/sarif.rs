@@ -13,7 +13,8 @@
 //!   `properties.kind`). Every rule the results use is listed in
 //!   `tool.driver.rules`, each result carries `ruleIndex`.
 //! - **Locations**: the physical location is the site's `file:line`; the
-//!   function is a logical location (`kind: "function"`). Files under the
+//!   function is a logical location (`kind: "function"`); the loop of an
+//!   in-loop defer is a related location. Files under the
 //!   Go root are `src/...` relative to the base id `GOROOT`; with
 //!   `-trimpath`, main-module files are relative to `%SRCROOT%` (the module
 //!   root, normally the repository root) and other modules' files to
@@ -342,7 +343,11 @@ pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
                 .get(s.function.as_str())
                 .and_then(|&fi| x.functions.get(fi))
         });
-        let mut msg = format!("{} defer in {}", capitalise(s.kind.as_str()), s.function);
+        let mut msg = format!(
+            "{} defer in {}",
+            capitalise(s.kind.as_str()),
+            text_escape(&s.function)
+        );
         if !reasons.is_empty() {
             let words: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
             msg.push_str(&format!(" (not open-coded: {})", words.join(", ")));
@@ -350,12 +355,12 @@ pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
         if let Some(e) = sx {
             if let Some(l) = &e.loop_lines {
                 msg.push_str(&format!(
-                    "; in the loop at lines {}-{}",
+                    "; in the [loop](1) at lines {}-{}",
                     l.first_line, l.last_line
                 ));
             }
             if let Some(t) = &e.deferred_target {
-                msg.push_str(&format!("; defers {t}"));
+                msg.push_str(&format!("; defers {}", text_escape(t)));
             }
             if let Some(b) = e.heap_closure_bytes {
                 msg.push_str(&format!("; allocates a {b}-byte closure"));
@@ -385,6 +390,30 @@ pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
             props["reasons"] = json!(reasons);
         }
         let fp = fnv64(&format!("{}\u{0}{}\u{0}{}", s.function, s.kind, ord[i]));
+        // The loop holding an in-loop defer, as a related location.
+        let related: Vec<Value> = sx
+            .and_then(|e| e.loop_lines.as_ref())
+            .map(|l| {
+                let (uri, base) = paths.location(&l.file, s.origin);
+                let mut art = Map::new();
+                art.insert("uri".into(), Value::String(uri));
+                if let Some(b) = base {
+                    art.insert("uriBaseId".into(), Value::String(b.into()));
+                }
+                json!({
+                    "id": 1,
+                    "physicalLocation": {
+                        "artifactLocation": Value::Object(art),
+                        "region": {
+                            "startLine": l.first_line.max(1),
+                            "endLine": l.last_line.max(l.first_line).max(1),
+                        },
+                    },
+                    "message": { "text": "the loop holding the defer" },
+                })
+            })
+            .into_iter()
+            .collect();
         results.push(json!({
             "ruleId": rule_id,
             "ruleIndex": ridx,
@@ -404,6 +433,11 @@ pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
             "partialFingerprints": { "deferscope/v1": format!("{fp:016x}") },
             "properties": props,
         }));
+        if !related.is_empty() {
+            if let Some(last) = results.last_mut() {
+                last["relatedLocations"] = Value::Array(related);
+            }
+        }
     }
 
     let mut bases = Map::new();
@@ -452,6 +486,12 @@ pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
     })
 }
 
+/// Escape the brackets of a name for SARIF message text, where `[text](n)`
+/// is an embedded link (`main.Gen[go.shape.int]` must stay literal).
+fn text_escape(s: &str) -> String {
+    s.replace('[', "\\[").replace(']', "\\]")
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next()
@@ -482,6 +522,10 @@ mod tests {
         assert_eq!(file_uri("C:/x/y.go"), "file:///C:/x/y.go");
         assert_eq!(short_func("example.com/m/lib.(*T).Close"), "(*T).Close");
         assert_eq!(short_func("main.Gen[go.shape.int]"), "Gen[go.shape.int]");
+        assert_eq!(
+            text_escape("main.Gen[go.shape.int]"),
+            "main.Gen\\[go.shape.int\\]"
+        );
     }
 
     fn site(function: &str, line: u32, kind: Kind, pc: u64) -> Site {
