@@ -29,7 +29,7 @@ use iced_x86::{
 };
 
 use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
-use crate::Dialect;
+use crate::{push_hex, Dialect};
 
 /// Name lookup: `addr -> (symbol, symbol address)`.
 pub trait Lookup {
@@ -182,9 +182,10 @@ const REG_NAMES: [&str; 16] = [
 /// Go's `%#x` for a signed value: `0x10`, `-0x10`.
 fn hex_signed(out: &mut String, v: i64) {
     if v < 0 {
-        let _ = write!(out, "-{:#x}", v.unsigned_abs());
+        out.push('-');
+        push_hex(out, v.unsigned_abs());
     } else {
-        let _ = write!(out, "{v:#x}");
+        push_hex(out, v as u64);
     }
 }
 
@@ -405,10 +406,11 @@ impl X86 {
                 let target = ins.near_branch_target();
                 match syms.lookup(target) {
                     Some((s, base)) if base == target => {
-                        let _ = write!(out, "{s}(SB)");
+                        out.push_str(s);
+                        out.push_str("(SB)");
                     }
                     _ => {
-                        let _ = write!(out, "{target:#x}");
+                        push_hex(out, target);
                     }
                 }
             }
@@ -443,7 +445,7 @@ impl X86 {
                 if v == v as i32 as i64 {
                     hex_signed(out, v);
                 } else {
-                    let _ = write!(out, "{:#x}", v as u64);
+                    push_hex(out, v as u64);
                 }
             }
             OpKind::Memory => self.mem(ins, pc, len, syms, out),
