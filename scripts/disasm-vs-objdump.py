@@ -33,16 +33,17 @@ Per (Go version, arch) it prints:
   - `rip-sym`: amd64 go1.27, an EVEX instruction whose RIP-relative
     operand objdump prints as the bare displacement (`0xa9576`) where we
     print `sym(SB)`;
-  - `noline`: the same instruction, but objdump found no function for
-    the pc (file:line `:0`; go1.19's objdump on arm64 PIE binaries) and
-    we print its file:line;
+  - `noline` (counted apart, the instruction text is still compared):
+    objdump found no function for the pc (file:line `:0`; go1.19's
+    objdump on arm64 PIE binaries) and we print its file:line;
 - the remaining differences, by category (objdump's mnemonic, or
   `(file:line)`, `(pc missing)`), with examples.
 
 Exit status 1 when a (version, arch) is below --min (99.9%), or, with
 --baseline, when a difference category has more lines than the baseline
-records for that group (a category absent from the baseline allows none):
-what was identical stays identical. --update-baseline rewrites the baseline
+records for that group, plus a margin of 10% or 10 lines (a category
+absent from the baseline allows none): what was identical stays
+identical. --update-baseline rewrites the baseline
 from this run.
 
 Only the standard library is used. Needs a release build of deferscope
@@ -66,7 +67,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("DEFERSCOPE_CACHE") or Path.home() / ".cache" / "deferscope")
-BETTER = ("?", "desync", "vex", "adrp-sym", "rip-sym", "noline")
+BETTER = ("?", "desync", "vex", "adrp-sym", "rip-sym")
 
 
 def parse(text: str) -> dict[int, tuple[str, str, int, str]]:
@@ -162,13 +163,14 @@ def compare(od: dict, ours: dict, arch: str, examples: int):
             note("(pc missing)", (pc, pos, ins, ""))
             continue
         opos, oins = at[0], at[1]
-        if pos == ":0" and opos != pos and oins == ins:
+        if pos == ":0" and opos != pos:
             # objdump found no function for the pc (go1.19 on an arm64
-            # PIE); ours has the line.
-            c["better:noline"] += 1
+            # PIE); ours has the line. Counted apart; the text is compared.
+            c["noline"] += 1
             if len(ex["better:noline"]) < examples:
                 ex["better:noline"].append((pc, pos, ins, opos))
-        elif opos != pos:
+            pos = opos
+        if opos != pos:
             note("(file:line)", (pc, pos, ins, opos))
         elif oins == ins:
             c["same"] += 1
@@ -255,6 +257,14 @@ def job(args):
         return bin_path, m, None, "deferscope: " + q.stderr.decode(errors="replace").strip()[:300], 0.0, cached
     c, ex = compare(od, parse(q.stdout.decode("utf-8", "replace")), m.get("goarch", "?"), examples)
     return bin_path, m, (c, dict(ex)), None, time.time() - t0, cached
+
+
+def slack(n: int) -> int:
+    """The most differences allowed in a category the baseline counts n
+    in: none for a category that was identical; else a margin for the
+    matrix being rebuilt elsewhere (other paths move data, and so which
+    symbol a few addresses fall in)."""
+    return 0 if n == 0 else n + max(10, n // 10)
 
 
 def short(bin_path: str) -> str:
@@ -348,8 +358,8 @@ def main() -> int:
                 print(f"{bin_path}: {pct:.4f}% ({c['same']}/{denom}) better {better} [{secs:.1f}s]")
 
     print(f"\n{len(jobs)} binaries, {ncached} objdump texts from the cache, {time.time() - t0:.0f}s")
-    print("\n| Go | arch | platforms | instructions | identical | differ | better (?/desync/vex/adrp-sym/rip-sym/noline) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| Go | arch | platforms | instructions | identical | differ | better (?/desync/vex/adrp-sym/rip-sym) | noline |")
+    print("|---|---|---|---|---|---|---|---|")
     worst = 100.0
     counts: dict[str, dict[str, int]] = {}
     for key in sorted(groups, key=lambda k: ([int(x) for x in k[0].split(".")], k[1])):
@@ -360,7 +370,7 @@ def main() -> int:
         worst = min(worst, pct)
         plats = ",".join(sorted(platforms_seen[key]))
         print(f"| {key[0]} | {key[1]} | {plats} | {denom} | {pct:.4f}% | {denom - c['same']} | "
-              f"{sum(better)} ({'/'.join(map(str, better))}) |")
+              f"{sum(better)} ({'/'.join(map(str, better))}) | {c['noline']} |")
         counts[f"{key[0]} {key[1]}"] = {k[4:]: v for k, v in sorted(c.items()) if k.startswith("cat:")}
     for key in sorted(groups, key=lambda k: ([int(x) for x in k[0].split(".")], k[1])):
         d = gex[key]
@@ -374,7 +384,8 @@ def main() -> int:
                 print(f"           {pc:#x} {pos}: objdump {ob!r} ours {us!r}  [{short(b)}]")
         for cat in ("adrp-sym", "rip-sym", "noline"):
             for b, pc, pos, ob, us in d.get("better:" + cat, [])[:1]:
-                print(f"  better {cat}: {groups[key]['better:' + cat]}, e.g. {pc:#x}: objdump {ob!r} ours {us!r}")
+                n = groups[key]["noline" if cat == "noline" else "better:" + cat]
+                print(f"  better {cat}: {n}, e.g. {pc:#x}: objdump {ob!r} ours {us!r}")
 
     status = 0
     if failed:
@@ -390,7 +401,8 @@ def main() -> int:
             if allowed is None:
                 continue
             for cat, n in cats.items():
-                if n > allowed.get(cat, 0):
+                limit = slack(allowed.get(cat, 0))
+                if n > limit:
                     print(f"regression: {g} {cat}: {n} differences, baseline {allowed.get(cat, 0)}", file=sys.stderr)
                     status = 1
     if a.update_baseline:

@@ -16,7 +16,13 @@
 # 5. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
 #    the integration test binary compares every built binary with the
 #    compiler.
-# 6. The HTML report in a real headless Chromium (Debian's chromium and
+# 6. `deferscope disasm` against `go tool objdump`, instruction by
+#    instruction, on every unstripped binary of the matrix:
+#    scripts/disasm-vs-objdump.py (objdump's text cached per binary hash;
+#    fails below 99.9% identical per version x arch, or when a difference
+#    category grows past scripts/disasm-baseline.json; ~4 min warm on 2
+#    cores, ~1.5 min more cold for objdump).
+# 7. The HTML report in a real headless Chromium (Debian's chromium and
 #    playwright-core from npm, installed into the cache): tests/html/run.sh
 #    (~1-2 min cold, under a minute warm).
 #
@@ -51,6 +57,10 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 step "tests"
 DEFERSCOPE_MATRIX=$CACHE/matrix cargo test --workspace --release
+
+step "disasm vs go tool objdump"
+cargo build --release -p deferscope
+python3 scripts/disasm-vs-objdump.py --baseline scripts/disasm-baseline.json
 
 step "HTML report in headless Chromium"
 tests/html/run.sh

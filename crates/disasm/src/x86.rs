@@ -520,9 +520,10 @@ impl X86 {
         } else {
             out.push('0');
         }
-        // x/arch before 0.27 (go1.27) ignores VEX.B and VEX.X: R8-R15 as
-        // base or index of a VEX instruction print as AX-DI.
-        let old_vex = !self.dialect.x86_avx && ins.encoding() == EncodingKind::VEX;
+        // x/arch before 0.27 (go1.27) ignores VEX.B on a base register in
+        // ModRM (no SIB byte): R8-R15 there print as AX-DI.
+        let old_vex =
+            !self.dialect.x86_avx && ins.encoding() == EncodingKind::VEX && index == Register::None;
         let name = |r: Register| -> Cow<'static, str> {
             if old_vex && r.is_gpr64() {
                 Cow::Borrowed(REG_NAMES[r.number() & 7])

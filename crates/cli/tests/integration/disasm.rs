@@ -7,10 +7,18 @@
 //!   percentage is computed from objdump's lines; lines where objdump has
 //!   no decoding (`?`, or a pc inside one of our instructions after it lost
 //!   sync, or a VEX instruction read as a legacy opcode) are left out.
+//!   Lines where ours names a data address objdump leaves as a number
+//!   (arm64 ADRP pairs, go1.27 EVEX RIP-relative operands) or has a
+//!   file:line where objdump found no function are counted as better and
+//!   left out too. The committed fixtures always run; the matrix runs
+//!   here with DEFERSCOPE_DISASM_ORACLE=1, and in CI through
+//!   scripts/disasm-vs-objdump.py (per version and arch, cached objdump).
 //! - `disasm::twin::*`: a stripped binary's listing equals its unstripped
-//!   twin's listed without the symbol table.
-//! - `disasm::annotations::*`: every defer site the classifier finds is
-//!   marked at its pc, and every open-coded function has a marked exit.
+//!   twin's listed without the symbol table (see `check_twin` for the one
+//!   relaxation, `-ldflags=-s -w` builds being a separate link).
+//! - `disasm::annotations::*` (with DEFERSCOPE_DISASM_ORACLE=1): every
+//!   defer site the classifier finds is marked at its pc, and every
+//!   open-coded function has a marked exit.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -119,8 +127,33 @@ fn check_objdump(e: &Entry) -> Result<String, String> {
             covered.insert(pc + k);
         }
     }
-    let (mut total, mut same) = (0usize, 0usize);
+    let (mut total, mut same, mut better) = (0usize, 0usize, 0usize);
     let mut diffs = Vec::new();
+    let adrp = regex::Regex::new(r"^ADRP -?\d+\(PC\), (R\d+)$").expect("regex");
+    let hexaddr = regex::Regex::new(r"^0x[0-9a-f]+$").expect("regex");
+    // Ours names a data address objdump leaves as a number: the
+    // instruction after an arm64 ADRP, or go1.27's EVEX RIP-relative
+    // operand printed as a bare displacement.
+    let named_data = |pc: u64, ins: &str, o: &str| -> bool {
+        if !o.contains("(SB)") || ins.contains("(SB)") {
+            return false;
+        }
+        if let Some(c) = pc
+            .checked_sub(4)
+            .and_then(|p| od.get(&p))
+            .and_then(|prev| adrp.captures(&prev.1))
+        {
+            return ins.contains(&c[1]);
+        }
+        let (a, b): (Vec<&str>, Vec<&str>) = (ins.split(", ").collect(), o.split(", ").collect());
+        a.len() == b.len()
+            && a[0].split(' ').next() == b[0].split(' ').next()
+            && a.iter().zip(&b).all(|(x, y)| {
+                let x = x.rsplit(' ').next().unwrap_or(x);
+                let y = y.rsplit(' ').next().unwrap_or(y);
+                x == y || (hexaddr.is_match(x) && y.ends_with("(SB)"))
+            })
+    };
     for (pc, (pos, ins, hex, _)) in &od {
         let ours_at = ours.get(pc);
         let both_unknown = ins == "?" && ours_at.is_some_and(|o| o.1 == "?");
@@ -130,6 +163,14 @@ fn check_objdump(e: &Entry) -> Result<String, String> {
                 || misdecoded_vex(hex, ins))
         {
             continue;
+        }
+        if let Some((p, i, _, _)) = ours_at {
+            // objdump found no function for the pc (go1.19, arm64 PIE).
+            let noline = pos == ":0" && p != pos && (i == ins || named_data(*pc, ins, i));
+            if noline || (p == pos && named_data(*pc, ins, i)) {
+                better += 1;
+                continue;
+            }
         }
         total += 1;
         match ours_at {
@@ -146,7 +187,7 @@ fn check_objdump(e: &Entry) -> Result<String, String> {
     let pct = 100.0 * same as f64 / total as f64;
     diffs.sort();
     if pct >= 99.9 {
-        Ok(format!("{pct:.3}% of {total}"))
+        Ok(format!("{pct:.3}% of {total}, {better} better"))
     } else {
         Err(format!(
             "{pct:.3}% identical ({same}/{total}); first differences:\n{}",
@@ -160,9 +201,36 @@ fn check_objdump(e: &Entry) -> Result<String, String> {
     }
 }
 
-fn check_twin(e: &Entry) -> Result<(), String> {
+/// The instruction text with every number replaced by `#`, a memory
+/// operand without an offset (`(R27)`) included.
+fn numbers_masked(ins: &str) -> String {
+    // Not the digits of a register or symbol name (R27, main.f1).
+    let num = regex::Regex::new(r"(^|[^\w.])-?(0x[0-9a-f]+|\d+)").expect("regex");
+    let bare = regex::Regex::new(r"(^|[ ,])\(").expect("regex");
+    let s = num.replace_all(ins, "${1}#");
+    bare.replace_all(&s, "${1}#(").into_owned()
+}
+
+/// A stripped binary lists like its twin read without the symbol table:
+/// the pclntab names, extents and lines are all a stripped binary keeps.
+/// What the symbol table adds to the unstripped listing (data symbols,
+/// objdump's function extents) is the one difference there is reason for.
+/// - `strip` (external strip of the twin's very bytes): identical text.
+/// - `stripped` (`-ldflags=-s -w`, a separate link): the linker places
+///   data elsewhere and the build ID differs, so the same pcs, file:line
+///   and functions, and the same instructions up to the numbers in their
+///   operands (displacements); the go:buildid bytes are not code. Both
+///   sides are listed from the pclntab: a go1.19-1.21 darwin `-s` link
+///   keeps a symbol table.
+fn check_twin(e: &Entry) -> Result<String, String> {
     let t = e.twin().ok_or("twin entry not found")?;
-    let a = listing(&e.bin(), &plain())?;
+    let a = listing(
+        &e.bin(),
+        &deferscope_disasm::Options {
+            use_symtab: false,
+            ..plain()
+        },
+    )?;
     let b = listing(
         &t.bin(),
         &deferscope_disasm::Options {
@@ -171,15 +239,73 @@ fn check_twin(e: &Entry) -> Result<(), String> {
         },
     )?;
     if a == b {
-        return Ok(());
+        return Ok("identical".into());
     }
-    let first = a
-        .lines()
-        .zip(b.lines())
-        .find(|(x, y)| x != y)
-        .map(|(x, y)| format!("stripped: {x:?}\ntwin:     {y:?}"))
-        .unwrap_or_else(|| format!("lengths {} vs {}", a.len(), b.len()));
-    Err(format!("listings differ; first difference:\n{first}"))
+    if e.meta.variant == "strip" {
+        let first = a
+            .lines()
+            .zip(b.lines())
+            .find(|(x, y)| x != y)
+            .map(|(x, y)| format!("stripped: {x:?}\ntwin:     {y:?}"))
+            .unwrap_or_else(|| format!("lengths {} vs {}", a.len(), b.len()));
+        return Err(format!("listings differ; first difference:\n{first}"));
+    }
+    let without_buildid = |text: &str| -> String {
+        let mut out = String::new();
+        let mut skip = false;
+        for l in text.lines() {
+            if l.starts_with("TEXT ") {
+                skip = l.starts_with("TEXT go:buildid(SB)") || l.starts_with("TEXT go.buildid(SB)");
+            }
+            if !skip {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    };
+    let (a, b) = (without_buildid(&a), without_buildid(&b));
+    let (pa, pb) = (parse(&a), parse(&b));
+    let headers = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("TEXT "))
+            .map(str::to_owned)
+            .collect()
+    };
+    if headers(&a) != headers(&b) {
+        return Err("function headers differ".into());
+    }
+    let mut masked = 0usize;
+    let mut bad = Vec::new();
+    for (pc, (pos, ins, hex, _)) in &pa {
+        match pb.get(pc) {
+            Some((p2, i2, h2, _)) if p2 == pos && i2 == ins && h2 == hex => {}
+            Some((p2, i2, h2, _))
+                if p2 == pos
+                    && h2.len() == hex.len()
+                    && numbers_masked(i2) == numbers_masked(ins) =>
+            {
+                masked += 1
+            }
+            other => bad.push(format!("{pc:#x} stripped {pos} {ins:?} twin {other:?}")),
+        }
+    }
+    if pa.len() != pb.len() {
+        bad.push(format!("{} vs {} instructions", pa.len(), pb.len()));
+    }
+    bad.sort();
+    if bad.is_empty() {
+        Ok(format!(
+            "{} instructions, {masked} differ in displacements only",
+            pa.len()
+        ))
+    } else {
+        Err(format!(
+            "{} differences, first: {:?}",
+            bad.len(),
+            &bad[..bad.len().min(10)]
+        ))
+    }
 }
 
 fn check_annotations(e: &Entry) -> Result<String, String> {
@@ -244,7 +370,7 @@ pub fn trials() -> Vec<Trial> {
                     let e2 = e.clone();
                     out.push(Trial::test(
                         format!("disasm::twin::{tag}::{name}"),
-                        move || check_twin(&e2).map_err(Failed::from),
+                        move || check_twin(&e2).map(drop).map_err(Failed::from),
                     ));
                 }
             } else if tag == "committed" || slow {
