@@ -652,6 +652,12 @@ impl Arm64 {
                 let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[0].text);
                 return;
             }
+            Opcode::SBC | Opcode::SBCS if n == 3 && is_zr(ops[1]) => {
+                let base = if opn == Opcode::SBC { "NGC" } else { "NGCS" };
+                let w = if w0 { "W" } else { "" };
+                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[0].text);
+                return;
+            }
             Opcode::ORN if n == 3 && is_zr(ops[1]) => {
                 let w = if w0 { "W" } else { "" };
                 let _ = write!(out, "MVN{w} {}, {}", args[2].text, args[0].text);
@@ -1252,6 +1258,9 @@ mod tests {
             (0xd51b42bf, "MSR ZR, S3_3_C4_C2_5"),
             (0x4e081c3e, "VMOV R1, V30.D[0]"),
             (0xd50b7420, "DC ZVA, R0"),
+            // go1.24.11-1.27.3, linux/arm64 cmd/go (math/bits, p256).
+            (0xda1f03e3, "NGC ZR, R3"),
+            (0xfa1903e5, "NGCS R25, R5"),
         ] {
             assert_eq!(go(w), want, "{w:08x}");
         }
