@@ -267,7 +267,13 @@ impl Cfg {
 
     /// Natural loops, one per header (back edges to the same header merged).
     pub fn loops(&self) -> Vec<Loop> {
-        let idom = self.idoms();
+        self.loops_with(&self.idoms())
+    }
+
+    /// [`Cfg::loops`] from the immediate dominators [`Cfg::idoms`] gave.
+    /// Each back edge's body is collected by a walk over its own blocks
+    /// only (a generation mark per block, no whole-graph pass per edge).
+    pub fn loops_with(&self, idom: &[Option<usize>]) -> Vec<Loop> {
         let dominates = |h: usize, mut u: usize| loop {
             if u == h {
                 return true;
@@ -277,7 +283,15 @@ impl Cfg {
                 _ => return false,
             }
         };
+        let n = self.blocks.len();
         let mut out: Vec<Loop> = Vec::new();
+        // Header block -> its loop in `out`.
+        let mut loop_of: Vec<Option<usize>> = vec![None; n];
+        // mark[b] == gen: b is in the body being collected.
+        let mut mark: Vec<u32> = vec![0; n];
+        let mut gen = 0u32;
+        let mut body: Vec<usize> = Vec::new();
+        let mut work: Vec<usize> = Vec::new();
         for (u, b) in self.blocks.iter().enumerate() {
             if idom[u].is_none() {
                 continue;
@@ -286,24 +300,35 @@ impl Cfg {
                 if !dominates(h, u) {
                     continue;
                 }
-                let mut body = vec![false; self.blocks.len()];
-                body[h] = true;
-                let mut work = vec![u];
+                gen += 1;
+                body.clear();
+                mark[h] = gen;
+                body.push(h);
+                work.clear();
+                work.push(u);
                 while let Some(x) = work.pop() {
-                    if body[x] {
+                    if mark[x] == gen {
                         continue;
                     }
-                    body[x] = true;
+                    mark[x] = gen;
+                    body.push(x);
                     work.extend(self.blocks[x].preds.iter().copied());
                 }
-                let blocks: Vec<usize> = (0..body.len()).filter(|&i| body[i]).collect();
-                match out.iter_mut().find(|l| l.header == h) {
-                    Some(l) => {
-                        l.blocks.extend(blocks);
+                body.sort_unstable();
+                match loop_of[h] {
+                    Some(k) => {
+                        let l = &mut out[k];
+                        l.blocks.extend_from_slice(&body);
                         l.blocks.sort_unstable();
                         l.blocks.dedup();
                     }
-                    None => out.push(Loop { header: h, blocks }),
+                    None => {
+                        loop_of[h] = Some(out.len());
+                        out.push(Loop {
+                            header: h,
+                            blocks: body.clone(),
+                        });
+                    }
                 }
             }
         }

@@ -54,10 +54,10 @@
 //! deferBits byte; the code of its exit sequences is estimated as the bytes
 //! at the defer statements' lines outside their recording instructions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deferscope_decode::{reg, Event, SP};
-use deferscope_index::{GoIndex, Layout};
+use deferscope_index::{Func, GoIndex, Layout};
 use deferscope_load::{Arch, Image};
 use serde::Serialize;
 
@@ -208,6 +208,23 @@ pub struct Explain {
     pub cost_table: CostTable,
 }
 
+/// Decoded events kept allocated between functions.
+const EVENTS_KEPT: usize = 1 << 16;
+/// Stack words and block states kept allocated between functions.
+const SCRATCH_KEPT: usize = 1 << 12;
+
+/// Most answers a memo of [`Cx`] holds: it is emptied when full, so its
+/// memory stays bounded whatever the binary (the answers asked again and
+/// again come back after it is emptied).
+const MEMO_MAX: usize = 1 << 14;
+
+fn memo(m: &mut HashMap<u64, bool>, k: u64, v: bool) {
+    if m.len() >= MEMO_MAX {
+        m.clear();
+    }
+    m.insert(k, v);
+}
+
 /// Functions smaller than this many bytes are inlining candidates.
 pub const INLINE_MAX_BYTES: u64 = 200;
 
@@ -241,9 +258,25 @@ struct Cx<'a, 'd> {
     go117_amd64: bool,
     gcflags: Option<GcFlags>,
     race_setting: bool,
-    names: HashMap<u64, String>,
+    /// Names of call targets (`None`: not a function's entry), by address:
+    /// the same few runtime and library functions are called from every
+    /// function. Closures are looked up without it ([`Cx::name`]): each
+    /// site has its own, so caching them would only hold memory.
+    callee_names: HashMap<u64, Option<&'d str>>,
+    /// [`Cx::is_wrapper`]'s and [`Cx::calls_recover`]'s answers where they
+    /// decoded the function, by address (many sites defer the same
+    /// function); at most [`MEMO_MAX`] each.
+    wrapper_at: HashMap<u64, bool>,
+    recovers_at: HashMap<u64, bool>,
     /// Entries of the runtime functions that never return (sorted).
     noreturn: Vec<u64>,
+    /// Every function record reads and the entries do not decrease (see
+    /// [`Cx::func_for_pc`]).
+    table_sorted: bool,
+    /// [`Cx::value_pass`]'s stack words and block-end register states,
+    /// kept (empty) between functions.
+    stack_words: HashMap<i64, Val>,
+    block_ends: Vec<Option<[Val; 32]>>,
     /// Function results come back in registers (go1.17+ amd64, go1.18+
     /// arm64): they are reloaded after `runtime.deferreturn`.
     regabi: bool,
@@ -336,21 +369,53 @@ struct Values {
 }
 
 impl<'a, 'd> Cx<'a, 'd> {
-    fn name(&mut self, entry: u64) -> String {
-        if let Some(n) = self.names.get(&entry) {
-            return n.clone();
+    /// [`GoIndex::func_for_pc`]. When the function table is sorted and
+    /// every record reads, its binary search needs only the table's
+    /// addresses, and then the one record found.
+    fn func_for_pc(&self, pc: u64) -> Option<Func> {
+        if !self.table_sorted {
+            return self.ix.func_for_pc(pc);
         }
-        let n = self
-            .ix
-            .func_for_pc(entry)
+        let entry = |i| self.ix.pcln.entry_at(i, self.ix.text_start);
+        let (mut lo, mut hi) = (0usize, self.ix.nfunc());
+        // The last function whose entry is at or before pc.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if entry(mid)? <= pc {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let f = self.ix.func(lo.checked_sub(1)?)?;
+        (pc < f.end).then_some(f)
+    }
+
+    /// The name of the function that starts at `entry`, if one does.
+    fn entry_name(&self, entry: u64) -> Option<&'d str> {
+        self.func_for_pc(entry)
             .filter(|f| f.entry == entry)
-            .map_or_else(|| format!("{entry:#x}"), |f| self.ix.name(&f).to_owned());
-        self.names.insert(entry, n.clone());
+            .map(|f| self.ix.name(&f))
+    }
+
+    /// [`Cx::entry_name`] of a call target, cached.
+    fn callee_name(&mut self, entry: u64) -> Option<&'d str> {
+        if let Some(&n) = self.callee_names.get(&entry) {
+            return n;
+        }
+        let n = self.entry_name(entry);
+        self.callee_names.insert(entry, n);
         n
     }
 
+    /// The name of the function at `entry`, else the address in hex.
+    fn name(&self, entry: u64) -> String {
+        self.entry_name(entry)
+            .map_or_else(|| format!("{entry:#x}"), str::to_owned)
+    }
+
     fn is_entry(&self, a: u64) -> bool {
-        self.ix.func_for_pc(a).is_some_and(|f| f.entry == a)
+        self.func_for_pc(a).is_some_and(|f| f.entry == a)
     }
 
     /// The code address a closure value leads to.
@@ -416,12 +481,17 @@ impl<'a, 'd> Cx<'a, 'd> {
         };
         let mut out = Values::default();
         let mut regs = [Val::Unknown; 32];
-        let mut stack: HashMap<i64, Val> = HashMap::new();
+        // The stack words and block-end states: maps and buffers kept from
+        // one function to the next (emptied first).
+        let mut stack = std::mem::take(&mut self.stack_words);
+        stack.clear();
         let mut heap: Vec<HeapObj> = Vec::new();
         let mut after_deferreturn = false;
         let leaders: Vec<u64> = cfg.blocks.iter().map(|b| b.start).collect();
         let mut next_leader = 1usize;
-        let mut ends: Vec<Option<[Val; 32]>> = vec![None; leaders.len()];
+        let mut ends = std::mem::take(&mut self.block_ends);
+        ends.clear();
+        ends.resize(leaders.len(), None);
         let get = |regs: &[Val; 32], r: u8| -> Val {
             if r == SP {
                 Val::Sp(0)
@@ -556,18 +626,21 @@ impl<'a, 'd> Cx<'a, 'd> {
                 }
                 Event::Call { target, .. } => {
                     out.calls.push((pc, target));
-                    let name = self.name(target);
+                    // (An address that is no entry is named in hex: no
+                    // `runtime.` prefix.)
+                    let callee = self.callee_name(target).unwrap_or("");
                     let is_alloc = Some(target) == self.rt.newobject
-                        || name.starts_with("runtime.mallocgcSmall")
-                        || name.starts_with("runtime.mallocgcTiny");
+                        || callee.starts_with("runtime.mallocgcSmall")
+                        || callee.starts_with("runtime.mallocgcTiny");
                     let is_heap_defer =
                         Some(target) == self.rt.deferproc || Some(target) == self.rt.deferprocat;
                     let mut result = Val::Unknown;
                     if is_alloc {
+                        let name = self.name(target);
                         let size = self.alloc_size(&name, regs[arg0 as usize]);
                         heap.push(HeapObj {
                             pc,
-                            allocator: name.clone(),
+                            allocator: name,
                             size,
                             first_word: Val::Unknown,
                         });
@@ -610,7 +683,7 @@ impl<'a, 'd> Cx<'a, 'd> {
                     }
                     // The write barrier helpers keep the general registers
                     // (all but the buffer pointer they return).
-                    if !name.starts_with("runtime.gcWriteBarrier") {
+                    if !callee.starts_with("runtime.gcWriteBarrier") {
                         regs = [Val::Unknown; 32];
                         set(&mut regs, arg0, result);
                     }
@@ -623,6 +696,12 @@ impl<'a, 'd> Cx<'a, 'd> {
                 Event::Ret { .. } => after_deferreturn = false,
                 _ => {}
             }
+        }
+        if stack.capacity() <= SCRATCH_KEPT {
+            self.stack_words = stack;
+        }
+        if ends.capacity() <= SCRATCH_KEPT {
+            self.block_ends = ends;
         }
         out
     }
@@ -638,17 +717,35 @@ impl<'a, 'd> Cx<'a, 'd> {
     }
 
     /// Follow wrapper closures to the real callee. Returns (target, via,
-    /// indirect).
-    fn unwrap(&mut self, code: u64) -> (Option<String>, Option<String>, bool) {
+    /// indirect), and whether the function holding `code` calls `recover`
+    /// when that came out of decoding it here (else `None`; see
+    /// [`Cx::calls_recover`], which answers the same from the same calls).
+    #[allow(clippy::type_complexity)]
+    fn unwrap(&mut self, code: u64) -> ((Option<String>, Option<String>, bool), Option<bool>) {
+        let mut recovers = None;
+        let r = self.unwrap_inner(code, &mut recovers);
+        (r, recovers)
+    }
+
+    fn unwrap_inner(
+        &mut self,
+        code: u64,
+        recovers: &mut Option<bool>,
+    ) -> (Option<String>, Option<String>, bool) {
         let mut cur = code;
         let mut via = None;
         for _ in 0..3 {
-            let name = self.name(cur);
-            if !self.is_wrapper(cur, &name) {
+            // The function holding `cur` (looked up once: it names `cur`
+            // when it starts there).
+            let holder = self.func_for_pc(cur);
+            let name = holder
+                .filter(|f| f.entry == cur)
+                .map_or_else(|| format!("{cur:#x}"), |f| self.ix.name(&f).to_owned());
+            if !self.is_wrapper(holder, &name) {
                 return (Some(name), via, false);
             }
             via = Some(name);
-            let Some(f) = self.ix.func_for_pc(cur) else {
+            let Some(f) = holder else {
                 break;
             };
             let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
@@ -662,14 +759,19 @@ impl<'a, 'd> Cx<'a, 'd> {
                 Event::CallIndirect { .. } => indirect = true,
                 _ => {}
             });
+            if cur == code {
+                let rec = self.rt.gorecover;
+                *recovers = Some(calls.iter().any(|&(_, t)| Some(t) == rec));
+            }
             let mut builtin = None;
             for (pc, t) in calls {
-                let n = self.name(t);
-                if !is_runtime_helper(&n) {
+                // (A hex name is neither a helper nor a builtin.)
+                let n = self.callee_name(t).unwrap_or("");
+                if !is_runtime_helper(n) {
                     next = Some((pc, t));
                     break;
                 }
-                builtin = builtin.or_else(|| builtin_of(&n).map(|b| (pc, b)));
+                builtin = builtin.or_else(|| builtin_of(n).map(|b| (pc, b)));
             }
             // The callee may be inlined into the wrapper: then the call
             // found (if any) is one the inlined body makes, and the inline
@@ -701,7 +803,9 @@ impl<'a, 'd> Cx<'a, 'd> {
         (Some(self.name(cur)), via, false)
     }
 
-    fn is_wrapper(&self, entry: u64, name: &str) -> bool {
+    /// Whether the function named `name` and held by `holder` (the function
+    /// containing its address) is a compiler-generated wrapper.
+    fn is_wrapper(&mut self, holder: Option<Func>, name: &str) -> bool {
         if is_wrapper_name(name) {
             return true;
         }
@@ -710,7 +814,7 @@ impl<'a, 'd> Cx<'a, 'd> {
         if !matches!(self.ix.pcln.layout, Layout::Go118 | Layout::Go120) {
             return false;
         }
-        let Some(f) = self.ix.func_for_pc(entry) else {
+        let Some(f) = holder else {
             return false;
         };
         if self.ix.funcdata_addr(&f, 7).is_some() {
@@ -723,6 +827,9 @@ impl<'a, 'd> Cx<'a, 'd> {
         // obj7.go `Wrapper()`), before any call.
         if self.ix.version.is_some_and(|v| v.at_least(22)) {
             return false;
+        }
+        if let Some(&w) = self.wrapper_at.get(&f.entry) {
+            return w;
         }
         let g = match self.img.arch {
             Arch::Amd64 => 14,
@@ -740,14 +847,19 @@ impl<'a, 'd> Cx<'a, 'd> {
             Event::Call { .. } => called = true,
             _ => {}
         });
+        memo(&mut self.wrapper_at, f.entry, found);
         found
     }
 
-    fn calls_recover(&self, entry: u64) -> bool {
+    /// Whether the function containing `entry` calls `runtime.gorecover`.
+    fn calls_recover(&mut self, entry: u64) -> bool {
         let Some(rec) = self.rt.gorecover else {
             return false;
         };
-        let Some(f) = self.ix.func_for_pc(entry) else {
+        if let Some(&r) = self.recovers_at.get(&entry) {
+            return r;
+        }
+        let Some(f) = self.func_for_pc(entry) else {
             return false;
         };
         let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
@@ -759,6 +871,7 @@ impl<'a, 'd> Cx<'a, 'd> {
                 found |= target == rec;
             }
         });
+        memo(&mut self.recovers_at, entry, found);
         found
     }
 }
@@ -862,6 +975,21 @@ pub fn is_noreturn(name: &str) -> bool {
     .any(|p| r.starts_with(p))
 }
 
+/// Whether every function record of the table reads and their entries do
+/// not decrease: then a function's end is the next one's entry, the
+/// functions' ranges are disjoint and in order, and the function holding
+/// an address is the last one starting at or before it.
+fn table_sorted(ix: &GoIndex<'_>) -> bool {
+    let mut prev = 0;
+    for i in 0..ix.nfunc() {
+        match ix.func(i) {
+            Some(f) if f.entry >= prev && f.end >= f.entry => prev = f.entry,
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Entries of the never-returning runtime functions in the binary.
 fn noreturn_entries(ix: &GoIndex<'_>) -> Vec<u64> {
     let mut out: Vec<u64> = ix
@@ -927,8 +1055,13 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         go117_amd64,
         gcflags: settings.get("-gcflags").map(|v| GcFlags::parse(v)),
         race_setting: settings.get("-race").is_some_and(|v| v == "true"),
-        names: HashMap::new(),
+        callee_names: HashMap::new(),
+        wrapper_at: HashMap::new(),
+        recovers_at: HashMap::new(),
         noreturn: noreturn_entries(ix),
+        table_sorted: table_sorted(ix),
+        stack_words: HashMap::new(),
+        block_ends: Vec::new(),
         regabi: ix.version.is_some_and(|v| match img.arch {
             Arch::Amd64 => v.at_least(17),
             Arch::Arm64 => v.at_least(18),
@@ -950,22 +1083,49 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
             est_ns: cost.ns(s.kind, false),
         })
         .collect();
-    // Sites per function, by entry.
-    let mut by_func: HashMap<u64, Vec<usize>> = HashMap::new();
+    // Sites per function, by entry: the first function of the site's name
+    // whose range holds it (functions by name, so no scan per site), as
+    // (entry, site) pairs sorted by entry, sites in order.
+    let mut funcs_named: HashMap<&str, Vec<&FuncInfo>> = HashMap::new();
+    for f in &report.functions {
+        funcs_named.entry(f.name.as_str()).or_default().push(f);
+    }
+    let mut by_func: Vec<(u64, usize)> = Vec::with_capacity(report.sites.len());
     for (i, s) in report.sites.iter().enumerate() {
-        if let Some(fi) = report
-            .functions
-            .iter()
-            .find(|f| f.name == s.function && s.pc >= f.entry && s.pc < f.entry + f.size)
-        {
-            by_func.entry(fi.entry).or_default().push(i);
+        if let Some(fi) = funcs_named.get(s.function.as_str()).and_then(|c| {
+            c.iter()
+                .find(|f| s.pc >= f.entry && s.pc < f.entry + f.size)
+        }) {
+            by_func.push((fi.entry, i));
         }
     }
+    drop(funcs_named);
+    by_func.sort_by_key(|&(e, _)| e);
     let mut functions = Vec::with_capacity(report.functions.len());
+    let mut idx = Vec::new();
+    // One event buffer for all functions (kept at most EVENTS_KEPT long
+    // between them).
+    let mut events = Vec::new();
     for fi in &report.functions {
-        let idx = by_func.get(&fi.entry).cloned().unwrap_or_default();
-        functions.push(explain_func(&mut cx, report, fi, &idx, &mut sites, cost));
+        let lo = by_func.partition_point(|&(e, _)| e < fi.entry);
+        let hi = lo + by_func[lo..].partition_point(|&(e, _)| e == fi.entry);
+        idx.clear();
+        idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
+        functions.push(explain_func(
+            &mut cx,
+            report,
+            fi,
+            &idx,
+            &mut sites,
+            cost,
+            &mut events,
+        ));
+        if events.capacity() > EVENTS_KEPT {
+            events = Vec::new();
+        }
     }
+    drop(by_func);
+    final_callees_recover(&mut cx, &mut sites);
 
     // Inlining candidates: small functions with defers, by direct callers.
     let small: Vec<(u64, usize)> = report
@@ -998,6 +1158,52 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         functions,
         inline_candidates,
         cost_table: cost.clone(),
+    }
+}
+
+/// The final callee can recover too (a wrapped recovering function): for
+/// each site that does not call `recover` itself, the first function of its
+/// `deferred_target`'s name. The names are looked up together, in one pass
+/// over the function table.
+fn final_callees_recover(cx: &mut Cx<'_, '_>, sites: &mut [SiteExplain]) {
+    let mut wanted: HashMap<&[u8], Option<u64>> = HashMap::new();
+    for sx in sites.iter().filter(|sx| !sx.calls_recover) {
+        if let Some(t) = &sx.deferred_target {
+            wanted.insert(t.as_bytes(), None);
+        }
+    }
+    if wanted.is_empty() {
+        return;
+    }
+    let mut left = wanted.len();
+    for f in cx.ix.funcs() {
+        if left == 0 {
+            break;
+        }
+        let Some(n) = cx.ix.pcln.name_bytes(&f) else {
+            continue;
+        };
+        if let Some(slot @ None) = wanted.get_mut(n) {
+            *slot = Some(f.entry);
+            left -= 1;
+        }
+    }
+    let recover: Vec<(usize, bool)> = sites
+        .iter()
+        .enumerate()
+        .filter(|(_, sx)| !sx.calls_recover)
+        .filter_map(|(i, sx)| {
+            let t = sx.deferred_target.as_ref()?;
+            let entry = wanted.get(t.as_bytes()).copied().flatten()?;
+            Some((i, entry))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(i, entry)| (i, cx.calls_recover(entry)))
+        .collect();
+    drop(wanted);
+    for (i, r) in recover {
+        sites[i].calls_recover = r;
     }
 }
 
@@ -1060,6 +1266,7 @@ fn explain_func(
     idx: &[usize],
     sites: &mut [SiteExplain],
     cost: &CostTable,
+    events: &mut Vec<Event>,
 ) -> FuncExplain {
     let mut fx = FuncExplain {
         reasons: Vec::new(),
@@ -1072,19 +1279,20 @@ fn explain_func(
     };
     let img = cx.img;
     let ix = cx.ix;
-    let Some(f) = ix.func_for_pc(fi.entry) else {
+    let Some(f) = cx.func_for_pc(fi.entry) else {
         return fx;
     };
     let Some(code) = img.read(f.entry, f.end - f.entry) else {
         return fx;
     };
-    let mut events = Vec::new();
+    events.clear();
     deferscope_decode::scan_flow(img.arch, code, f.entry, |e| events.push(e));
+    let events = &events[..];
     // Jump tables: an indirect jump after a static address load reads its
     // targets from that table (8-byte code addresses inside the function).
     let mut tables: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut last_addr: Option<(u64, u64)> = None;
-    for e in &events {
+    for e in events {
         match *e {
             Event::AddrLoad { pc, addr, .. } => last_addr = Some((pc, addr)),
             Event::Jump {
@@ -1110,7 +1318,7 @@ fn explain_func(
     let cfg = Cfg::build_with_tables(
         f.entry,
         f.end,
-        &events,
+        events,
         &tables,
         NoReturn {
             targets: &cx.noreturn,
@@ -1127,14 +1335,17 @@ fn explain_func(
         .map(|s| s.pc)
         .collect();
     let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
-    let vals = cx.value_pass(code, f.entry, &events, &cfg, &open_pcs, first_site);
+    let vals = cx.value_pass(code, f.entry, events, &cfg, &open_pcs, first_site);
 
     // Per-site facts.
     for &i in idx {
         let s = &report.sites[i];
         if let Some(&c) = vals.fn_code.get(&s.pc) {
-            let (target, via, indirect) = cx.unwrap(c);
-            let rec = cx.calls_recover(c);
+            let ((target, via, indirect), rec) = cx.unwrap(c);
+            let rec = match rec {
+                Some(r) => r,
+                None => cx.calls_recover(c),
+            };
             sites[i].deferred_target = target;
             sites[i].deferred_via = via;
             sites[i].deferred_indirect = indirect;
@@ -1144,17 +1355,6 @@ fn explain_func(
             sites[i].heap_closure_allocator = Some(alloc.clone());
             sites[i].heap_closure_bytes = *size;
             sites[i].est_ns = cost.ns(s.kind, true);
-        }
-    }
-    // The final callee can recover too (a wrapped recovering function).
-    for &i in idx {
-        if sites[i].calls_recover {
-            continue;
-        }
-        if let Some(t) = sites[i].deferred_target.clone() {
-            if let Some(tf) = ix.find_funcs(&[t.as_str()]).first().copied().flatten() {
-                sites[i].calls_recover = cx.calls_recover(tf.entry);
-            }
         }
     }
 
@@ -1186,19 +1386,37 @@ fn explain_func(
     }
 
     // Reasons.
-    let lines = ix.lines(&f);
     let mut details: Vec<ReasonDetail> = Vec::new();
-    let loops = cfg.loops();
-    let idoms_all = cfg.idoms();
-    let inl = deferscope_index::InlineTree::new(ix, img, &f);
+    let idoms = cfg.idoms();
     let mut site_reasons: HashMap<usize, Vec<Reason>> = HashMap::new();
-    let call_target = |pc: u64| vals.calls.iter().find(|c| c.0 == pc).map(|c| c.1);
+    let mut call_at: HashMap<u64, u64> = HashMap::with_capacity(vals.calls.len());
+    for &(pc, t) in &vals.calls {
+        call_at.entry(pc).or_insert(t);
+    }
+    let call_target = |pc: u64| call_at.get(&pc).copied();
     // in-loop: a heap-allocated (deferproc) call inside a natural loop.
-    for &i in idx {
+    let heap_sites: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let s = &report.sites[i];
+            s.kind == Kind::HeapAllocated && call_target(s.pc) != cx.rt.deferprocat
+        })
+        .collect();
+    // The loops, line table and inline tree serve only these sites.
+    let (loops, lines, inl) = match heap_sites.is_empty() {
+        true => (Vec::new(), None, None),
+        false => (
+            cfg.loops_with(&idoms),
+            Some(ix.lines(&f)),
+            deferscope_index::InlineTree::new(ix, img, &f),
+        ),
+    };
+    for &i in &heap_sites {
         let s = &report.sites[i];
-        if s.kind != Kind::HeapAllocated || call_target(s.pc) == cx.rt.deferprocat {
-            continue;
-        }
+        let Some(lines) = &lines else {
+            break;
+        };
         let Some(b) = cfg.block_of(s.pc) else {
             continue;
         };
@@ -1219,7 +1437,7 @@ fn explain_func(
                     if u == h {
                         break true;
                     }
-                    match idoms_all[u] {
+                    match idoms[u] {
                         Some(d) if d != u => u = d,
                         _ => break false,
                     }
@@ -1325,8 +1543,7 @@ fn explain_func(
     }
     // Returns: deferreturn exits that are neither unreachable nor the
     // recovery branch after a deferproc* call.
-    let idoms = cfg.idoms();
-    let defer_calls: Vec<u64> = vals
+    let defer_calls: HashSet<u64> = vals
         .calls
         .iter()
         .filter(|(_, t)| {
@@ -1334,6 +1551,23 @@ fn explain_func(
         })
         .map(|c| c.0)
         .collect();
+    // The last call (in `calls` order) inside [start, end): by binary
+    // search when the calls are in address order, as the decoder gives
+    // them.
+    let calls_sorted = vals.calls.windows(2).all(|w| w[0].0 < w[1].0);
+    let last_call_in = |start: u64, end: u64| -> Option<u64> {
+        if calls_sorted {
+            let k = vals.calls.partition_point(|&(c, _)| c < end);
+            k.checked_sub(1)
+                .map(|k| vals.calls[k].0)
+                .filter(|&c| c >= start)
+        } else {
+            vals.calls
+                .iter()
+                .rfind(|&&(c, _)| c >= start && c < end)
+                .map(|c| c.0)
+        }
+    };
     let mut returns = 0;
     for &(pc, t) in &vals.calls {
         if Some(t) != cx.rt.deferreturn {
@@ -1351,11 +1585,7 @@ fn explain_func(
                 // The TESTL/JNE (CMP/BNE) right after the call (perhaps
                 // after alignment NOPs): the block's last call is a
                 // deferproc*.
-                && vals
-                    .calls
-                    .iter()
-                    .rfind(|&&(c, _)| c >= pb.start && c < pb.end)
-                    .is_some_and(|&(c, _)| defer_calls.contains(&c))
+                && last_call_in(pb.start, pb.end).is_some_and(|c| defer_calls.contains(&c))
         });
         if !recovery {
             returns += 1;
@@ -1509,6 +1739,7 @@ fn explain_func(
         sites[i].reasons = r;
     }
     fx.reasons = std::mem::take(&mut codes).into_iter().collect();
+    details.shrink_to_fit();
     fx.reason_details = details;
     fx
 }

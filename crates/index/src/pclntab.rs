@@ -222,6 +222,20 @@ impl<'d> Pclntab<'d> {
         }
     }
 
+    /// The address in function table slot `i` (`0..=nfunc`): function
+    /// `i`'s entry, and for `i == nfunc` the end of the last function. The
+    /// cheap part of [`Pclntab::func`], for searches by address.
+    pub fn entry_at(&self, i: usize, text_start: u64) -> Option<u64> {
+        if i > self.nfunc {
+            return None;
+        }
+        let (e, _) = self.functab(i)?;
+        match self.layout {
+            Layout::Go118 | Layout::Go120 => text_start.checked_add(e),
+            Layout::Go12 | Layout::Go116 => Some(e),
+        }
+    }
+
     /// Function `i`, `text_start` being the address entry offsets are
     /// relative to (go1.18+; ignored before).
     pub fn func(&self, i: usize, text_start: u64) -> Option<Func> {

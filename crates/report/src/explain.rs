@@ -4,12 +4,13 @@
 //! function, plus `cost_table` and `inline_candidates`). Also reads and
 //! writes the measured cost table `deferscope bench` saves.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use deferscope_analyze::cost::CostTable;
 use deferscope_analyze::explain::{Explain, FuncExplain, SiteExplain};
-use deferscope_analyze::{FuncInfo, Kind, Report, Site};
+use deferscope_analyze::{FuncInfo, Kind, Origin, Report, Site};
 use serde::Serialize;
 
 use crate::{headline, JSON_SCHEMA_VERSION};
@@ -98,13 +99,25 @@ pub fn text(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
         let (fa, fb) = (&r.functions[a], &r.functions[b]);
         (fa.origin, &fa.file, fa.line, &fa.name).cmp(&(fb.origin, &fb.file, fb.line, &fb.name))
     });
+    // Sites by function name, in order: a function's sites are those of
+    // its name inside its range (no scan of every site per function).
+    let mut sites_named: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, s) in r.sites.iter().enumerate() {
+        sites_named.entry(s.function.as_str()).or_default().push(j);
+    }
     let mut open_lines = Vec::new();
     for i in order {
         let f = &r.functions[i];
         let fx = &x.functions[i];
-        let idx: Vec<usize> = (0..r.sites.len())
-            .filter(|&j| r.sites[j].function == f.name && in_func(f, &r.sites[j]))
-            .collect();
+        let idx: Vec<usize> = sites_named
+            .get(f.name.as_str())
+            .map(|c| {
+                c.iter()
+                    .copied()
+                    .filter(|&j| in_func(f, &r.sites[j]))
+                    .collect()
+            })
+            .unwrap_or_default();
         let sites: Vec<&Site> = idx.iter().map(|&j| &r.sites[j]).collect();
         if fx.reasons.is_empty() {
             if !sites.is_empty() {
@@ -321,13 +334,10 @@ struct Doc<'a> {
 
 /// The JSON document: scan's, with the explain fields (docs/json.md).
 pub fn json(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
-    let mut plain = Vec::new();
-    crate::json(r, &mut plain)?;
-    let v: serde_json::Value = serde_json::from_slice(&plain).map_err(io::Error::other)?;
     let doc = Doc {
         schema_version: JSON_SCHEMA_VERSION,
         binary: &r.binary,
-        summary: v.get("summary").cloned().unwrap_or_default(),
+        summary: summary(r)?,
         sites: r
             .sites
             .iter()
@@ -345,6 +355,26 @@ pub fn json(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     };
     serde_json::to_writer_pretty(&mut *w, &doc)?;
     writeln!(w)
+}
+
+/// Scan's `summary` object (as [`crate::json`] writes it), as a JSON value
+/// built from the counts: the document must not be written and parsed
+/// again for it (that costs memory in proportion to the sites).
+fn summary(r: &Report) -> io::Result<serde_json::Value> {
+    let (all, by) = r.counts();
+    let get = |o| by.get(&o).copied().unwrap_or_default();
+    let v = |c| serde_json::to_value(c).map_err(io::Error::other);
+    let mut m = serde_json::Map::new();
+    m.insert("sites".into(), r.sites.len().into());
+    m.insert(
+        "functions".into(),
+        r.functions.iter().filter(|f| f.sites > 0).count().into(),
+    );
+    m.insert("kinds".into(), v(all)?);
+    m.insert("main".into(), v(get(Origin::Main))?);
+    m.insert("std".into(), v(get(Origin::Std))?);
+    m.insert("dep".into(), v(get(Origin::Dependency))?);
+    Ok(serde_json::Value::Object(m))
 }
 
 /// One cost table as a JSON object.
