@@ -16,6 +16,11 @@ annotations) against `go tool objdump` of the same release, both to
 /dev/null, alternating runs in the same invocation: each toolchain's own
 cmd/go (linux/amd64), and the matrix's linux/arm64 cmd/go
 (scripts/build-matrix.py) for --disasm-arm64. The target is 5x.
+
+The third table is `deferscope explain` against `deferscope scan` of the
+same input in the same run: cmd/go, and dockerd (scripts/real-binaries.py)
+and the huge generated binary (scripts/gen-huge.py) when cached. The
+target is 5x.
 """
 
 from __future__ import annotations
@@ -124,8 +129,43 @@ def main() -> int:
             od = "fails | - | -"
         print(f"| {name} | {size:.1f} MB | {ds_wall*1000:.1f} ms | {ds_rss/1024:.0f} MB | {od} |")
     shutil.rmtree(tmp)
+    bench_explain(ds, a, gr)
     bench_disasm(ds, a)
     return 0
+
+
+def bench_explain(ds: str, a: argparse.Namespace, gr: Path) -> None:
+    """`deferscope explain` against `deferscope scan` of the same input, in
+    the same run (alternating): cmd/go, dockerd and the generated huge
+    binary (scripts/gen-huge.py) when they are in the cache. Target: 5x."""
+    inputs = [("cmd/go", gr / "bin/go"),
+              ("dockerd", CACHE / "real/deb/docker.io/usr/sbin/dockerd"),
+              ("huge (gen-huge.py)", CACHE / "huge/huge")]
+    print(f"\nexplain vs scan, --format json to /dev/null; {a.runs} alternating runs; "
+          f"median wall, peak RSS, median CPU (user+sys)\n")
+    print("| input | size | scan | RSS | CPU | explain | RSS | CPU | ratio | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, path in inputs:
+        if not path.exists():
+            print(f"| {name} | not in the cache ({path}) | | | | | | | | |")
+            continue
+        sc, ex = [], []
+        ok = True
+        for _ in range(a.runs):
+            w, r, c, k = timed_cpu([ds, "scan", "--format", "json", str(path)])
+            sc.append((w, r, c))
+            w2, r2, c2, k2 = timed_cpu([ds, "explain", "--format", "json", str(path)])
+            ex.append((w2, r2, c2))
+            ok = ok and k and k2
+        size = path.stat().st_size / 1e6
+        if not ok:
+            print(f"| {name} | {size:.1f} MB | failed | | | | | | | |")
+            continue
+        sw, ew = (statistics.median(x[0] for x in v) for v in (sc, ex))
+        sr, er = (max(x[1] for x in v) / 1024 for v in (sc, ex))
+        scpu, ecpu = (statistics.median(x[2] for x in v) for v in (sc, ex))
+        print(f"| {name} | {size:.1f} MB | {sw:.2f} s | {sr:.0f} MB | {scpu:.2f} s | {ew:.2f} s | {er:.0f} MB "
+              f"| {ecpu:.2f} s | {ew/max(sw, 1e-3):.1f}x | {ecpu/max(scpu, 1e-3):.1f}x |")
 
 
 def timed_cpu(argv: list[str]) -> tuple[float, int, float, bool]:
