@@ -58,6 +58,37 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The cache of toolchains, matrix and downloads (`DEFERSCOPE_CACHE`, else
+/// `~/.cache/deferscope`), as scripts/test-all.sh sets it up.
+pub fn cache_root() -> PathBuf {
+    match std::env::var_os("DEFERSCOPE_CACHE") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/deferscope"),
+    }
+}
+
+/// A Go version as numbers, for ordering ("1.22.10" -> [1, 22, 10]).
+fn vkey(v: &str) -> Vec<u32> {
+    v.split('.').filter_map(|x| x.parse().ok()).collect()
+}
+
+/// Installed toolchains, oldest first: (version, GOROOT).
+pub fn toolchains() -> Vec<(String, PathBuf)> {
+    let dir = cache_root().join("toolchains");
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.strip_prefix("go")?.to_owned();
+            let goroot = e.path().join("go");
+            goroot.join("bin/go").is_file().then_some((version, goroot))
+        })
+        .collect();
+    v.sort_by_key(|(ver, _)| vkey(ver));
+    v
+}
+
 pub fn committed_root() -> PathBuf {
     repo_root().join("fixtures/bin")
 }
@@ -192,7 +223,7 @@ fn code_lines(e: &Entry, keep: &HashSet<(String, u32)>) -> Result<HashSet<String
 }
 
 /// The module path of one of our fixture programs, from its go.mod.
-fn module_path(program: &str) -> Option<String> {
+pub fn module_path(program: &str) -> Option<String> {
     let gomod =
         std::fs::read_to_string(repo_root().join("fixtures/go").join(program).join("go.mod"))
             .ok()?;

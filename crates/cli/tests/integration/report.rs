@@ -34,14 +34,9 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::badinput::deferscope;
-use crate::fixtures::{committed_root, entries, repo_root, Entry};
-
-fn cache_root() -> PathBuf {
-    match std::env::var_os("DEFERSCOPE_CACHE") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/deferscope"),
-    }
-}
+use crate::fixtures::{
+    cache_root, committed_root, entries, module_path, repo_root, toolchains, Entry,
+};
 
 fn schema_path() -> PathBuf {
     cache_root().join("sarif/sarif-schema-2.1.0.json")
@@ -227,27 +222,6 @@ fn check_diff_bad_input() -> Result<(), Failed> {
 
 // ---------------------------------------------------------------------------
 // Go toolchains and fixture builds.
-
-fn vkey(v: &str) -> Vec<u32> {
-    v.split('.').filter_map(|x| x.parse().ok()).collect()
-}
-
-/// Installed toolchains, oldest first: (version, GOROOT).
-fn toolchains() -> Vec<(String, PathBuf)> {
-    let dir = cache_root().join("toolchains");
-    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let version = e.file_name().to_str()?.strip_prefix("go")?.to_owned();
-            let goroot = e.path().join("go");
-            goroot.join("bin/go").is_file().then_some((version, goroot))
-        })
-        .collect();
-    v.sort_by_key(|(ver, _)| vkey(ver));
-    v
-}
 
 /// A command with the toolchain's environment: its go first on PATH, a
 /// GOCACHE of our own, no GO* variables from outside.
@@ -572,16 +546,6 @@ fn check_verify_cmdgo(version: &str, goroot: &Path) -> Result<(), Failed> {
 
 // ---------------------------------------------------------------------------
 // The product's verifier over the matrix.
-
-fn module_path(program: &str) -> Option<String> {
-    let gomod =
-        std::fs::read_to_string(repo_root().join("fixtures/go").join(program).join("go.mod"))
-            .ok()?;
-    gomod
-        .lines()
-        .find_map(|l| l.strip_prefix("module "))
-        .map(|m| m.trim().to_owned())
-}
 
 fn check_matrix_verify(e: &Entry) -> Result<(), Failed> {
     use deferscope_report::verify::{verify, CompilerLines, PathContext};

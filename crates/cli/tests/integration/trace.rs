@@ -40,38 +40,10 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::badinput::deferscope;
-use crate::fixtures::{committed_root, entries, repo_root};
+use crate::fixtures::{cache_root, committed_root, entries, repo_root, toolchains};
 
 /// Longest any traced run may take before the trial fails.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn cache_root() -> PathBuf {
-    match std::env::var_os("DEFERSCOPE_CACHE") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/deferscope"),
-    }
-}
-
-fn vkey(v: &str) -> Vec<u32> {
-    v.split('.').filter_map(|x| x.parse().ok()).collect()
-}
-
-/// Installed toolchains, oldest first: (version, GOROOT).
-fn toolchains() -> Vec<(String, PathBuf)> {
-    let dir = cache_root().join("toolchains");
-    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let version = e.file_name().to_str()?.strip_prefix("go")?.to_owned();
-            let goroot = e.path().join("go");
-            goroot.join("bin/go").is_file().then_some((version, goroot))
-        })
-        .collect();
-    v.sort_by_key(|(ver, _)| vkey(ver));
-    v
-}
 
 /// `fixtures/go/trace` built with one toolchain, once per test run.
 fn fixture(version: &str, goroot: &Path) -> Result<PathBuf, Failed> {
