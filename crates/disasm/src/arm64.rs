@@ -29,9 +29,20 @@
 //! instruction prints as objdump prints it.
 //!
 //! Spellings are data: [`COND_NAMES`], [`NO_W_SUFFIX`], [`ALIAS_OP`].
+//!
+//! Printing allocates nothing per instruction (most of a whole-binary
+//! listing's time is here): operands are written one after another into
+//! a reused buffer and then copied into the line in Go's order, opcode
+//! names (yaxpeax-arm's variant names) are made once per opcode with their
+//! [`ALIAS_OP`]/[`NO_W_SUFFIX`] flags, numbers go through the crate's
+//! `push_dec`, and the format machinery is left to rare operands
+//! (floating-point immediates, system registers).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::mem::Discriminant;
 
 use yaxpeax_arch::{Decoder, U8Reader};
 use yaxpeax_arm::armv8::a64::{
@@ -40,7 +51,7 @@ use yaxpeax_arm::armv8::a64::{
 
 use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
 use crate::x86::Lookup;
-use crate::Dialect;
+use crate::{push_dec, Dialect};
 
 /// Condition names as `B.cond` prints them (Go's `BCS`, `BCC`).
 pub const COND_NAMES: [&str; 16] = [
@@ -135,59 +146,317 @@ pub struct Arm64 {
     /// page address)`. The instruction right after it that uses the
     /// register completes the address (see the module doc).
     adrp: Cell<Option<(u64, u16, u64)>>,
+    /// Buffers and names reused from one instruction to the next.
+    scratch: RefCell<Scratch>,
+    /// An ADRP pair's instruction as printed plainly, and its memory operand.
+    pair_scratch: RefCell<(String, String)>,
 }
 
-/// An operand as text, with what the rules need to know about it.
-#[derive(Clone, Debug)]
+/// What the printer reuses between instructions, so that printing one
+/// allocates nothing: the operands' text, written one after another into
+/// `args` (each [`Arg`] is a range of it), the mnemonic being built in
+/// `op`, and each opcode's name and flags, made once per opcode.
+#[derive(Default)]
+struct Scratch {
+    args: String,
+    op: String,
+    names: HashMap<Discriminant<Opcode>, OpInfo, BuildHasherDefault<DiscHasher>>,
+}
+
+/// An opcode's name (the variant's name, as yaxpeax-arm's `Debug` spells
+/// it) and what the rules ask of it.
+struct OpInfo {
+    name: Box<str>,
+    /// [`ALIAS_OP`]'s new name for it.
+    alias: Option<&'static str>,
+    /// The name after [`ALIAS_OP`] is in [`NO_W_SUFFIX`].
+    no_w: bool,
+    /// Scalar FP by name (`F...`, `...CVTF`): SIMD registers print as `F<n>`.
+    fp: bool,
+}
+
+impl OpInfo {
+    fn new(name: String) -> OpInfo {
+        let alias = ALIAS_OP
+            .iter()
+            .find(|(from, _)| *from == name)
+            .map(|&(_, to)| to);
+        OpInfo {
+            no_w: NO_W_SUFFIX.contains(&alias.unwrap_or(&name)),
+            fp: name.starts_with('F') || name.ends_with("CVTF"),
+            alias,
+            name: name.into(),
+        }
+    }
+}
+
+/// Hasher for an enum discriminant (a small integer): multiply and rotate.
+#[derive(Default)]
+struct DiscHasher(u64);
+
+impl Hasher for DiscHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+/// An operand: its text is `Scratch::args[s..e]`.
+#[derive(Clone, Copy, Default)]
 struct Arg {
-    text: String,
+    s: usize,
+    e: usize,
     /// 32-bit general register.
     w: bool,
 }
 
-fn gpr(n: u16, sp: bool) -> String {
+fn push_gpr(b: &mut String, n: u16, sp: bool) {
     match (n, sp) {
-        (31, true) => "RSP".into(),
-        (31, false) => "ZR".into(),
-        (n, _) => format!("R{n}"),
+        (31, true) => b.push_str("RSP"),
+        (31, false) => b.push_str("ZR"),
+        (n, _) => {
+            b.push('R');
+            push_dec(b, n as i64);
+        }
     }
 }
 
-fn arrangement(v: SIMDSizeCode, e: SIMDSizeCode) -> String {
-    let lanes = |total: u32| -> u32 {
-        let esz = match e {
-            SIMDSizeCode::B => 8,
-            SIMDSizeCode::H => 16,
-            SIMDSizeCode::S => 32,
-            SIMDSizeCode::D => 64,
-            SIMDSizeCode::Q => 128,
-        };
-        total / esz
+fn size_name(e: SIMDSizeCode) -> &'static str {
+    match e {
+        SIMDSizeCode::B => "B",
+        SIMDSizeCode::H => "H",
+        SIMDSizeCode::S => "S",
+        SIMDSizeCode::D => "D",
+        SIMDSizeCode::Q => "Q",
+    }
+}
+
+/// `B16`, `S4`, `D2`...: element size and lane count.
+fn push_arrangement(b: &mut String, v: SIMDSizeCode, e: SIMDSizeCode) {
+    let esz = match e {
+        SIMDSizeCode::B => 8,
+        SIMDSizeCode::H => 16,
+        SIMDSizeCode::S => 32,
+        SIMDSizeCode::D => 64,
+        SIMDSizeCode::Q => 128,
     };
     let total = if v == SIMDSizeCode::Q { 128 } else { 64 };
-    format!("{:?}{}", e, lanes(total))
+    b.push_str(size_name(e));
+    push_dec(b, total / esz);
 }
 
-fn shift_text(reg: &str, style: ShiftStyle, amt: u8) -> String {
-    match style {
-        ShiftStyle::LSL => {
-            if amt == 0 {
-                reg.to_string()
-            } else {
-                format!("{reg}<<{amt}")
-            }
-        }
-        ShiftStyle::LSR => format!("{reg}>>{amt}"),
-        ShiftStyle::ASR => format!("{reg}->{amt}"),
-        ShiftStyle::ROR => format!("{reg}@>{amt}"),
-        other => {
-            let mut s = format!("{reg}.{:?}", other);
-            if amt != 0 {
-                let _ = write!(s, "<<{amt}");
-            }
-            s
-        }
+fn style_name(s: ShiftStyle) -> &'static str {
+    match s {
+        ShiftStyle::LSL => "LSL",
+        ShiftStyle::LSR => "LSR",
+        ShiftStyle::ASR => "ASR",
+        ShiftStyle::ROR => "ROR",
+        ShiftStyle::UXTB => "UXTB",
+        ShiftStyle::UXTH => "UXTH",
+        ShiftStyle::UXTW => "UXTW",
+        ShiftStyle::UXTX => "UXTX",
+        ShiftStyle::SXTB => "SXTB",
+        ShiftStyle::SXTH => "SXTH",
+        ShiftStyle::SXTW => "SXTW",
+        ShiftStyle::SXTX => "SXTX",
     }
+}
+
+/// `R1<<3`, `R1>>3`, `R1->3`, `R1@>3`, `R1.UXTW<<2`: the shift after a register.
+fn push_shift(b: &mut String, style: ShiftStyle, amt: u8) {
+    let sep = match style {
+        ShiftStyle::LSL if amt == 0 => return,
+        ShiftStyle::LSL => "<<",
+        ShiftStyle::LSR => ">>",
+        ShiftStyle::ASR => "->",
+        ShiftStyle::ROR => "@>",
+        other => {
+            b.push('.');
+            b.push_str(style_name(other));
+            if amt == 0 {
+                return;
+            }
+            "<<"
+        }
+    };
+    b.push_str(sep);
+    push_dec(b, amt as i64);
+}
+
+fn cat(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
+}
+
+/// Write one operand's text to `b`; true if it is a 32-bit general
+/// register. `fp_op`: SIMD registers are scalar FP (`F<n>`).
+fn write_arg(op: &Operand, pc: u64, syms: &dyn Lookup, fp_op: bool, b: &mut String) -> bool {
+    match *op {
+        Operand::Register(s, n) => {
+            push_gpr(b, n, false);
+            return s == SizeCode::W;
+        }
+        Operand::RegisterOrSP(s, n) => {
+            push_gpr(b, n, true);
+            return s == SizeCode::W;
+        }
+        Operand::RegisterPair(_, n) => push_gpr(b, n, false),
+        Operand::SIMDRegister(_, n) => {
+            b.push(if fp_op { 'F' } else { 'V' });
+            push_dec(b, n as i64);
+        }
+        Operand::SIMDRegisterElements(v, n, e) => {
+            b.push('V');
+            push_dec(b, n as i64);
+            b.push('.');
+            push_arrangement(b, v, e);
+        }
+        Operand::SIMDRegisterElementsLane(_, n, e, lane)
+        | Operand::SIMDRegisterElementsMultipleLane(_, n, e, lane, _) => {
+            b.push('V');
+            push_dec(b, n as i64);
+            b.push('.');
+            b.push_str(size_name(e));
+            b.push('[');
+            push_dec(b, lane as i64);
+            b.push(']');
+        }
+        Operand::SIMDRegisterGroup(v, n, e, cnt) => {
+            b.push('[');
+            for i in 0..cnt as u16 {
+                if i > 0 {
+                    b.push_str(", ");
+                }
+                b.push('V');
+                push_dec(b, ((n + i) & 31) as i64);
+                b.push('.');
+                push_arrangement(b, v, e);
+            }
+            b.push(']');
+        }
+        Operand::SIMDRegisterGroupLane(n, e, cnt, lane) => {
+            if cnt > 1 {
+                b.push('[');
+            }
+            for i in 0..(cnt as u16).max(1) {
+                if i > 0 {
+                    b.push_str(", ");
+                }
+                b.push('V');
+                push_dec(b, ((n + i) & 31) as i64);
+                b.push('.');
+                b.push_str(size_name(e));
+            }
+            if cnt > 1 {
+                b.push(']');
+            }
+            b.push('[');
+            push_dec(b, lane as i64);
+            b.push(']');
+        }
+        Operand::ConditionCode(c) => b.push_str(cond_arg(c)),
+        Operand::PCOffset(off) => {
+            let addr = (pc as i64).wrapping_add(off) as u64;
+            match syms.lookup(addr) {
+                Some((s, base)) if base == addr => cat(b, &[s, "(SB)"]),
+                _ => {
+                    push_dec(b, off / 4);
+                    b.push_str("(PC)");
+                }
+            }
+        }
+        Operand::Immediate(v) => {
+            b.push('$');
+            push_dec(b, v as i64);
+        }
+        Operand::Imm64(v) => {
+            b.push('$');
+            push_dec(b, v as i64);
+        }
+        Operand::Imm16(v) => {
+            b.push('$');
+            push_dec(b, v as i64);
+        }
+        Operand::ImmediateDouble(d) => {
+            // Rare (FMOV $imm): the format machinery is fine here.
+            let s = format!("{d:.6}");
+            b.push('$');
+            b.push_str(s.trim_end_matches('0'));
+        }
+        Operand::ImmShift(v, s) => {
+            if s == 0 {
+                b.push('$');
+                push_dec(b, v as i64);
+            } else {
+                b.push_str("$(");
+                push_dec(b, v as i64);
+                b.push_str("<<");
+                push_dec(b, s as i64);
+                b.push(')');
+            }
+        }
+        Operand::ImmShiftMSL(v, s) => {
+            b.push_str("$(");
+            push_dec(b, v as i64);
+            b.push_str("<<");
+            push_dec(b, s as i64);
+            b.push(')');
+        }
+        Operand::RegShift(style, amt, s, r) => {
+            push_gpr(b, r, false);
+            push_shift(b, style, amt);
+            return s == SizeCode::W;
+        }
+        Operand::RegRegOffset(base, idx, _, style, amt) => {
+            b.push('(');
+            push_gpr(b, base, true);
+            b.push_str(")(");
+            push_gpr(b, idx, false);
+            if style != ShiftStyle::LSL {
+                b.push('.');
+                b.push_str(style_name(style));
+            }
+            if amt != 0 {
+                b.push_str("<<");
+                push_dec(b, amt as i64);
+            }
+            b.push(')');
+        }
+        Operand::RegPreIndex(base, off, _) | Operand::RegPostIndex(base, off) => {
+            if off != 0 {
+                push_dec(b, off as i64);
+            }
+            b.push('(');
+            push_gpr(b, base, true);
+            b.push(')');
+        }
+        Operand::RegPostIndexReg(base, r) => {
+            b.push('(');
+            push_gpr(b, base, true);
+            b.push_str(")(R");
+            push_dec(b, r as i64);
+            b.push(')');
+        }
+        Operand::PrefetchOp(v) => b.push_str(&prefetch_name(v)),
+        Operand::SystemReg(v) | Operand::ControlReg(v) => {
+            b.push('$');
+            push_dec(b, v as i64);
+        }
+        _ => b.push('?'),
+    }
+    false
+}
+
+/// Replace an operand's text: the new text goes at the end of `buf`.
+fn set_text(buf: &mut String, a: &mut Arg, text: &str) {
+    a.s = buf.len();
+    buf.push_str(text);
+    a.e = buf.len();
 }
 
 impl Arm64 {
@@ -196,6 +465,8 @@ impl Arm64 {
             dialect,
             dec: InstDecoder::default(),
             adrp: Cell::new(None),
+            scratch: RefCell::new(Scratch::default()),
+            pair_scratch: RefCell::new((String::new(), String::new())),
         }
     }
 
@@ -256,13 +527,14 @@ impl Arm64 {
         syms: &dyn Lookup,
         out: &mut String,
     ) -> bool {
-        let name = |addr: u64| -> Option<String> {
-            let (s, base) = syms.lookup(addr)?;
-            Some(if addr == base {
-                format!("{s}(SB)")
-            } else {
-                format!("{s}+{}(SB)", addr - base)
-            })
+        // `sym(SB)` or `sym+off(SB)` for the symbol covering `addr`.
+        let name = |out: &mut String, addr: u64, (s, base): (&str, u64)| {
+            out.push_str(s);
+            if addr != base {
+                out.push('+');
+                push_dec(out, (addr - base) as i64);
+            }
+            out.push_str("(SB)");
         };
         let ops = &ins.operands;
         if ins.opcode == Opcode::ADD && word >> 31 == 1 && (word >> 22) & 3 == 0 {
@@ -272,9 +544,13 @@ impl Arm64 {
                 Operand::Immediate(lo),
             ) = (ops[0], ops[1], ops[2])
             {
+                let addr = page.wrapping_add(lo as u64);
                 if rn == reg {
-                    if let Some(n) = name(page.wrapping_add(lo as u64)) {
-                        let _ = write!(out, "MOVD ${n}, {}", gpr(rd, true));
+                    if let Some(sym) = syms.lookup(addr) {
+                        out.push_str("MOVD $");
+                        name(out, addr, sym);
+                        out.push_str(", ");
+                        push_gpr(out, rd, true);
                         return true;
                     }
                 }
@@ -290,152 +566,26 @@ impl Arm64 {
         let Operand::RegPreIndex(_, lo, _) = ops[i] else {
             return false;
         };
-        let Some(n) = name(page.wrapping_add(lo as i64 as u64)) else {
+        let addr = page.wrapping_add(lo as i64 as u64);
+        let Some(sym) = syms.lookup(addr) else {
             return false;
         };
         // Print as usual, then put the symbol where `lo(reg)` was.
-        let mut plain = String::new();
-        self.go_syntax(ins, word, pc, &NoLookup, &mut plain);
-        let mem = if lo != 0 {
-            format!("{lo}({})", gpr(reg, true))
-        } else {
-            format!("({})", gpr(reg, true))
-        };
-        match plain.rfind(&mem) {
+        let mut guard = self.pair_scratch.borrow_mut();
+        let (plain, mem) = &mut *guard;
+        plain.clear();
+        mem.clear();
+        self.go_syntax(ins, word, pc, &NoLookup, plain);
+        write_arg(&ops[i], pc, &NoLookup, false, mem);
+        match plain.rfind(mem.as_str()) {
             Some(at) => {
                 out.push_str(&plain[..at]);
-                out.push_str(&n);
+                name(out, addr, sym);
                 out.push_str(&plain[at + mem.len()..]);
                 true
             }
             None => false,
         }
-    }
-
-    /// `name`: the opcode's name (`format!("{:?}", ins.opcode)`, made once
-    /// per instruction by the caller).
-    fn arg(&self, ins: &Instruction, op: &Operand, pc: u64, syms: &dyn Lookup, name: &str) -> Arg {
-        let fp_op = {
-            let n = name;
-            n.starts_with('F')
-                || n.ends_with("CVTF")
-                || matches!(
-                    ins.opcode,
-                    Opcode::LDP
-                        | Opcode::STP
-                        | Opcode::LDR
-                        | Opcode::STR
-                        | Opcode::LDUR
-                        | Opcode::STUR
-                )
-        };
-        let text = match *op {
-            Operand::Register(s, n) => {
-                return Arg {
-                    text: gpr(n, false),
-                    w: s == SizeCode::W,
-                }
-            }
-            Operand::RegisterOrSP(s, n) => {
-                return Arg {
-                    text: gpr(n, true),
-                    w: s == SizeCode::W,
-                }
-            }
-            Operand::RegisterPair(_, n) => gpr(n, false),
-            Operand::SIMDRegister(_, n) => {
-                if fp_op {
-                    format!("F{n}")
-                } else {
-                    format!("V{n}")
-                }
-            }
-            Operand::SIMDRegisterElements(v, n, e) => format!("V{n}.{}", arrangement(v, e)),
-            Operand::SIMDRegisterElementsLane(_, n, e, lane) => format!("V{n}.{e:?}[{lane}]"),
-            Operand::SIMDRegisterElementsMultipleLane(_, n, e, lane, _) => {
-                format!("V{n}.{e:?}[{lane}]")
-            }
-            Operand::SIMDRegisterGroup(v, n, e, cnt) => {
-                let a = arrangement(v, e);
-                let regs: Vec<String> = (0..cnt as u16)
-                    .map(|i| format!("V{}.{a}", (n + i) & 31))
-                    .collect();
-                format!("[{}]", regs.join(", "))
-            }
-            Operand::SIMDRegisterGroupLane(n, e, cnt, lane) => {
-                let regs: Vec<String> = (0..cnt as u16)
-                    .map(|i| format!("V{}.{e:?}", (n + i) & 31))
-                    .collect();
-                if cnt > 1 {
-                    format!("[{}][{lane}]", regs.join(", "))
-                } else {
-                    format!("{}[{lane}]", regs[0])
-                }
-            }
-            Operand::ConditionCode(c) => cond_arg(c).to_string(),
-            Operand::PCOffset(off) => {
-                let addr = (pc as i64).wrapping_add(off) as u64;
-                match syms.lookup(addr) {
-                    Some((s, b)) if b == addr => format!("{s}(SB)"),
-                    _ => format!("{}(PC)", off / 4),
-                }
-            }
-            Operand::Immediate(v) => format!("${v}"),
-            Operand::Imm64(v) => format!("${}", v as i64),
-            Operand::Imm16(v) => format!("${v}"),
-            Operand::ImmediateDouble(d) => {
-                let s = format!("{d:.6}");
-                format!("${}", s.trim_end_matches('0'))
-            }
-            Operand::ImmShift(v, s) => {
-                if s == 0 {
-                    format!("${v}")
-                } else {
-                    format!("$({v}<<{s})")
-                }
-            }
-            Operand::ImmShiftMSL(v, s) => format!("$({v}<<{s})"),
-            Operand::RegShift(style, amt, s, r) => {
-                return Arg {
-                    text: shift_text(&gpr(r, false), style, amt),
-                    w: s == SizeCode::W,
-                }
-            }
-            Operand::RegRegOffset(b, i, s, style, amt) => {
-                let base = gpr(b, true);
-                let idx = gpr(i, false);
-                let _ = s;
-                match style {
-                    ShiftStyle::LSL => {
-                        if amt != 0 {
-                            format!("({base})({idx}<<{amt})")
-                        } else {
-                            format!("({base})({idx})")
-                        }
-                    }
-                    other => {
-                        if amt != 0 {
-                            format!("({base})({idx}.{other:?}<<{amt})")
-                        } else {
-                            format!("({base})({idx}.{other:?})")
-                        }
-                    }
-                }
-            }
-            Operand::RegPreIndex(b, off, _) | Operand::RegPostIndex(b, off) => {
-                if off != 0 {
-                    format!("{off}({})", gpr(b, true))
-                } else {
-                    format!("({})", gpr(b, true))
-                }
-            }
-            Operand::RegPostIndexReg(b, r) => format!("({})(R{r})", gpr(b, true)),
-            Operand::PrefetchOp(v) => prefetch_name(v),
-            Operand::SystemReg(v) => format!("${v}"),
-            Operand::ControlReg(v) => format!("${v}"),
-            _ => "?".into(),
-        };
-        Arg { text, w: false }
     }
 
     fn go_syntax(
@@ -446,16 +596,54 @@ impl Arm64 {
         syms: &dyn Lookup,
         out: &mut String,
     ) {
-        let ops: Vec<&Operand> = ins
+        let mut guard = self.scratch.borrow_mut();
+        let Scratch {
+            args: buf,
+            op,
+            names,
+        } = &mut *guard;
+        buf.clear();
+        op.clear();
+        let n = ins
             .operands
             .iter()
-            .take_while(|o| !matches!(o, Operand::Nothing))
-            .collect();
-        let mut op: String = format!("{:?}", ins.opcode);
-        let mut args: Vec<Arg> = ops
-            .iter()
-            .map(|o| self.arg(ins, o, pc, syms, &op))
-            .collect();
+            .position(|o| matches!(o, Operand::Nothing))
+            .unwrap_or(ins.operands.len());
+        let ops = &ins.operands[..n];
+        let key = std::mem::discriminant(&ins.opcode);
+        let (alias, no_w, fp_name) = match names.get(&key) {
+            Some(i) => {
+                op.push_str(&i.name);
+                (i.alias, i.no_w, i.fp)
+            }
+            None => {
+                let info = OpInfo::new(format!("{:?}", ins.opcode));
+                op.push_str(&info.name);
+                let flags = (info.alias, info.no_w, info.fp);
+                // Variants with data (`SWP(2)`) print it: name those afresh.
+                if !info.name.contains('(') {
+                    names.insert(key, info);
+                }
+                flags
+            }
+        };
+        let fp_op = fp_name
+            || matches!(
+                ins.opcode,
+                Opcode::LDP | Opcode::STP | Opcode::LDR | Opcode::STR | Opcode::LDUR | Opcode::STUR
+            );
+        let mut argv = [Arg::default(); 4];
+        for (a, o) in argv.iter_mut().zip(ops) {
+            let s = buf.len();
+            let w = write_arg(o, pc, syms, fp_op, buf);
+            *a = Arg { s, e: buf.len(), w };
+        }
+        let args = &mut argv[..n];
+        macro_rules! t {
+            ($i:expr) => {
+                &buf[args[$i].s..args[$i].e]
+            };
+        }
         let is_zr = |o: &Operand| matches!(o, Operand::Register(_, 31));
         // Addressing-mode suffix for loads and stores.
         let mem_suffix = ops.iter().find_map(|o| match o {
@@ -506,42 +694,43 @@ impl Arm64 {
             'd' => "FMOVD",
             _ => "FMOVQ",
         };
-        let n = args.len();
-        let rev_join = |args: &[Arg]| -> String {
-            args.iter()
-                .rev()
-                .map(|a| a.text.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+        let set_op = |op: &mut String, name: &str| {
+            op.clear();
+            op.push_str(name);
         };
         let w0 = args.first().is_some_and(|a| a.w);
+        let w = if w0 { "W" } else { "" };
+        let mov = if w0 { "MOVW" } else { "MOVD" };
         match ins.opcode {
             Opcode::BL => {
-                let _ = write!(out, "CALL {}", args[0].text);
+                cat(out, &["CALL ", t!(0)]);
                 return;
             }
-            Opcode::BLR => {
-                let _ = write!(out, "CALL ({})", args[0].text.replace("ZR", "R31"));
-                return;
-            }
-            Opcode::BR => {
-                let _ = write!(out, "JMP ({})", args[0].text.replace("ZR", "R31"));
+            Opcode::BLR | Opcode::BR => {
+                let r = t!(0);
+                let r = if r == "ZR" { "R31" } else { r };
+                let base = if ins.opcode == Opcode::BLR {
+                    "CALL ("
+                } else {
+                    "JMP ("
+                };
+                cat(out, &[base, r, ")"]);
                 return;
             }
             Opcode::RET => {
                 if matches!(ops.first(), Some(Operand::Register(_, 30)) | None) {
                     out.push_str("RET");
                 } else {
-                    let _ = write!(out, "RET {}", args[0].text);
+                    cat(out, &["RET ", t!(0)]);
                 }
                 return;
             }
             Opcode::B => {
-                let _ = write!(out, "JMP {}", args[0].text);
+                cat(out, &["JMP ", t!(0)]);
                 return;
             }
             Opcode::Bcc(c) => {
-                let _ = write!(out, "B{} {}", COND_NAMES[(c & 15) as usize], args[0].text);
+                cat(out, &["B", COND_NAMES[(c & 15) as usize], " ", t!(0)]);
                 return;
             }
             Opcode::HINT if word & 0xffff_f01f == 0xd503_201f && (word >> 5 & 0x7f) < 6 => {
@@ -552,8 +741,10 @@ impl Arm64 {
                 if let Operand::SystemReg(r) = ins.operands[0] {
                     // Rt from the word: the decoder's operand for XZR is
                     // not a register.
-                    let rt = gpr((word & 31) as u16, false);
-                    let _ = write!(out, "MSR {rt}, {}", sysreg_name(r));
+                    out.push_str("MSR ");
+                    push_gpr(out, (word & 31) as u16, false);
+                    out.push_str(", ");
+                    out.push_str(&sysreg_name(r));
                     return;
                 }
             }
@@ -563,21 +754,23 @@ impl Arm64 {
                     (Operand::SIMDRegisterElements(..), a, b) if a == b
                 ) =>
             {
-                let _ = write!(out, "VMOV {}, {}", args[1].text, args[0].text);
+                cat(out, &["VMOV ", t!(1), ", ", t!(0)]);
                 return;
             }
             // SYS #3, C7, C4, #1, Xt.
             Opcode::SYS(_) if word & 0xffff_ffe0 == 0xd50b_7420 => {
-                let _ = write!(out, "DC ZVA, {}", gpr((word & 31) as u16, false));
+                out.push_str("DC ZVA, ");
+                push_gpr(out, (word & 31) as u16, false);
                 return;
             }
             Opcode::DMB(v) | Opcode::DSB(v) => {
                 let name = if matches!(ins.opcode, Opcode::DMB(_)) {
-                    "DMB"
+                    "DMB $"
                 } else {
-                    "DSB"
+                    "DSB $"
                 };
-                let _ = write!(out, "{name} ${v}");
+                out.push_str(name);
+                push_dec(out, v as i64);
                 return;
             }
             Opcode::ISB => {
@@ -589,15 +782,14 @@ impl Arm64 {
         // Preferred aliases.
         let opn = ins.opcode;
         match opn {
-            Opcode::ORR if n == 3 && is_zr(ops[1]) => {
-                let mov = match ops[2] {
+            Opcode::ORR if n == 3 && is_zr(&ops[1]) => {
+                let is_mov = match ops[2] {
                     Operand::RegShift(ShiftStyle::LSL, 0, _, _) => true,
                     Operand::Imm64(_) | Operand::Immediate(_) => !move_wide_preferred(word),
                     _ => false,
                 };
-                if mov {
-                    op = if w0 { "MOVW".into() } else { "MOVD".into() };
-                    let _ = write!(out, "{op} {}, {}", args[2].text, args[0].text);
+                if is_mov {
+                    cat(out, &[mov, " ", t!(2), ", ", t!(0)]);
                     return;
                 }
             }
@@ -608,12 +800,11 @@ impl Arm64 {
                         || matches!(ops[1], Operand::RegisterOrSP(_, 31)))
                     && (word >> 22) & 3 == 0 =>
             {
-                op = if w0 { "MOVW".into() } else { "MOVD".into() };
-                let _ = write!(out, "{op} {}, {}", args[1].text, args[0].text);
+                cat(out, &[mov, " ", t!(1), ", ", t!(0)]);
                 return;
             }
             Opcode::MOVZ | Opcode::MOVN => {
-                if let Operand::ImmShift(imm, sh) = *ops[1] {
+                if let Operand::ImmShift(imm, sh) = ops[1] {
                     let is_movz = opn == Opcode::MOVZ;
                     let alias = if is_movz {
                         !(imm == 0 && sh != 0)
@@ -626,20 +817,21 @@ impl Arm64 {
                             v = !v;
                         }
                         let v: i64 = if w0 { v as u32 as i64 } else { v as i64 };
-                        op = if w0 { "MOVW".into() } else { "MOVD".into() };
-                        let _ = write!(out, "{op} ${v}, {}", args[0].text);
+                        cat(out, &[mov, " $"]);
+                        push_dec(out, v);
+                        cat(out, &[", ", t!(0)]);
                         return;
                     }
                 }
             }
-            Opcode::SUBS | Opcode::ADDS | Opcode::ANDS if n == 3 && is_zr(ops[0]) => {
+            Opcode::SUBS | Opcode::ADDS | Opcode::ANDS if n == 3 && is_zr(&ops[0]) => {
                 let base = match opn {
                     Opcode::SUBS => "CMP",
                     Opcode::ADDS => "CMN",
                     _ => "TST",
                 };
-                let w = if args[1].w { "W" } else { "" };
-                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[1].text);
+                let w1 = if args[1].w { "W" } else { "" };
+                cat(out, &[base, w1, " ", t!(2), ", ", t!(1)]);
                 return;
             }
             Opcode::SUB | Opcode::SUBS
@@ -648,42 +840,46 @@ impl Arm64 {
                     && matches!(ops[2], Operand::RegShift(..)) =>
             {
                 let base = if opn == Opcode::SUB { "NEG" } else { "NEGS" };
-                let w = if w0 { "W" } else { "" };
-                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[0].text);
+                cat(out, &[base, w, " ", t!(2), ", ", t!(0)]);
                 return;
             }
-            Opcode::SBC | Opcode::SBCS if n == 3 && is_zr(ops[1]) => {
+            Opcode::SBC | Opcode::SBCS if n == 3 && is_zr(&ops[1]) => {
                 let base = if opn == Opcode::SBC { "NGC" } else { "NGCS" };
-                let w = if w0 { "W" } else { "" };
-                let _ = write!(out, "{base}{w} {}, {}", args[2].text, args[0].text);
+                cat(out, &[base, w, " ", t!(2), ", ", t!(0)]);
                 return;
             }
-            Opcode::ORN if n == 3 && is_zr(ops[1]) => {
-                let w = if w0 { "W" } else { "" };
-                let _ = write!(out, "MVN{w} {}, {}", args[2].text, args[0].text);
+            Opcode::ORN if n == 3 && is_zr(&ops[1]) => {
+                cat(out, &["MVN", w, " ", t!(2), ", ", t!(0)]);
                 return;
             }
             Opcode::UBFM | Opcode::SBFM | Opcode::BFM => {
-                if let (Operand::Immediate(immr), Operand::Immediate(imms)) = (*ops[2], *ops[3]) {
+                if let (Operand::Immediate(immr), Operand::Immediate(imms)) = (ops[2], ops[3]) {
                     let width = if w0 { 32 } else { 64 };
-                    let w = if w0 { "W" } else { "" };
-                    let (d, s) = (&args[0].text, &args[1].text);
+                    let (d, s) = (t!(0), t!(1));
                     let signed = opn == Opcode::SBFM;
-                    let text = if opn == Opcode::BFM {
+                    // `B $a, s, $b, d` (bitfield insert/extract) or
+                    // `B $a, s, d` (shift) or `B s, d` (extend).
+                    let mut field = |b: &str, a: u32, bits: Option<u32>| {
+                        cat(out, &[b, w, " $"]);
+                        push_dec(out, a as i64);
+                        cat(out, &[", ", s, ", "]);
+                        if let Some(bits) = bits {
+                            out.push('$');
+                            push_dec(out, bits as i64);
+                            out.push_str(", ");
+                        }
+                        out.push_str(d);
+                    };
+                    if opn == Opcode::BFM {
                         if imms < immr {
-                            format!(
-                                "BFI{w} ${}, {s}, ${}, {d}",
-                                (width - immr) % width,
-                                imms + 1
-                            )
+                            field("BFI", (width - immr) % width, Some(imms + 1));
                         } else {
-                            format!("BFXIL{w} ${immr}, {s}, ${}, {d}", imms - immr + 1)
+                            field("BFXIL", immr, Some(imms - immr + 1));
                         }
                     } else if imms == width - 1 {
-                        let b = if signed { "ASR" } else { "LSR" };
-                        format!("{b}{w} ${immr}, {s}, {d}")
+                        field(if signed { "ASR" } else { "LSR" }, immr, None);
                     } else if !signed && imms + 1 == immr {
-                        format!("LSL{w} ${}, {s}, {d}", width - 1 - imms)
+                        field("LSL", width - 1 - imms, None);
                     } else if immr == 0
                         && if signed {
                             matches!(imms, 7 | 15 | 31)
@@ -698,44 +894,38 @@ impl Arm64 {
                             (false, 7) => "UXTB",
                             _ => "UXTH",
                         };
-                        format!("{b}{w} {s}, {d}")
+                        cat(out, &[b, w, " ", s, ", ", d]);
                     } else if imms < immr {
                         let b = if signed { "SBFIZ" } else { "UBFIZ" };
-                        format!(
-                            "{b}{w} ${}, {s}, ${}, {d}",
-                            (width - immr) % width,
-                            imms + 1
-                        )
+                        field(b, (width - immr) % width, Some(imms + 1));
                     } else {
                         let b = if signed { "SBFX" } else { "UBFX" };
-                        format!("{b}{w} ${immr}, {s}, ${}, {d}", imms - immr + 1)
-                    };
-                    out.push_str(&text);
+                        field(b, immr, Some(imms - immr + 1));
+                    }
                     return;
                 }
             }
             Opcode::CSINC | Opcode::CSINV | Opcode::CSNEG if n == 4 => {
-                if let Operand::ConditionCode(c) = *ops[3] {
+                if let Operand::ConditionCode(c) = ops[3] {
                     let same = ops[1] == ops[2];
-                    let w = if w0 { "W" } else { "" };
                     let inv = cond_arg(c ^ 1);
                     if c & 14 != 14 && same {
-                        if is_zr(ops[1]) && opn != Opcode::CSNEG {
+                        if is_zr(&ops[1]) && opn != Opcode::CSNEG {
                             let b = if opn == Opcode::CSINC {
                                 "CSET"
                             } else {
                                 "CSETM"
                             };
-                            let _ = write!(out, "{b}{w} {inv}, {}", args[0].text);
+                            cat(out, &[b, w, " ", inv, ", ", t!(0)]);
                             return;
                         }
-                        if !is_zr(ops[1]) || opn == Opcode::CSNEG {
+                        if !is_zr(&ops[1]) || opn == Opcode::CSNEG {
                             let b = match opn {
                                 Opcode::CSINC => "CINC",
                                 Opcode::CSINV => "CINV",
                                 _ => "CNEG",
                             };
-                            let _ = write!(out, "{b}{w} {inv}, {}, {}", args[1].text, args[0].text);
+                            cat(out, &[b, w, " ", inv, ", ", t!(1), ", ", t!(0)]);
                             return;
                         }
                     }
@@ -747,7 +937,7 @@ impl Arm64 {
             | Opcode::UMADDL
             | Opcode::SMSUBL
             | Opcode::UMSUBL
-                if n == 4 && is_zr(ops[3]) =>
+                if n == 4 && is_zr(&ops[3]) =>
             {
                 let b = match opn {
                     Opcode::MADD => "MUL",
@@ -757,76 +947,68 @@ impl Arm64 {
                     Opcode::SMSUBL => "SMNEGL",
                     _ => "UMNEGL",
                 };
-                let w = if w0 && matches!(opn, Opcode::MADD | Opcode::MSUB) {
-                    "W"
+                let w = if matches!(opn, Opcode::MADD | Opcode::MSUB) {
+                    w
                 } else {
                     ""
                 };
-                let _ = write!(
-                    out,
-                    "{b}{w} {}, {}, {}",
-                    args[2].text, args[1].text, args[0].text
-                );
+                cat(out, &[b, w, " ", t!(2), ", ", t!(1), ", ", t!(0)]);
                 return;
             }
             Opcode::EXTR if n == 4 && ops[1] == ops[2] => {
-                let w = if w0 { "W" } else { "" };
-                let _ = write!(
-                    out,
-                    "ROR{w} {}, {}, {}",
-                    args[3].text, args[1].text, args[0].text
-                );
+                cat(out, &["ROR", w, " ", t!(3), ", ", t!(1), ", ", t!(0)]);
                 return;
             }
             _ => {}
         }
-        if let Some(&(_, to)) = ALIAS_OP.iter().find(|(from, _)| *from == op) {
-            op = to.to_string();
+        if let Some(to) = alias {
+            set_op(op, to);
         }
         // Go syntax per opcode.
         match opn {
             Opcode::LDR | Opcode::LDUR | Opcode::STR | Opcode::STUR => {
-                let c = reg_class(ops[0]);
-                op = match c {
-                    'W' if matches!(opn, Opcode::LDR | Opcode::LDUR) => "MOVWU".into(),
-                    'W' => "MOVW".into(),
-                    'X' | '-' => "MOVD".into(),
+                let c = reg_class(&ops[0]);
+                let name = match c {
+                    'W' if matches!(opn, Opcode::LDR | Opcode::LDUR) => "MOVWU",
+                    'W' => "MOVW",
+                    'X' | '-' => "MOVD",
                     _ => {
-                        args[0].text = args[0].text.replace('V', "F");
-                        fmov_name(c).into()
+                        // V<n> as F<n>: the operand again, at the end of buf.
+                        let a = args[0];
+                        args[0].s = buf.len();
+                        for i in a.s..a.e {
+                            let ch = buf.as_bytes()[i] as char;
+                            buf.push(if ch == 'V' { 'F' } else { ch });
+                        }
+                        args[0].e = buf.len();
+                        fmov_name(c)
                     }
                 };
+                set_op(op, name);
                 op.push_str(suffix);
                 if matches!(opn, Opcode::STR | Opcode::STUR) {
                     args.swap(0, 1);
                 }
             }
-            Opcode::LDRB => op = format!("MOVBU{suffix}"),
-            Opcode::LDRH => op = format!("MOVHU{suffix}"),
-            Opcode::LDRSW => op = format!("MOVW{suffix}"),
-            Opcode::LDRSB => op = format!("{}{suffix}", if w0 { "MOVBW" } else { "MOVB" }),
-            Opcode::LDRSH => op = format!("{}{suffix}", if w0 { "MOVHW" } else { "MOVH" }),
+            Opcode::LDRB => cat_op(op, &["MOVBU", suffix]),
+            Opcode::LDRH => cat_op(op, &["MOVHU", suffix]),
+            Opcode::LDRSW => cat_op(op, &["MOVW", suffix]),
+            Opcode::LDRSB => cat_op(op, &[if w0 { "MOVBW" } else { "MOVB" }, suffix]),
+            Opcode::LDRSH => cat_op(op, &[if w0 { "MOVHW" } else { "MOVH" }, suffix]),
             Opcode::STRB | Opcode::STURB => {
-                op = format!("MOVB{suffix}");
+                cat_op(op, &["MOVB", suffix]);
                 args.swap(0, 1);
             }
             Opcode::STRH | Opcode::STURH => {
-                op = format!("MOVH{suffix}");
+                cat_op(op, &["MOVH", suffix]);
                 args.swap(0, 1);
             }
             Opcode::TBZ | Opcode::TBNZ => {
-                let _ = write!(
-                    out,
-                    "{op} {}, {}, {}",
-                    args[1].text, args[0].text, args[2].text
-                );
+                cat(out, &[op, " ", t!(1), ", ", t!(0), ", ", t!(2)]);
                 return;
             }
             Opcode::CBZ | Opcode::CBNZ => {
-                if w0 {
-                    op.push('W');
-                }
-                let _ = write!(out, "{op} {}, {}", args[0].text, args[1].text);
+                cat(out, &[op, w, " ", t!(0), ", ", t!(1)]);
                 return;
             }
             Opcode::MADD
@@ -835,15 +1017,11 @@ impl Arm64 {
             | Opcode::SMSUBL
             | Opcode::UMADDL
             | Opcode::UMSUBL => {
-                if w0 {
-                    op.push('W');
-                }
+                op.push_str(w);
                 args.swap(2, 3);
             }
             Opcode::STLR => {
-                if w0 {
-                    op.push('W');
-                }
+                op.push_str(w);
                 args.swap(0, 1);
             }
             Opcode::STLRB | Opcode::STLRH => args.swap(0, 1),
@@ -855,32 +1033,24 @@ impl Arm64 {
             }
             Opcode::STLXRB | Opcode::STLXRH | Opcode::STXRB | Opcode::STXRH => args.swap(1, 2),
             Opcode::LDAXP | Opcode::LDXP => {
-                if w0 {
-                    op.push('W');
-                }
-                let _ = write!(
-                    out,
-                    "{op} {}, ({}, {})",
-                    args[2].text, args[0].text, args[1].text
-                );
+                cat(out, &[op, w, " ", t!(2), ", (", t!(0), ", ", t!(1), ")"]);
                 return;
             }
             Opcode::STP | Opcode::LDP => {
-                let c = reg_class(ops[0]);
-                let mut name = op.clone();
+                let c = reg_class(&ops[0]);
                 match c {
-                    'W' => name.push('W'),
-                    's' => name = format!("F{name}S"),
-                    'd' => name = format!("F{name}D"),
-                    'q' => name = format!("F{name}Q"),
+                    'W' => op.push('W'),
+                    's' | 'd' | 'q' => {
+                        op.insert(0, 'F');
+                        op.push(c.to_ascii_uppercase());
+                    }
                     _ => {}
                 }
-                name.push_str(suffix);
-                let pair = format!("({}, {})", args[0].text, args[1].text);
+                op.push_str(suffix);
                 if opn == Opcode::STP {
-                    let _ = write!(out, "{name} {pair}, {}", args[2].text);
+                    cat(out, &[op, " (", t!(0), ", ", t!(1), "), ", t!(2)]);
                 } else {
-                    let _ = write!(out, "{name} {}, {pair}", args[2].text);
+                    cat(out, &[op, " ", t!(2), ", (", t!(0), ", ", t!(1), ")"]);
                 }
                 return;
             }
@@ -888,10 +1058,9 @@ impl Arm64 {
                 if args.get(1).is_some_and(|a| a.w) {
                     op.push('W');
                 }
-                let _ = write!(
+                cat(
                     out,
-                    "{op} ({}, {}), {}, {}",
-                    args[1].text, args[2].text, args[3].text, args[0].text
+                    &[op, " (", t!(1), ", ", t!(2), "), ", t!(3), ", ", t!(0)],
                 );
                 return;
             }
@@ -923,7 +1092,7 @@ impl Arm64 {
                     ops.get(1),
                     Some(Operand::ImmediateDouble(_)) | Some(Operand::Immediate(_))
                 ) {
-                    args[1].text = "$(0.0)".into();
+                    set_text(buf, &mut args[1], "$(0.0)");
                 }
                 if matches!(
                     opn,
@@ -931,7 +1100,7 @@ impl Arm64 {
                 ) {
                     args.swap(2, 3);
                 }
-                match reg_class(ops[0]) {
+                match reg_class(&ops[0]) {
                     's' => op.push('S'),
                     'd' => op.push('D'),
                     _ => {}
@@ -939,7 +1108,7 @@ impl Arm64 {
             }
             Opcode::FCVT => {
                 for i in [1, 0] {
-                    match reg_class(ops[i]) {
+                    match reg_class(&ops[i]) {
                         'h' => op.push('H'),
                         's' => op.push('S'),
                         'd' => op.push('D'),
@@ -956,7 +1125,7 @@ impl Arm64 {
             | Opcode::FRINTZ
             | Opcode::FRINTA
             | Opcode::FRINTX
-            | Opcode::FRINTI => match ops.get(1).map(|o| reg_class(o)) {
+            | Opcode::FRINTI => match ops.get(1).map(reg_class) {
                 Some('s') => op.push('S'),
                 Some('d') => op.push('D'),
                 _ => {}
@@ -964,7 +1133,7 @@ impl Arm64 {
             Opcode::FCVTZS | Opcode::FCVTZU | Opcode::SCVTF | Opcode::UCVTF => {
                 if !matches!(ops.get(2), Some(Operand::Immediate(_))) {
                     for i in [1, 0] {
-                        match reg_class(ops[i]) {
+                        match reg_class(&ops[i]) {
                             's' => op.push('S'),
                             'd' => op.push('D'),
                             'W' => op.push('W'),
@@ -989,31 +1158,36 @@ impl Arm64 {
                 }
             }
             Opcode::ADR | Opcode::ADRP => {
-                if let Operand::PCOffset(off) = *ops[1] {
-                    args[1].text = format!("{off}(PC)");
+                if let Operand::PCOffset(off) = ops[1] {
+                    args[1].s = buf.len();
+                    push_dec(buf, off);
+                    buf.push_str("(PC)");
+                    args[1].e = buf.len();
                 }
             }
             Opcode::ST1 => {
-                op = format!("V{op}{suffix}");
+                op.insert(0, 'V');
+                op.push_str(suffix);
                 args.swap(0, 1);
             }
-            Opcode::LD1 => op = format!("V{op}{suffix}"),
-            Opcode::UMOV => op = "VMOV".into(),
+            Opcode::LD1 => {
+                op.insert(0, 'V');
+                op.push_str(suffix);
+            }
+            Opcode::UMOV => set_op(op, "VMOV"),
             Opcode::MRS => {}
             _ => {
-                if !NO_W_SUFFIX.contains(&op.as_str()) {
+                if !no_w {
                     match ops.first() {
                         Some(Operand::SIMDRegisterElements(..))
                         | Some(Operand::SIMDRegisterElementsLane(..))
-                        | Some(Operand::SIMDRegisterGroup(..)) => op = format!("V{op}"),
+                        | Some(Operand::SIMDRegisterGroup(..)) => op.insert(0, 'V'),
                         Some(Operand::SIMDRegister(..)) if !op.starts_with('F') => {
-                            op = format!("V{op}")
+                            op.insert(0, 'V')
                         }
                         _ => {}
                     }
-                    if w0 {
-                        op.push('W');
-                    }
+                    op.push_str(w);
                 }
                 op.push_str(suffix);
             }
@@ -1026,12 +1200,17 @@ impl Arm64 {
                 args.swap(0, 2);
             }
         }
-        out.push_str(&op);
-        if !args.is_empty() {
-            out.push(' ');
-            out.push_str(&rev_join(&args));
+        out.push_str(op);
+        for (i, a) in args.iter().rev().enumerate() {
+            out.push_str(if i == 0 { " " } else { ", " });
+            out.push_str(&buf[a.s..a.e]);
         }
     }
+}
+
+fn cat_op(op: &mut String, parts: &[&str]) {
+    op.clear();
+    cat(op, parts);
 }
 
 /// No symbols: the memory operand of a pair is printed plainly first.

@@ -508,6 +508,10 @@ impl<'a, 'd> Worker<'a, 'd> {
 
 /// Go's `%d`.
 fn push_dec(s: &mut String, v: i64) {
+    if (0..10).contains(&v) {
+        s.push((b'0' + v as u8) as char);
+        return;
+    }
     if v < 0 {
         s.push('-');
     }
