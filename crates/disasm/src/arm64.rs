@@ -146,6 +146,12 @@ pub struct Arm64 {
     /// page address)`. The instruction right after it that uses the
     /// register completes the address (see the module doc).
     adrp: Cell<Option<(u64, u16, u64)>>,
+    /// The last instruction decoded, if it set a register to RSP plus a
+    /// constant (`ADD $(1<<12), RSP, R27`): `(pc, register, offset)`. Go's
+    /// assembler reaches a frame slot beyond the 12-bit immediate that way,
+    /// through REGTMP, and uses it in the very next instruction
+    /// (`MOVB ZR, 63(R27)`), whose facts then name the slot `off(RSP)`.
+    sp_base: Cell<Option<(u64, u16, i64)>>,
     /// Buffers and names reused from one instruction to the next.
     scratch: RefCell<Scratch>,
     /// An ADRP pair's instruction as printed plainly, and its memory operand.
@@ -465,6 +471,7 @@ impl Arm64 {
             dialect,
             dec: InstDecoder::default(),
             adrp: Cell::new(None),
+            sp_base: Cell::new(None),
             scratch: RefCell::new(Scratch::default()),
             pair_scratch: RefCell::new((String::new(), String::new())),
         }
@@ -481,6 +488,11 @@ impl Arm64 {
     ) -> (usize, Facts) {
         text.clear();
         let pair = self.adrp.take().filter(|a| a.0.wrapping_add(4) == pc);
+        let base = self
+            .sp_base
+            .take()
+            .filter(|b| b.0.wrapping_add(4) == pc)
+            .map(|b| (b.1, b.2));
         if code.len() < 4 {
             text.push('?');
             return (code.len().max(1), Facts::default());
@@ -500,17 +512,32 @@ impl Arm64 {
             let page = (pc & !0xfff).wrapping_add(off as u64);
             self.adrp.set(Some((pc, rd, page)));
         }
+        if let (Opcode::ADD, Operand::RegisterOrSP(SizeCode::X, rd), Operand::RegisterOrSP(_, 31)) =
+            (ins.opcode, ins.operands[0], ins.operands[1])
+        {
+            let k = match ins.operands[2] {
+                Operand::Immediate(v) => Some(v as i64),
+                Operand::ImmShift(v, s) => Some((v as i64) << s),
+                _ => None,
+            };
+            // R27 (REGTMP) only: the assembler's scratch, set and used
+            // within one instruction's expansion, never a branch target
+            // in between.
+            if let Some(k) = k.filter(|_| rd == 27) {
+                self.sp_base.set(Some((pc, rd, k)));
+            }
+        }
         if go_syntax {
             if let Some((_, reg, page)) = pair {
                 if self.adrp_pair(&ins, word, pc, (reg, page), syms, text) {
-                    return (4, facts(&ins, pc));
+                    return (4, facts(&ins, pc, base));
                 }
             }
             self.go_syntax(&ins, word, pc, syms, text);
         } else {
             let _ = write!(text, "{ins}");
         }
-        (4, facts(&ins, pc))
+        (4, facts(&ins, pc, base))
     }
 
     /// The instruction after `ADRP reg` that completes a data address:
@@ -1245,7 +1272,9 @@ fn move_wide_preferred(word: u32) -> bool {
     false
 }
 
-fn facts(ins: &Instruction, pc: u64) -> Facts {
+/// `base`: a register known to hold RSP plus a constant (see
+/// `Arm64::sp_base`); a memory operand based on it is an `off(RSP)` slot.
+fn facts(ins: &Instruction, pc: u64, base: Option<(u16, i64)>) -> Facts {
     let mut f = Facts::default();
     let ops = &ins.operands;
     let reg = |o: &Operand| match *o {
@@ -1278,6 +1307,10 @@ fn facts(ins: &Instruction, pc: u64) -> Facts {
     }
     let sp_mem = |o: &Operand| match *o {
         Operand::RegPreIndex(31, off, false) => Some(off as i64),
+        Operand::RegPreIndex(r, off, false) => match base {
+            Some((b, k)) if b == r => Some(k + off as i64),
+            _ => None,
+        },
         _ => None,
     };
     let size = match ins.opcode {
