@@ -666,6 +666,31 @@ impl Arm64 {
             *a = Arg { s, e: buf.len(), w };
         }
         let args = &mut argv[..n];
+        // ADD/SUB (extended register) with UXTX (64-bit) or UXTW (32-bit):
+        // x/arch's decoder shows the extension unless Rn, or Rd of a
+        // non-flag-setting form, is SP (then it is LSL, omitted when 0);
+        // yaxpeax-arm always gives LSL.
+        if word & 0x1fe0_0000 == 0x0b20_0000 && n == 3 {
+            let option = word >> 13 & 7;
+            let (sf, s) = (word >> 31 & 1, word >> 29 & 1);
+            let (rn, rd) = (word >> 5 & 31, word & 31);
+            let ext = match (option, sf) {
+                (3, 1) => Some(".UXTX"),
+                (2, 0) => Some(".UXTW"),
+                _ => None,
+            };
+            if let Some(ext) = ext.filter(|_| !(rn == 31 || (s == 0 && rd == 31))) {
+                args[2].s = buf.len();
+                push_gpr(buf, (word >> 16 & 31) as u16, false);
+                buf.push_str(ext);
+                let imm3 = word >> 10 & 7;
+                if imm3 != 0 {
+                    buf.push_str("<<");
+                    push_dec(buf, imm3 as i64);
+                }
+                args[2].e = buf.len();
+            }
+        }
         macro_rules! t {
             ($i:expr) => {
                 &buf[args[$i].s..args[$i].e]
@@ -1473,6 +1498,11 @@ mod tests {
             // go1.24.11-1.27.3, linux/arm64 cmd/go (math/bits, p256).
             (0xda1f03e3, "NGC ZR, R3"),
             (0xfa1903e5, "NGCS R25, R5"),
+            // go1.19 / go1.21.13, linux/arm64 runtime (mgcpacer, os_linux):
+            // the extension shows unless Rn or Rd is RSP.
+            (0x8b3b60fb, "ADD R27.UXTX, R7, R27"),
+            (0x8b3b603b, "ADD R27.UXTX, R1, R27"),
+            (0x8b3b63ff, "ADD R27, RSP, RSP"),
         ] {
             assert_eq!(go(w), want, "{w:08x}");
         }
