@@ -1244,9 +1244,10 @@ impl Arm64 {
                 op.push_str(suffix);
             }
         }
-        // Conditional selects: the condition moves first.
+        // Conditional selects: the condition moves first (`CSEL cond, Rn,
+        // Rm, Rd`, `FCSELD cond, Fn, Fm, Fd`, `CCMP cond, Rn, Rm, $nzcv`).
         if n == 4 && matches!(ops[3], Operand::ConditionCode(_)) {
-            if matches!(ops[2], Operand::Register(..)) {
+            if matches!(ops[2], Operand::Register(..) | Operand::SIMDRegister(..)) {
                 args.swap(1, 2);
             } else {
                 args.swap(0, 2);
@@ -1503,6 +1504,8 @@ mod tests {
             (0x8b3b60fb, "ADD R27.UXTX, R7, R27"),
             (0x8b3b603b, "ADD R27.UXTX, R1, R27"),
             (0x8b3b63ff, "ADD R27, RSP, RSP"),
+            // go1.21.13 / go1.27.3, linux/arm64 math.Exp (exp_arm64.s).
+            (0x1e63bc83, "FCSELD LT, F4, F3, F3"),
         ] {
             assert_eq!(go(w), want, "{w:08x}");
         }
