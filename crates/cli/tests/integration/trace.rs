@@ -592,8 +592,17 @@ fn traced_child(ds: &Child, bin: &Path) -> Result<u32, Failed> {
 
 /// SIGINT sent to deferscope (not from a terminal) reaches the program,
 /// which dies of it; deferscope exits 128 + 2.
+///
+/// deferscope starts with SIGINT at its default disposition (`env
+/// --default-signal`, which execs, so the pid is deferscope's): a test
+/// runner started in the background inherits SIGINT ignored, and then the
+/// program, launched directly or traced, rightly ignores it too.
 fn check_sigint(bin: &Path, tag: &str) -> Result<(), Failed> {
-    let (mut cmd, rep) = traced(bin, &["long", "20"], &[], tag);
+    let (traced_cmd, rep) = traced(bin, &["long", "20"], &[], tag);
+    let mut cmd = Command::new("env");
+    cmd.arg("--default-signal=INT")
+        .arg(traced_cmd.get_program())
+        .args(traced_cmd.get_args());
     let mut ds = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
