@@ -91,6 +91,27 @@ def parse(text: str) -> dict[int, tuple[str, str, int, str]]:
     return out
 
 
+def buildid_pcs(text: str) -> set[int]:
+    """The pcs our listing puts under `TEXT go:buildid` (`go.buildid` up to
+    go1.19, `_go:buildid` on Mach-O): the linker writes the build ID string
+    at the start of the text on darwin and windows. Those bytes are data that changes with every
+    build, so how two decoders read them says nothing about either; they are
+    counted apart ("buildid") and not compared."""
+    out: set[int] = set()
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("TEXT "):
+            inside = line[5:].split("(SB)")[0].endswith(("go:buildid", "go.buildid"))
+        elif inside and line.startswith("  "):
+            cells = [c for c in line.split("\t") if c != ""]
+            if len(cells) >= 2:
+                try:
+                    out.add(int(cells[1], 16))
+                except ValueError:
+                    pass
+    return out
+
+
 def misdecoded_vex(hexb: str, ins: str) -> bool:
     """objdump before go1.27 reads an unknown VEX instruction's opcode as a
     legacy one (c5 .. 74 .. as JE): a VEX/EVEX prefix with a non-V mnemonic."""
@@ -131,8 +152,9 @@ def category(ob: str) -> str:
     return ob.split(" ")[0] if ob else "(empty)"
 
 
-def compare(od: dict, ours: dict, arch: str, examples: int):
-    """Counters and difference examples for one binary."""
+def compare(od: dict, ours: dict, arch: str, examples: int, skip: set[int] = frozenset()):
+    """Counters and difference examples for one binary; pcs in `skip` (the
+    build ID's bytes) are only counted."""
     c: Counter = Counter()
     ex: dict[str, list] = defaultdict(list)
     covered = set()
@@ -146,6 +168,9 @@ def compare(od: dict, ours: dict, arch: str, examples: int):
             ex[cat].append(item)
 
     for pc, (pos, ins, _, _) in od.items():
+        if pc in skip:
+            c["buildid"] += 1
+            continue
         c["total"] += 1
         at = ours.get(pc)
         # The bytes at pc are the binary's: take them from our line.
@@ -255,7 +280,8 @@ def job(args):
     q = subprocess.run([ds, "disasm", "--no-annotate", bin_path], capture_output=True)
     if q.returncode != 0:
         return bin_path, m, None, "deferscope: " + q.stderr.decode(errors="replace").strip()[:300], 0.0, cached
-    c, ex = compare(od, parse(q.stdout.decode("utf-8", "replace")), m.get("goarch", "?"), examples)
+    text = q.stdout.decode("utf-8", "replace")
+    c, ex = compare(od, parse(text), m.get("goarch", "?"), examples, buildid_pcs(text))
     return bin_path, m, (c, dict(ex)), None, time.time() - t0, cached
 
 
