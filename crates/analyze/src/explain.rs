@@ -270,9 +270,6 @@ struct Cx<'a, 'd> {
     recovers_at: HashMap<u64, bool>,
     /// Entries of the runtime functions that never return (sorted).
     noreturn: Vec<u64>,
-    /// Every function record reads and the entries do not decrease (see
-    /// [`Cx::func_for_pc`]).
-    table_sorted: bool,
     /// [`Cx::value_pass`]'s stack words and block-end register states,
     /// kept (empty) between functions.
     stack_words: HashMap<i64, Val>,
@@ -369,31 +366,10 @@ struct Values {
 }
 
 impl<'a, 'd> Cx<'a, 'd> {
-    /// [`GoIndex::func_for_pc`]. When the function table is sorted and
-    /// every record reads, its binary search needs only the table's
-    /// addresses, and then the one record found.
-    fn func_for_pc(&self, pc: u64) -> Option<Func> {
-        if !self.table_sorted {
-            return self.ix.func_for_pc(pc);
-        }
-        let entry = |i| self.ix.pcln.entry_at(i, self.ix.text_start);
-        let (mut lo, mut hi) = (0usize, self.ix.nfunc());
-        // The last function whose entry is at or before pc.
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if entry(mid)? <= pc {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let f = self.ix.func(lo.checked_sub(1)?)?;
-        (pc < f.end).then_some(f)
-    }
-
     /// The name of the function that starts at `entry`, if one does.
     fn entry_name(&self, entry: u64) -> Option<&'d str> {
-        self.func_for_pc(entry)
+        self.ix
+            .func_for_pc(entry)
             .filter(|f| f.entry == entry)
             .map(|f| self.ix.name(&f))
     }
@@ -415,7 +391,7 @@ impl<'a, 'd> Cx<'a, 'd> {
     }
 
     fn is_entry(&self, a: u64) -> bool {
-        self.func_for_pc(a).is_some_and(|f| f.entry == a)
+        self.ix.func_for_pc(a).is_some_and(|f| f.entry == a)
     }
 
     /// The code address a closure value leads to.
@@ -737,7 +713,7 @@ impl<'a, 'd> Cx<'a, 'd> {
         for _ in 0..3 {
             // The function holding `cur` (looked up once: it names `cur`
             // when it starts there).
-            let holder = self.func_for_pc(cur);
+            let holder = self.ix.func_for_pc(cur);
             let name = holder
                 .filter(|f| f.entry == cur)
                 .map_or_else(|| format!("{cur:#x}"), |f| self.ix.name(&f).to_owned());
@@ -859,7 +835,7 @@ impl<'a, 'd> Cx<'a, 'd> {
         if let Some(&r) = self.recovers_at.get(&entry) {
             return r;
         }
-        let Some(f) = self.func_for_pc(entry) else {
+        let Some(f) = self.ix.func_for_pc(entry) else {
             return false;
         };
         let Some(body) = self.img.read(f.entry, f.end - f.entry) else {
@@ -975,21 +951,6 @@ pub fn is_noreturn(name: &str) -> bool {
     .any(|p| r.starts_with(p))
 }
 
-/// Whether every function record of the table reads and their entries do
-/// not decrease: then a function's end is the next one's entry, the
-/// functions' ranges are disjoint and in order, and the function holding
-/// an address is the last one starting at or before it.
-fn table_sorted(ix: &GoIndex<'_>) -> bool {
-    let mut prev = 0;
-    for i in 0..ix.nfunc() {
-        match ix.func(i) {
-            Some(f) if f.entry >= prev && f.end >= f.entry => prev = f.entry,
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// Entries of the never-returning runtime functions in the binary.
 fn noreturn_entries(ix: &GoIndex<'_>) -> Vec<u64> {
     let mut out: Vec<u64> = ix
@@ -1059,7 +1020,6 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report, cost: &CostTa
         wrapper_at: HashMap::new(),
         recovers_at: HashMap::new(),
         noreturn: noreturn_entries(ix),
-        table_sorted: table_sorted(ix),
         stack_words: HashMap::new(),
         block_ends: Vec::new(),
         regabi: ix.version.is_some_and(|v| match img.arch {
@@ -1279,7 +1239,7 @@ fn explain_func(
     };
     let img = cx.img;
     let ix = cx.ix;
-    let Some(f) = cx.func_for_pc(fi.entry) else {
+    let Some(f) = cx.ix.func_for_pc(fi.entry) else {
         return fx;
     };
     let Some(code) = img.read(f.entry, f.end - f.entry) else {

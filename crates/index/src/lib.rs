@@ -322,21 +322,24 @@ impl<'d> GoIndex<'d> {
         self.pcln.name(f).unwrap_or("?")
     }
 
-    /// The function containing `pc`.
+    /// The function containing `pc`: a binary search over the function
+    /// table's entry addresses alone (the table is sorted by entry), then
+    /// the one record found. On a damaged, unsorted table the answer is
+    /// still a function that contains `pc`, or `None`.
     pub fn func_for_pc(&self, pc: u64) -> Option<Func> {
+        let entry = |i| self.pcln.entry_at(i, self.text_start);
         let (mut lo, mut hi) = (0usize, self.pcln.nfunc);
+        // The last function whose entry is at or before pc.
         while lo < hi {
-            let mid = (lo + hi) / 2;
-            let f = self.func(mid)?;
-            if pc < f.entry {
-                hi = mid;
-            } else if pc >= f.end {
+            let mid = lo + (hi - lo) / 2;
+            if entry(mid)? <= pc {
                 lo = mid + 1;
             } else {
-                return Some(f);
+                hi = mid;
             }
         }
-        None
+        let f = self.func(lo.checked_sub(1)?)?;
+        (f.entry <= pc && pc < f.end).then_some(f)
     }
 
     /// Entries of the functions named in `names`, in one pass over the table.
