@@ -19,198 +19,37 @@
 
 pub mod cfg;
 pub mod cost;
+pub mod diff;
 pub mod explain;
-pub mod names;
+pub mod front;
 pub mod opendefer;
+pub mod verify;
 
 use std::collections::BTreeMap;
 
 use deferscope_decode::Event;
 use deferscope_index::{Func, GoIndex, GoVersion, Layout};
 use deferscope_load::Image;
-use serde::Serialize;
 
-pub use names::{package_of, Origin};
+pub use deferscope_model::{
+    package_of, Analysis, BinaryInfo, Counts, FuncInfo, Kind, Origin, Scan, Site,
+};
+pub use front::{run, with_binary, Filter, Request};
 pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 
-/// The compiler's three kinds of defer, spelled as `-d=defer` prints them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Kind {
-    #[serde(rename = "open-coded")]
-    OpenCoded,
-    #[serde(rename = "stack-allocated")]
-    StackAllocated,
-    #[serde(rename = "heap-allocated")]
-    HeapAllocated,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::OpenCoded, Kind::StackAllocated, Kind::HeapAllocated];
-
-    /// The compiler's words: `open-coded`, `stack-allocated`, `heap-allocated`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::OpenCoded => "open-coded",
-            Kind::StackAllocated => "stack-allocated",
-            Kind::HeapAllocated => "heap-allocated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One defer statement as compiled into one function.
-#[derive(Clone, Debug, Serialize)]
-pub struct Site {
-    /// The function, as the pclntab names it (`main.(*T).Close`).
-    pub function: String,
-    /// The source file, as the pclntab spells it.
-    pub file: String,
-    pub line: u32,
-    pub kind: Kind,
-    /// Address of the instruction that registers the defer: the call to
-    /// `runtime.deferproc*`, or the store of an open-coded defer's closure.
-    pub pc: u64,
-    /// The function's package path.
-    pub package: String,
-    /// Whether the package is the main module's, the standard library's or
-    /// another module's.
-    pub origin: Origin,
-    /// Open-coded only: the defer's bit in deferBits (source order, 0-7).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<u8>,
-}
-
-/// A function that contains defers.
-#[derive(Clone, Debug, Serialize)]
-pub struct FuncInfo {
-    pub name: String,
-    pub entry: u64,
-    pub size: u64,
-    pub file: String,
-    /// Line of the function's first instruction.
-    pub line: u32,
-    pub package: String,
-    pub origin: Origin,
-    /// Number of sites found in this function.
-    pub sites: usize,
-    /// Open-coded functions: the number of defers the funcdata records. It
-    /// can exceed `sites` when the compiler deleted a dead defer's code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub open_coded_defers: Option<u8>,
-    /// Calls `runtime.deferrangefunc`: encloses a range-over-func loop whose
-    /// body defers.
-    pub calls_deferrangefunc: bool,
-    /// Offset of the first `CALL runtime.deferreturn` from the entry.
-    pub deferreturn: u32,
-}
-
-/// Facts about the binary as a whole.
-#[derive(Clone, Debug, Serialize)]
-pub struct BinaryInfo {
-    pub path: String,
-    pub format: &'static str,
-    pub goos: String,
-    pub goarch: &'static str,
-    /// From the build info, else the runtime's version string; `None` when
-    /// neither is found.
-    pub go_version: Option<String>,
-    /// `"buildinfo"` or `"runtime.buildVersion"`.
-    pub go_version_source: Option<&'static str>,
-    /// The pclntab layout (`go1.20+` etc.): a floor on the Go version.
-    pub pclntab: &'static str,
-    pub stripped: bool,
-    pub pie: bool,
-    pub main_module: Option<String>,
-    /// Build settings from the build info: `-gcflags`, `CGO_ENABLED`, ...
-    pub build_settings: BTreeMap<String, String>,
-    pub functions: usize,
-}
-
-/// Per-kind counts.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct Counts {
-    #[serde(rename = "open-coded")]
-    pub open_coded: usize,
-    #[serde(rename = "stack-allocated")]
-    pub stack_allocated: usize,
-    #[serde(rename = "heap-allocated")]
-    pub heap_allocated: usize,
-}
-
-impl Counts {
-    pub fn add(&mut self, k: Kind) {
-        *self.get_mut(k) += 1;
-    }
-    pub fn get(&self, k: Kind) -> usize {
-        match k {
-            Kind::OpenCoded => self.open_coded,
-            Kind::StackAllocated => self.stack_allocated,
-            Kind::HeapAllocated => self.heap_allocated,
-        }
-    }
-    fn get_mut(&mut self, k: Kind) -> &mut usize {
-        match k {
-            Kind::OpenCoded => &mut self.open_coded,
-            Kind::StackAllocated => &mut self.stack_allocated,
-            Kind::HeapAllocated => &mut self.heap_allocated,
-        }
-    }
-    pub fn total(&self) -> usize {
-        self.open_coded + self.stack_allocated + self.heap_allocated
-    }
-}
-
-/// The result of a scan: one value, several printers.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub binary: BinaryInfo,
-    pub sites: Vec<Site>,
-    pub functions: Vec<FuncInfo>,
-}
-
-impl Report {
-    /// Keep only the sites and functions for which `keep(function, origin)`
-    /// holds.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, Origin) -> bool) {
-        self.sites.retain(|s| keep(&s.function, s.origin));
-        self.functions.retain(|f| keep(&f.name, f.origin));
-    }
-
-    /// Counts per kind over all sites, and per origin.
-    pub fn counts(&self) -> (Counts, BTreeMap<Origin, Counts>) {
-        let mut all = Counts::default();
-        let mut by: BTreeMap<Origin, Counts> = BTreeMap::new();
-        for s in &self.sites {
-            all.add(s.kind);
-            by.entry(s.origin).or_default().add(s.kind);
-        }
-        (all, by)
-    }
-
-    /// Counts per package, sorted by package path.
-    pub fn per_package(&self) -> BTreeMap<&str, Counts> {
-        let mut by: BTreeMap<&str, Counts> = BTreeMap::new();
-        for s in &self.sites {
-            by.entry(&s.package).or_default().add(s.kind);
-        }
-        by
-    }
-}
-
-/// Why a scan failed.
+/// Why a binary could not be analysed.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
+    /// The file could not be read or is not an object file we read.
     #[error(transparent)]
-    Index(#[from] deferscope_index::IndexError),
+    Load(#[from] deferscope_load::LoadError),
+    /// The file is not a Go binary, or its tables are damaged.
+    #[error("{path}")]
+    Index {
+        path: String,
+        #[source]
+        source: deferscope_index::IndexError,
+    },
 }
 
 /// The runtime entry points the classifier looks for.
@@ -295,7 +134,7 @@ fn opendefer_format(ix: &GoIndex<'_>, t: &Targets) -> (u8, OpenDeferFormat) {
 }
 
 /// Scan the whole binary. `path` is used only in the report.
-pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, AnalyzeError> {
+pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Scan, AnalyzeError> {
     let targets = Targets::find(ix);
     let (fd_index, fd_format) = opendefer_format(ix, &targets);
     let main_module = ix.buildinfo.as_ref().and_then(|b| {
@@ -390,7 +229,7 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Report, Ana
         build_settings: settings,
         functions: ix.nfunc(),
     };
-    Ok(Report {
+    Ok(Scan {
         binary,
         sites,
         functions,

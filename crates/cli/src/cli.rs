@@ -41,6 +41,33 @@ pub enum Command {
     Check(CheckArgs),
 }
 
+/// Which functions a report covers.
+#[derive(clap::Args, Debug)]
+pub struct FilterArgs {
+    /// Only functions whose name matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    pub funcs: Option<String>,
+    /// Leave out the standard library.
+    #[arg(long)]
+    pub no_std: bool,
+}
+
+impl FilterArgs {
+    /// The analysis stage's filter (the regular expression compiled).
+    pub fn filter(&self) -> anyhow::Result<deferscope_analyze::Filter> {
+        use anyhow::Context;
+        Ok(deferscope_analyze::Filter {
+            funcs: self
+                .funcs
+                .as_deref()
+                .map(regex::Regex::new)
+                .transpose()
+                .context("bad --funcs regular expression")?,
+            no_std: self.no_std,
+        })
+    }
+}
+
 /// What every command that reads one binary takes: the binary, the output
 /// format and the function filters.
 #[derive(clap::Args, Debug)]
@@ -50,12 +77,8 @@ pub struct BinaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// Only functions whose name matches this regular expression.
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Leave out the standard library.
-    #[arg(long)]
-    pub no_std: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// Formats of the reports on one binary (scan, explain, check).
@@ -68,6 +91,17 @@ pub enum ReportFormat {
     /// One self-contained HTML page: chart, sortable and filterable table
     /// of sites, a panel per function with reasons and disassembly.
     Html,
+}
+
+impl From<ReportFormat> for deferscope_report::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Text => deferscope_report::Format::Text,
+            ReportFormat::Json => deferscope_report::Format::Json,
+            ReportFormat::Sarif => deferscope_report::Format::Sarif,
+            ReportFormat::Html => deferscope_report::Format::Html,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,12 +124,8 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
-    /// Only functions whose name matches this regular expression.
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Leave out the standard library.
-    #[arg(long)]
-    pub no_std: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 fn parse_kind(s: &str) -> Result<deferscope_analyze::Kind, String> {
@@ -115,12 +145,8 @@ pub struct CheckArgs {
     /// Output format of the scan.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// Only functions whose name matches this regular expression.
-    #[arg(long, value_name = "REGEX")]
-    pub funcs: Option<String>,
-    /// Leave out the standard library.
-    #[arg(long)]
-    pub no_std: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Build with -gcflags=all=-d=defer and compare every site with the
     /// compiler's own lines.
     #[arg(long)]

@@ -1,7 +1,7 @@
 //! Trailing comments for the defer machinery.
 //!
 //! Inputs are exact, not guessed from the code: the classifier's sites
-//! ([`deferscope_analyze::Report`]) give each registration's pc and kind,
+//! ([`deferscope_model::Scan`]) give each registration's pc and kind,
 //! and `FUNCDATA_OpenCodedDeferInfo` gives the deferBits byte and the
 //! closure slots as offsets below the frame's `varp`, turned into SP
 //! offsets per instruction with the pcsp table
@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use deferscope_analyze::{Kind, OpenDeferFormat, OpenDeferInfo, Report};
+use deferscope_analyze::{Kind, OpenDeferFormat, OpenDeferInfo, Scan};
 use deferscope_index::{GoIndex, GoVersion, Layout, PcTable};
 use deferscope_load::Image;
 
@@ -79,7 +79,7 @@ fn role_of(name: &str) -> Option<Role> {
 }
 
 impl Annotator {
-    pub fn new(img: &Image<'_>, ix: &GoIndex<'_>, report: &Report) -> Annotator {
+    pub fn new(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan) -> Annotator {
         let mut roles = HashMap::new();
         let mut has_next_defer = false;
         for f in ix.funcs() {

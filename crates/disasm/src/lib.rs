@@ -43,18 +43,21 @@ pub mod facts;
 pub mod source;
 pub mod symbols;
 pub mod tabwriter;
+pub mod text;
 pub mod x86;
 
 use std::collections::HashSet;
 use std::io::{self, Write};
 
-use deferscope_analyze::Report;
 use deferscope_index::{Func, GoIndex, LineTable};
 use deferscope_load::{Arch, Image};
+use deferscope_model::listing::{FunctionRows, Row, RowSink};
+use deferscope_model::Scan;
 
+pub use deferscope_model::listing::base;
 pub use symbols::{SymbolSource, Symbols};
 
-use tabwriter::Block;
+pub(crate) use text::{push_dec, push_hex};
 
 /// Instruction syntax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,27 +149,23 @@ pub struct Stats {
     pub annotations: usize,
 }
 
-/// The legend for the annotations, printed once before the listing.
-pub const LEGEND: &str = "\
-// deferscope disasm: go tool objdump columns; `// ...` marks defer machinery:
-//   deferBits        the byte whose bit i says open-coded defer #i is pending
-//   slot #i          the frame slot holding defer #i's closure
-//   _defer.fn        the closure field of a stack-allocated _defer record
-//   register/run     CALL runtime.deferproc*/deferreturn, or a deferred call at exit
-";
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.functions += o.functions;
+        self.instructions += o.instructions;
+        self.annotations += o.annotations;
+    }
+}
 
-/// ANSI styles per column: file:line, pc, bytes, instruction, comment.
-const STYLE_POS: (&str, &str) = ("\x1b[2m", "\x1b[0m");
-const STYLE_PC: (&str, &str) = ("\x1b[36m", "\x1b[0m");
-const STYLE_HEX: (&str, &str) = ("\x1b[2m", "\x1b[0m");
-const STYLE_INS: (&str, &str) = ("", "");
-const STYLE_COMMENT: (&str, &str) = ("\x1b[33m", "\x1b[0m");
-const STYLE_HEADER: (&str, &str) = ("\x1b[1m", "\x1b[0m");
-
-/// The base name of a path, Unix or Windows (objdump's `base`).
-pub fn base(path: &str) -> &str {
-    let p = &path[path.rfind('/').map_or(0, |i| i + 1)..];
-    &p[p.rfind('\\').map_or(0, |i| i + 1)..]
+impl std::ops::Sub for Stats {
+    type Output = Stats;
+    fn sub(self, o: Stats) -> Stats {
+        Stats {
+            functions: self.functions - o.functions,
+            instructions: self.instructions - o.instructions,
+            annotations: self.annotations - o.annotations,
+        }
+    }
 }
 
 /// Line information for the pcs of one listed function (gosym's
@@ -197,31 +196,88 @@ impl<'d> Liner<'_, 'd> {
     }
 }
 
-/// Disassemble `img` to `out`. `report` (from [`deferscope_analyze::scan`])
+/// What every listing thread reads: the binary, its symbols, the options
+/// and the annotator.
+struct Ctx<'a, 'd> {
+    img: &'a Image<'d>,
+    ix: &'a GoIndex<'d>,
+    syms: &'a Symbols<'d>,
+    opts: &'a Options,
+    dialect: Dialect,
+    defer_funcs: HashSet<u64>,
+    annotator: Option<annotate::Annotator>,
+}
+
+impl<'a, 'd> Ctx<'a, 'd> {
+    fn new(
+        img: &'a Image<'d>,
+        ix: &'a GoIndex<'d>,
+        syms: &'a Symbols<'d>,
+        scan: Option<&Scan>,
+        opts: &'a Options,
+    ) -> Ctx<'a, 'd> {
+        Ctx {
+            img,
+            ix,
+            syms,
+            opts,
+            dialect: opts
+                .dialect
+                .unwrap_or_else(|| Dialect::for_version(ix.version.map(|v| v.minor))),
+            defer_funcs: scan
+                .map(|r| r.functions.iter().map(|f| f.entry).collect())
+                .unwrap_or_default(),
+            annotator: match (opts.annotate, scan) {
+                (true, Some(r)) => Some(annotate::Annotator::new(img, ix, r)),
+                _ => None,
+            },
+        }
+    }
+
+    /// The functions the filter selects, in address order.
+    fn selected(&self) -> Vec<&'a symbols::Function<'d>> {
+        self.syms
+            .functions
+            .iter()
+            .filter(|f| selected(self.ix, &self.opts.filter, &self.defer_funcs, f))
+            .collect()
+    }
+}
+
+/// List the functions `opts` selects to `sink`, one function at a time,
+/// in address order, on the caller's thread. `scan` (from
+/// [`deferscope_analyze::scan`]) is needed for annotations and
+/// `--defer-only`.
+pub fn list_rows(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    scan: Option<&Scan>,
+    opts: &Options,
+    sink: &mut impl RowSink,
+) -> io::Result<Stats> {
+    let syms = Symbols::new(img, ix, opts.use_symtab);
+    let ctx = Ctx::new(img, ix, &syms, scan, opts);
+    let mut w = Worker::new(&ctx);
+    for f in ctx.selected() {
+        w.function(f, sink)?;
+    }
+    Ok(w.stats)
+}
+
+/// Disassemble `img` to `out` in `go tool objdump`'s columns
+/// ([`text::TextPrinter`]), with the legend after the listing when any
+/// instruction was annotated. `scan` (from [`deferscope_analyze::scan`])
 /// is needed for annotations and `--defer-only`.
 pub fn write_listing<W: Write>(
     img: &Image<'_>,
     ix: &GoIndex<'_>,
-    report: Option<&Report>,
+    scan: Option<&Scan>,
     opts: &Options,
     out: &mut W,
 ) -> io::Result<Stats> {
     let syms = Symbols::new(img, ix, opts.use_symtab);
-    let dialect = opts
-        .dialect
-        .unwrap_or_else(|| Dialect::for_version(ix.version.map(|v| v.minor)));
-    let defer_funcs: HashSet<u64> = report
-        .map(|r| r.functions.iter().map(|f| f.entry).collect())
-        .unwrap_or_default();
-    let annotator = match (opts.annotate, report) {
-        (true, Some(r)) => Some(annotate::Annotator::new(img, ix, r)),
-        _ => None,
-    };
-    let funcs: Vec<&symbols::Function<'_>> = syms
-        .functions
-        .iter()
-        .filter(|f| selected(ix, &opts.filter, &defer_funcs, f))
-        .collect();
+    let ctx = Ctx::new(img, ix, &syms, scan, opts);
+    let funcs = ctx.selected();
     // Batches of about BATCH_BYTES of code, listed in order.
     let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
     let (mut from, mut bytes) = (0, 0u64);
@@ -235,15 +291,6 @@ pub fn write_listing<W: Write>(
     if from < funcs.len() {
         batches.push(from..funcs.len());
     }
-    let ctx = Ctx {
-        img,
-        ix,
-        syms: &syms,
-        opts,
-        dialect,
-        defer_funcs: &defer_funcs,
-        annotator: annotator.as_ref(),
-    };
     // Source lines come from one cache, so `--source` stays on one thread.
     let threads = if opts.source.is_some() {
         1
@@ -254,14 +301,13 @@ pub fn write_listing<W: Write>(
             .min(batches.len())
     };
     let mut stats = Stats::default();
-    let mut legend_due = false;
     if threads <= 1 {
         let mut w = Worker::new(&ctx);
-        for (k, f) in funcs.iter().enumerate() {
-            w.function(f, k > 0, out)?;
+        let mut p = text::TextPrinter::new(&mut *out, img.arch, opts, false);
+        for f in &funcs {
+            w.function(f, &mut p)?;
         }
         stats = w.stats;
-        legend_due = w.legend_due;
     } else {
         // Worker t lists batches t, t + threads, ...; each sends its
         // batches' text through its own bounded channel, and they are
@@ -269,51 +315,41 @@ pub fn write_listing<W: Write>(
         std::thread::scope(|sc| -> io::Result<()> {
             let mut rxs = Vec::with_capacity(threads);
             for t in 0..threads {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Done>(2);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, Stats)>(2);
                 rxs.push(rx);
                 let (ctx, funcs, batches) = (&ctx, &funcs, &batches);
                 sc.spawn(move || {
                     let mut w = Worker::new(ctx);
+                    let mut p = text::TextPrinter::new(Vec::new(), ctx.img.arch, ctx.opts, false);
                     for b in batches.iter().skip(t).step_by(threads) {
-                        let mut buf = Vec::with_capacity(BATCH_BYTES as usize * 8);
+                        p.start_batch(Vec::with_capacity(BATCH_BYTES as usize * 8), b.start > 0);
                         let before = w.stats;
-                        for k in b.clone() {
+                        for &f in &funcs[b.clone()] {
                             // Writing to a Vec cannot fail.
-                            let _ = w.function(funcs[k], k > 0, &mut buf);
+                            let _ = w.function(f, &mut p);
                         }
-                        let done = Done {
-                            text: buf,
-                            stats: Stats {
-                                functions: w.stats.functions - before.functions,
-                                instructions: w.stats.instructions - before.instructions,
-                                annotations: w.stats.annotations - before.annotations,
-                            },
-                            legend: w.legend_due,
-                        };
-                        if tx.send(done).is_err() {
+                        let text = std::mem::take(&mut p.out);
+                        if tx.send((text, w.stats - before)).is_err() {
                             return;
                         }
                     }
                 });
             }
             for j in 0..batches.len() {
-                let Ok(d) = rxs[j % threads].recv() else {
+                let Ok((text, done)) = rxs[j % threads].recv() else {
                     return Err(io::Error::other("disassembly worker failed"));
                 };
-                out.write_all(&d.text)?;
-                stats.functions += d.stats.functions;
-                stats.instructions += d.stats.instructions;
-                stats.annotations += d.stats.annotations;
-                legend_due |= d.legend;
+                out.write_all(&text)?;
+                stats += done;
             }
             Ok(())
         })?;
     }
-    if legend_due {
+    if stats.annotations > 0 {
         // Once, after the listing, so the listing itself stays in
         // objdump's format.
         out.write_all(b"\n")?;
-        out.write_all(LEGEND.as_bytes())?;
+        out.write_all(text::LEGEND.as_bytes())?;
     }
     Ok(stats)
 }
@@ -323,38 +359,33 @@ const BATCH_BYTES: u64 = 64 << 10;
 /// Worker threads at most (the listing is written by the caller's thread).
 const MAX_THREADS: usize = 4;
 
-/// One batch's listing.
-struct Done {
-    text: Vec<u8>,
-    stats: Stats,
-    legend: bool,
+/// One instruction of the function being listed: where its text and
+/// source line sit in [`Worker::arena`].
+struct RowRec<'d> {
+    pc: u64,
+    bytes: &'d [u8],
+    file: &'d str,
+    line: i64,
+    text: std::ops::Range<usize>,
+    source: Option<std::ops::Range<usize>>,
 }
 
-/// What every worker reads.
-struct Ctx<'a, 'd> {
-    img: &'a Image<'d>,
-    ix: &'a GoIndex<'d>,
-    syms: &'a Symbols<'d>,
-    opts: &'a Options,
-    dialect: Dialect,
-    defer_funcs: &'a HashSet<u64>,
-    annotator: Option<&'a annotate::Annotator>,
-}
-
-/// The state of one listing thread, reused from function to function.
+/// The state of one listing thread, reused from function to function:
+/// decoders, the line cursor, and the buffers a function's rows are
+/// built in.
 struct Worker<'a, 'd> {
     ctx: &'a Ctx<'a, 'd>,
     x86: x86::X86,
     arm: arm64::Arm64,
     liner: Liner<'a, 'd>,
     sources: Option<source::SourceCache>,
-    block: Block,
+    /// One instruction's text, as a decoder prints it.
     text: String,
+    /// The function's instruction texts and source lines.
+    arena: String,
+    recs: Vec<RowRec<'d>>,
     insns: Vec<annotate::Insn>,
-    rows: Vec<usize>,
-    styles: tabwriter::Styles,
     stats: Stats,
-    legend_due: bool,
 }
 
 impl<'a, 'd> Worker<'a, 'd> {
@@ -369,11 +400,6 @@ impl<'a, 'd> Worker<'a, 'd> {
                     .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone())),
             )
         });
-        let styles: tabwriter::Styles = match (opts.color, sources.is_some()) {
-            (false, _) => &[],
-            (true, false) => &[STYLE_POS, STYLE_PC, STYLE_HEX, STYLE_INS],
-            (true, true) => &[STYLE_PC, STYLE_HEX, STYLE_INS],
-        };
         Worker {
             ctx,
             x86: x86::X86::new(ctx.dialect),
@@ -384,182 +410,107 @@ impl<'a, 'd> Worker<'a, 'd> {
                 cur: None,
             },
             sources,
-            block: Block::default(),
             text: String::new(),
+            arena: String::new(),
+            recs: Vec::new(),
             insns: Vec::new(),
-            rows: Vec::new(),
-            styles,
             stats: Stats::default(),
-            legend_due: false,
         }
     }
 
-    /// List one function (`gap`: a blank line before it).
+    /// Decode one function, annotate it, and hand its rows to `sink`.
     fn function(
         &mut self,
         func: &symbols::Function<'_>,
-        gap: bool,
-        out: &mut impl Write,
+        sink: &mut impl RowSink,
     ) -> io::Result<()> {
+        let (hfile, _) = self.liner.at(func.start);
+        self.decode(func);
+        self.stats.functions += 1;
+        self.stats.instructions += self.insns.len();
+        let notes = match self.ctx.annotator.as_ref() {
+            Some(a)
+                if self.ctx.defer_funcs.contains(&func.start)
+                    || a.has_runtime_calls(&self.insns) =>
+            {
+                a.annotate(func.start, &self.insns)
+            }
+            _ => Vec::new(),
+        };
+        self.stats.annotations += notes.iter().flatten().count();
+        let arena = &self.arena;
+        let rows: Vec<Row<'_>> = self
+            .recs
+            .iter()
+            .enumerate()
+            .map(|(k, r)| Row {
+                pc: r.pc,
+                bytes: r.bytes,
+                file: r.file,
+                line: r.line,
+                text: &arena[r.text.clone()],
+                annotation: notes.get(k).and_then(|n| n.as_deref()),
+                source: r.source.clone().map(|s| &arena[s]),
+            })
+            .collect();
+        sink.function(&FunctionRows {
+            name: &func.name,
+            entry: func.start,
+            file: hfile,
+            rows: &rows,
+        })
+    }
+
+    /// Decode the function's code into [`Worker::recs`] and
+    /// [`Worker::insns`].
+    fn decode(&mut self, func: &symbols::Function<'_>) {
         let Ctx {
             img, syms, opts, ..
         } = *self.ctx;
         let start = func.start.max(syms.text_start);
         let end = func.end.min(syms.text_end);
-        let code = if end > start {
+        let code: &'d [u8] = if end > start {
             img.read(start, end - start).unwrap_or(&[])
         } else {
             &[]
         };
-        if gap {
-            out.write_all(b"\n")?;
-        }
-        self.stats.functions += 1;
-        let (hfile, _) = self.liner.at(func.start);
-        if opts.color {
-            writeln!(
-                out,
-                "{}TEXT {}(SB) {hfile}{}",
-                STYLE_HEADER.0, func.name, STYLE_HEADER.1
-            )?;
-        } else {
-            writeln!(out, "TEXT {}(SB) {hfile}", func.name)?;
-        }
-        // Decode the whole function into the block first: annotations
-        // look around, and become the rows' tails afterwards.
-        let block = &mut self.block;
+        self.arena.clear();
+        self.recs.clear();
         self.insns.clear();
-        self.rows.clear();
+        let go = opts.syntax == Syntax::Go;
         let mut last: Option<(&str, i64)> = None;
-        // The base name of the last file (the same pclntab string runs on).
-        let mut last_base: (&str, &str) = ("", "");
         let mut off = 0usize;
         while off < code.len() {
             let pc = start + off as u64;
             let (n, facts) = match img.arch {
-                Arch::Amd64 => self.x86.decode(
-                    &code[off..],
-                    pc,
-                    syms,
-                    opts.syntax == Syntax::Go,
-                    &mut self.text,
-                ),
-                Arch::Arm64 => self.arm.decode(
-                    &code[off..],
-                    pc,
-                    syms,
-                    opts.syntax == Syntax::Go,
-                    &mut self.text,
-                ),
+                Arch::Amd64 => self.x86.decode(&code[off..], pc, syms, go, &mut self.text),
+                Arch::Arm64 => self.arm.decode(&code[off..], pc, syms, go, &mut self.text),
             };
             let n = n.min(code.len() - off).max(1);
             let (file, line) = self.liner.at(pc);
+            let mut source = None;
             if let Some(src) = self.sources.as_mut() {
                 if last != Some((file, line)) {
                     if let Some(l) = src.line(file, line) {
-                        block.text(&l);
+                        let at = self.arena.len();
+                        self.arena.push_str(&l);
+                        source = Some(at..self.arena.len());
                     }
                     last = Some((file, line));
                 }
             }
-            self.rows.push(block.start_row(self.styles));
-            let b = block.buf();
-            b.push_str("  ");
-            if self.sources.is_none() {
-                if !std::ptr::eq(file, last_base.0) {
-                    last_base = (file, base(file));
-                }
-                b.push_str(last_base.1);
-                b.push(':');
-                push_dec(b, line);
-                block.end_cell();
-            }
-            push_hex(block.buf(), pc);
-            block.end_cell();
-            hex_cell(img.arch, &code[off..off + n], block.buf());
-            block.end_cell();
-            block.buf().push_str(&self.text);
-            block.end_cell();
+            let at = self.arena.len();
+            self.arena.push_str(&self.text);
+            self.recs.push(RowRec {
+                pc,
+                bytes: &code[off..off + n],
+                file,
+                line,
+                text: at..self.arena.len(),
+                source,
+            });
             self.insns.push(annotate::Insn { pc, len: n, facts });
             off += n;
-        }
-        self.stats.instructions += self.insns.len();
-        if let Some(a) = self.ctx.annotator {
-            if self.ctx.defer_funcs.contains(&func.start) || a.has_runtime_calls(&self.insns) {
-                let notes = a.annotate(func.start, &self.insns);
-                for (k, note) in notes.iter().enumerate() {
-                    let Some(note) = note else { continue };
-                    self.stats.annotations += 1;
-                    self.legend_due = true;
-                    if opts.color {
-                        block.set_tail(
-                            self.rows[k],
-                            &[STYLE_COMMENT.0, "// ", note, STYLE_COMMENT.1],
-                        );
-                    } else {
-                        block.set_tail(self.rows[k], &["// ", note]);
-                    }
-                }
-            }
-        }
-        block.flush(out)
-    }
-}
-
-/// Go's `%d`.
-fn push_dec(s: &mut String, v: i64) {
-    if (0..10).contains(&v) {
-        s.push((b'0' + v as u8) as char);
-        return;
-    }
-    if v < 0 {
-        s.push('-');
-    }
-    let mut u = v.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(d as char);
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Go's `%#x` of an address.
-fn push_hex(s: &mut String, v: u64) {
-    s.push_str("0x");
-    let nibbles = (64 - (v | 1).leading_zeros()).div_ceil(4);
-    for i in (0..nibbles).rev() {
-        s.push(HEX[(v >> (4 * i) & 15) as usize] as char);
-    }
-}
-
-fn hex_cell(arch: Arch, bytes: &[u8], s: &mut String) {
-    let byte = |s: &mut String, b: u8| {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    };
-    if arch == Arch::Arm64 && bytes.len().is_multiple_of(4) {
-        for (i, w) in bytes.chunks_exact(4).enumerate() {
-            if i > 0 {
-                s.push(' ');
-            }
-            // Words print big-end first.
-            for &b in w.iter().rev() {
-                byte(s, b);
-            }
-        }
-    } else {
-        for &b in bytes {
-            byte(s, b);
         }
     }
 }
@@ -619,39 +570,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_names() {
-        assert_eq!(base("/a/b/c.go"), "c.go");
-        assert_eq!(base(r"C:\x\y.go"), "y.go");
-        assert_eq!(base(""), "");
-    }
-
-    #[test]
     fn suffix_match() {
         assert!(path_suffix_match("/w/m/main.go", "main.go"));
         assert!(path_suffix_match("/w/m/main.go", "m/main.go"));
         assert!(!path_suffix_match("/w/m/xmain.go", "main.go"));
-    }
-
-    #[test]
-    fn numbers_as_go_prints_them() {
-        // fmt's %d and %#x.
-        let mut s = String::new();
-        for v in [0i64, 7, -1, 42, 1234567890, i64::MIN] {
-            s.clear();
-            push_dec(&mut s, v);
-            assert_eq!(s, v.to_string());
-        }
-        for v in [0u64, 1, 0xf, 0x10, 0x401000, u64::MAX] {
-            s.clear();
-            push_hex(&mut s, v);
-            assert_eq!(s, format!("{v:#x}"));
-        }
-        s.clear();
-        hex_cell(Arch::Arm64, &[0xff, 0x3f, 0x00, 0x39, 1, 2, 3, 4], &mut s);
-        assert_eq!(s, "39003fff 04030201");
-        s.clear();
-        hex_cell(Arch::Amd64, &[0xc6, 0x44, 0x24, 0x07, 0x00], &mut s);
-        assert_eq!(s, "c644240700");
     }
 
     #[test]

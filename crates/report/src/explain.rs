@@ -1,48 +1,17 @@
 //! Printers for `deferscope explain`: text for people (one paragraph per
 //! function: where, why, calls, alloc, cost, fix) and JSON (the scan
 //! contract of `docs/json.md` with the explain fields added to each site and
-//! function, plus `cost_table` and `inline_candidates`). Also reads and
-//! writes the measured cost table `deferscope bench` saves.
+//! function, plus `cost_table` and `inline_candidates`).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
 
-use deferscope_analyze::cost::CostTable;
-use deferscope_analyze::explain::{Explain, FuncExplain, SiteExplain};
-use deferscope_analyze::{FuncInfo, Kind, Origin, Report, Site};
+use deferscope_model::cost::CostTable;
+use deferscope_model::explain::{Explain, FuncExplain, InlineCandidate, SiteExplain};
+use deferscope_model::{FuncInfo, Kind, Origin, Scan, Site};
 use serde::Serialize;
 
 use crate::{headline, JSON_SCHEMA_VERSION};
-
-/// Where `deferscope bench` saves its table:
-/// `${DEFERSCOPE_CACHE:-~/.cache/deferscope}/cost-table.json`.
-pub fn cost_table_path() -> Option<PathBuf> {
-    if let Some(c) = std::env::var_os("DEFERSCOPE_CACHE") {
-        return Some(PathBuf::from(c).join("cost-table.json"));
-    }
-    let home = std::env::var_os("HOME")?;
-    Some(PathBuf::from(home).join(".cache/deferscope/cost-table.json"))
-}
-
-/// The measured table if one was saved and parses, else the published one.
-pub fn load_cost_table() -> CostTable {
-    cost_table_path()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(CostTable::published)
-}
-
-/// Save a measured table where [`load_cost_table`] finds it.
-pub fn save_cost_table(t: &CostTable) -> io::Result<PathBuf> {
-    let p = cost_table_path()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no HOME or DEFERSCOPE_CACHE"))?;
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(&p, serde_json::to_string_pretty(t)? + "\n")?;
-    Ok(p)
-}
 
 fn base(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -73,7 +42,7 @@ fn kinds_phrase(sites: &[&Site]) -> String {
 
 /// The text report: a paragraph per function that is not open-coded, then
 /// a line per open-coded function, inlining candidates, the cost table.
-pub fn text(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
+pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     writeln!(w, "{}", headline(r))?;
     let t = &x.cost_table;
     let table_words = match t.origin.as_str() {
@@ -324,16 +293,16 @@ struct FuncOut<'a> {
 #[derive(Serialize)]
 struct Doc<'a> {
     schema_version: u32,
-    binary: &'a deferscope_analyze::BinaryInfo,
+    binary: &'a deferscope_model::BinaryInfo,
     summary: serde_json::Value,
     sites: Vec<SiteOut<'a>>,
     functions: Vec<FuncOut<'a>>,
-    inline_candidates: &'a [deferscope_analyze::explain::InlineCandidate],
+    inline_candidates: &'a [InlineCandidate],
     cost_table: &'a CostTable,
 }
 
 /// The JSON document: scan's, with the explain fields (docs/json.md).
-pub fn json(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
+pub fn json(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     let doc = Doc {
         schema_version: JSON_SCHEMA_VERSION,
         binary: &r.binary,
@@ -357,10 +326,10 @@ pub fn json(r: &Report, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     writeln!(w)
 }
 
-/// Scan's `summary` object (as [`crate::json`] writes it), as a JSON value
+/// Scan's `summary` object (as [`crate::scan::json`] writes it), as a JSON value
 /// built from the counts: the document must not be written and parsed
 /// again for it (that costs memory in proportion to the sites).
-fn summary(r: &Report) -> io::Result<serde_json::Value> {
+fn summary(r: &Scan) -> io::Result<serde_json::Value> {
     let (all, by) = r.counts();
     let get = |o| by.get(&o).copied().unwrap_or_default();
     let v = |c| serde_json::to_value(c).map_err(io::Error::other);

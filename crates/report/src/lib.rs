@@ -1,30 +1,72 @@
-//! Stage 5 of the deferscope pipeline: **report**.
+//! Stage 5 of the deferscope pipeline: **report**. Printers only.
 //!
-//! One [`Report`] value, several printers, each writing to any
-//! `&mut impl Write` so the CLI, tests and benchmarks share them:
+//! Every printer takes data from `deferscope-model` (one [`Analysis`],
+//! and the rows of annotated disassembly where a format shows code) and
+//! writes to any `&mut impl Write`, so the CLI, tests and benchmarks share
+//! them. The crate reads no binary: it depends on no stage of the
+//! pipeline (`cargo tree -p deferscope-report`).
 //!
-//! - [`text`]: compiler-style lines (`file:line: kind defer in func`) that
-//!   editors can jump to, then a summary table;
-//! - [`json`]: the stable JSON contract documented in `docs/json.md`;
+//! One entry point per format, [`write`], picks the printer:
+//!
+//! - [`scan`] and [`explain`]: compiler-style text (`file:line: kind defer
+//!   in func`) and the JSON contract of `docs/json.md`, without and with
+//!   the explain pass;
+//! - [`sarif`]: SARIF 2.1.0 for code scanning;
 //! - [`html`]: one self-contained page with a chart, a table of sites and
 //!   a panel per function (reasons and annotated disassembly);
-//! - [`sarif`]: SARIF 2.1.0 for code scanning;
-//! - [`diff`]: site changes between two builds;
-//! - [`verify`]: the compiler's `-d=defer` output compared with a scan.
+//!
+//! and beside them, [`diff`] (site changes between two builds) and
+//! [`verify`] (the compiler's `-d=defer` lines compared with a scan).
 
 pub mod diff;
 pub mod explain;
 pub mod html;
 pub mod sarif;
+pub mod scan;
 pub mod verify;
 
 use std::io::{self, Write};
 
-use deferscope_analyze::{Counts, Kind, Origin, Report};
-use serde::Serialize;
+use deferscope_model::{Analysis, Scan};
+
+/// The report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// For people: compiler-style lines, or explain's paragraphs.
+    Text,
+    /// The contract of `docs/json.md`.
+    Json,
+    /// SARIF 2.1.0: stack- and heap-allocated sites as results.
+    Sarif,
+    /// One self-contained page; needs the explain pass and the listings.
+    Html,
+}
+
+/// Print `a` in `format`. The HTML page shows the `listings` (see
+/// [`html::Listings`]) and needs the explain pass; the other formats print
+/// the explain pass when `a` has one.
+pub fn write(
+    a: &Analysis,
+    format: Format,
+    listings: Option<&html::Listings>,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    match (format, &a.explain) {
+        (Format::Text, None) => scan::text(&a.scan, w),
+        (Format::Text, Some(x)) => explain::text(&a.scan, x, w),
+        (Format::Json, None) => scan::json(&a.scan, w),
+        (Format::Json, Some(x)) => explain::json(&a.scan, x, w),
+        (Format::Sarif, x) => sarif::sarif(&a.scan, x.as_ref(), w),
+        (Format::Html, Some(x)) => html::write(&a.scan, x, listings, w),
+        (Format::Html, None) => Err(io::Error::other("the HTML report needs the explain pass")),
+    }
+}
+
+/// Version of the JSON contract; bumped only on incompatible changes.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// The one-line description of the binary: version, platform, format.
-pub fn headline(r: &Report) -> String {
+pub fn headline(r: &Scan) -> String {
     let b = &r.binary;
     let mut s = format!(
         "{}: {} {}/{} {}{}, {}",
@@ -51,126 +93,6 @@ pub fn headline(r: &Report) -> String {
     s
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Print the text report: headline, one line per site, summary tables.
-pub fn text(r: &Report, w: &mut impl Write) -> io::Result<()> {
-    writeln!(w, "{}", headline(r))?;
-    let nfuncs = r.functions.iter().filter(|f| f.sites > 0).count();
-    writeln!(
-        w,
-        "{} in {}",
-        plural(r.sites.len(), "defer site", "defer sites"),
-        plural(nfuncs, "function", "functions")
-    )?;
-    let mut sites: Vec<_> = r.sites.iter().collect();
-    sites.sort_by(|a, b| (a.origin, &a.file, a.line, a.pc).cmp(&(b.origin, &b.file, b.line, b.pc)));
-    let mut last = None;
-    for s in sites {
-        if last != Some(s.origin) {
-            writeln!(w, "\n# {}", s.origin.label())?;
-            last = Some(s.origin);
-        }
-        writeln!(
-            w,
-            "{}:{}: {} defer in {}",
-            s.file, s.line, s.kind, s.function
-        )?;
-    }
-    let rangefunc: Vec<_> = r
-        .functions
-        .iter()
-        .filter(|f| f.calls_deferrangefunc)
-        .collect();
-    if !rangefunc.is_empty() {
-        writeln!(
-            w,
-            "\n# functions enclosing a range-over-func loop that defers (runtime.deferrangefunc)"
-        )?;
-        for f in rangefunc {
-            writeln!(w, "{}:{}: {}", f.file, f.line, f.name)?;
-        }
-    }
-
-    let (all, by) = r.counts();
-    let origins: Vec<Origin> = by.keys().copied().collect();
-    writeln!(w)?;
-    let mut header = format!("{:<17}{:>7}", "", "sites");
-    for o in &origins {
-        header.push_str(&format!("  {:>16}", o.label()));
-    }
-    writeln!(w, "{}", header.trim_end())?;
-    for k in Kind::ALL {
-        let mut line = format!("{:<17}{:>7}", k.as_str(), all.get(k));
-        for o in &origins {
-            line.push_str(&format!("  {:>16}", by[o].get(k)));
-        }
-        writeln!(w, "{line}")?;
-    }
-
-    let per = r.per_package();
-    if !per.is_empty() {
-        let width = per.keys().map(|p| p.len()).max().unwrap_or(7).max(7);
-        writeln!(
-            w,
-            "\n{:<width$}  {:>10}  {:>15}  {:>14}",
-            "package", "open-coded", "stack-allocated", "heap-allocated"
-        )?;
-        for (p, c) in per {
-            writeln!(
-                w,
-                "{:<width$}  {:>10}  {:>15}  {:>14}",
-                p, c.open_coded, c.stack_allocated, c.heap_allocated
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// The JSON document: the report plus a summary, as documented in
-/// `docs/json.md`.
-#[derive(Serialize)]
-struct JsonDoc<'a> {
-    schema_version: u32,
-    binary: &'a deferscope_analyze::BinaryInfo,
-    summary: Summary,
-    sites: &'a [deferscope_analyze::Site],
-    functions: &'a [deferscope_analyze::FuncInfo],
-}
-
-#[derive(Serialize)]
-struct Summary {
-    sites: usize,
-    functions: usize,
-    kinds: Counts,
-    main: Counts,
-    std: Counts,
-    dep: Counts,
-}
-
-/// Version of the JSON contract; bumped only on incompatible changes.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
-
-/// Print the report as JSON.
-pub fn json(r: &Report, w: &mut impl Write) -> io::Result<()> {
-    let (all, by) = r.counts();
-    let get = |o| by.get(&o).copied().unwrap_or_default();
-    let doc = JsonDoc {
-        schema_version: JSON_SCHEMA_VERSION,
-        binary: &r.binary,
-        summary: Summary {
-            sites: r.sites.len(),
-            functions: r.functions.iter().filter(|f| f.sites > 0).count(),
-            kinds: all,
-            main: get(Origin::Main),
-            std: get(Origin::Std),
-            dep: get(Origin::Dependency),
-        },
-        sites: &r.sites,
-        functions: &r.functions,
-    };
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
-    writeln!(w)
 }

@@ -30,8 +30,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use deferscope_analyze::explain::{Explain, Reason};
-use deferscope_analyze::{Kind, Origin, Report, Site};
+use deferscope_model::explain::{Explain, Reason};
+use deferscope_model::{Kind, Origin, Scan, Site};
 use serde_json::{json, Map, Value};
 
 /// GitHub code scanning accepts at most this many results per run.
@@ -198,7 +198,7 @@ struct Paths {
 }
 
 impl Paths {
-    fn new(r: &Report) -> Paths {
+    fn new(r: &Scan) -> Paths {
         // A std file is GOROOT/src/<package>/<file>.
         let goroot = r
             .sites
@@ -287,13 +287,13 @@ pub fn ordinals(sites: &[Site]) -> Vec<usize> {
 }
 
 /// Print the report (with explain data when given) as a SARIF 2.1.0 log.
-pub fn sarif(r: &Report, x: Option<&Explain>, w: &mut impl Write) -> io::Result<()> {
+pub fn sarif(r: &Scan, x: Option<&Explain>, w: &mut impl Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *w, &sarif_value(r, x))?;
     writeln!(w)
 }
 
 /// The SARIF log as a JSON value.
-pub fn sarif_value(r: &Report, x: Option<&Explain>) -> Value {
+pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
     let paths = Paths::new(r);
     let ord = ordinals(&r.sites);
     let func_index: BTreeMap<&str, usize> = r

@@ -282,7 +282,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if !args.no_save {
-        let path = deferscope_report::explain::save_cost_table(&table)?;
+        let path = deferscope_analyze::cost::save(&table)?;
         if args.format == OutputFormat::Text {
             writeln!(
                 out,

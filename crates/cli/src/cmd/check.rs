@@ -6,7 +6,7 @@
 //! prints the compiler's decisions; it changes no code), parses the
 //! compiler's lines from the go command's stderr (the build cache replays
 //! them for packages it did not recompile) and compares them with the scan
-//! (`deferscope_report::verify`). The verdict goes to stderr, so stdout
+//! (`deferscope_analyze::verify`). The verdict goes to stderr, so stdout
 //! stays a clean report in any format; a disagreement exits 1.
 
 use std::ffi::{OsStr, OsString};
@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use deferscope_analyze::Origin;
-use deferscope_index::GoIndex;
-use deferscope_report::verify::{self, CompilerLines, PathContext};
+use deferscope_analyze::verify::{self, CompilerLines, PathContext};
+use deferscope_analyze::Request;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, ReportFormat};
 use crate::progress::Progress;
 
 /// The go build arguments with `-d=defer` added to the gcflags for every
@@ -180,47 +179,30 @@ pub fn run(args: CheckArgs) -> Result<()> {
         bail!("{shown} wrote no binary (is it a main package?)");
     }
     p.step("scanning");
-    let funcs = super::funcs_regex(args.funcs.as_deref())?;
-    let mapped = deferscope_load::Mapped::open(&bin)?;
-    let img = mapped.image()?;
-    let ix = GoIndex::new(&img).context("the built binary")?;
-    let mut report = deferscope_analyze::scan(&shown, &img, &ix)?;
-
-    let verdict = if args.verify {
-        p.step("comparing with the compiler");
+    let filter = args.filter.filter()?;
+    let comp = if args.verify {
         let ctx = path_context(&user)?;
         let comp = CompilerLines::parse(&stderr, &ctx);
         if comp.is_empty() {
             bail!("the compiler printed no -d=defer lines (an old go command?)");
         }
-        Some(verify::verify(&comp, &report, &img, &ix))
+        Some(comp)
     } else {
         None
     };
-
-    report.retain(|name, origin| {
-        !(args.no_std && origin == Origin::Std) && funcs.as_ref().is_none_or(|re| re.is_match(name))
-    });
-    drop(p);
-    {
-        let stdout = io::stdout();
-        let mut out = io::BufWriter::new(stdout.lock());
-        super::scan::print(args.format, args.explain, &img, &ix, &report, &mut out)?;
-        out.flush()?;
-    }
+    let cost =
+        (args.explain || args.format == ReportFormat::Html).then(deferscope_analyze::cost::load);
+    let req = Request {
+        explain: cost.as_ref(),
+        verify: comp.as_ref(),
+    };
+    let verdict = super::analyze(&bin, &shown, &filter, req, |img, ix, a| {
+        drop(p);
+        super::print(&a, args.format, img, ix)?;
+        Ok(a.verification)
+    })?;
     if let Some(v) = verdict {
-        let mut e = io::stderr().lock();
-        writeln!(
-            e,
-            "verify: the compiler printed {} defer lines: {} found by deferscope, {} without code in the binary (dead or dropped); {} disagreements",
-            v.compiler_lines,
-            v.matched,
-            v.excused,
-            v.disagreements.len()
-        )?;
-        for d in &v.disagreements {
-            writeln!(e, "verify: {d}")?;
-        }
+        deferscope_report::verify::text(&v, &mut io::stderr().lock())?;
         if !v.disagreements.is_empty() {
             std::process::exit(1);
         }

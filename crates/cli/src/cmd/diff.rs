@@ -1,58 +1,50 @@
 //! `deferscope diff OLD NEW`: added, removed and changed defer sites
-//! between two builds (see `deferscope_report::diff` for the matching).
+//! between two builds (see `deferscope_analyze::diff` for the matching).
 //! Each side is a Go binary (scanned and explained, so changes carry
 //! reasons) or a saved `scan`/`explain --format json` document.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use deferscope_analyze::Origin;
-use deferscope_index::GoIndex;
-use deferscope_report::diff::{self, Side};
+use deferscope_analyze::diff;
+use deferscope_analyze::{Filter, Origin, Request};
+use deferscope_model::diff::Side;
 
 use crate::cli::{DiffArgs, OutputFormat};
 use crate::progress::Progress;
 
-fn load(path: &Path, args: &DiffArgs, p: &Progress) -> Result<Side> {
+fn load(path: &Path, filter: &Filter, p: &Progress) -> Result<Side> {
     let shown = path.display().to_string();
     let head = {
-        use std::io::Read;
         let mut f = std::fs::File::open(path).with_context(|| shown.clone())?;
         let mut b = [0u8; 64];
         let n = f.read(&mut b).with_context(|| shown.clone())?;
         b[..n].to_vec()
     };
-    let funcs = super::funcs_regex(args.funcs.as_deref())?;
-    let keep = |name: &str, origin: Origin| {
-        !(args.no_std && origin == Origin::Std) && funcs.as_ref().is_none_or(|re| re.is_match(name))
-    };
     if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let text = std::fs::read_to_string(path).with_context(|| shown.clone())?;
-        let mut side = Side::from_json(&text).with_context(|| shown.clone())?;
+        let mut side = diff::side_from_json(&text).with_context(|| shown.clone())?;
         let std = std_functions(&text);
         side.retain(|name| {
-            keep(
-                name,
-                if std.contains(name) {
-                    Origin::Std
-                } else {
-                    Origin::Main
-                },
-            )
+            let origin = if std.contains(name) {
+                Origin::Std
+            } else {
+                Origin::Main
+            };
+            filter.keeps(name, origin)
         });
         return Ok(side);
     }
     p.step(format!("scanning {shown}"));
-    let mapped = deferscope_load::Mapped::open(path)?;
-    let img = mapped.image()?;
-    let ix = GoIndex::new(&img).with_context(|| shown.clone())?;
-    let mut report = deferscope_analyze::scan(&shown, &img, &ix)?;
-    report.retain(keep);
-    p.step(format!("explaining {shown}"));
-    let cost = deferscope_report::explain::load_cost_table();
-    let x = deferscope_analyze::explain::explain(&img, &ix, &report, &cost);
-    Ok(Side::from_report(&report, Some(&x)))
+    let cost = deferscope_analyze::cost::load();
+    let req = Request {
+        explain: Some(&cost),
+        verify: None,
+    };
+    super::analyze(path, &shown, filter, req, |_, _, a| {
+        Ok(diff::side_of(&a.scan, a.explain.as_ref()))
+    })
 }
 
 /// Names of the standard-library functions of a saved JSON report.
@@ -68,16 +60,21 @@ fn std_functions(text: &str) -> std::collections::HashSet<String> {
 }
 
 pub fn run(args: DiffArgs) -> Result<()> {
+    let filter = args.filter.filter()?;
     let p = Progress::start("reading");
-    let old = load(&args.old, &args, &p)?;
-    let new = load(&args.new, &args, &p)?;
+    let old = load(&args.old, &filter, &p)?;
+    let new = load(&args.new, &filter, &p)?;
     drop(p);
     let d = diff::diff(&old, &new);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match args.format {
-        OutputFormat::Text => diff::text(&old, &new, &d, &args.fail_on, &mut out)?,
-        OutputFormat::Json => diff::json(&old, &new, &d, &args.fail_on, &mut out)?,
+        OutputFormat::Text => {
+            deferscope_report::diff::text(&old, &new, &d, &args.fail_on, &mut out)?
+        }
+        OutputFormat::Json => {
+            deferscope_report::diff::json(&old, &new, &d, &args.fail_on, &mut out)?
+        }
     }
     out.flush()?;
     if !d.failed(&args.fail_on).is_empty() {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{ColorChoice, DisasmArgs, DisasmSyntax};
-use deferscope_disasm::{source::SourceOptions, Filter, Options, Syntax};
+use deferscope_analyze::{Filter, Request};
+use deferscope_disasm::{source::SourceOptions, Options, Syntax};
 
 fn parse_pc(s: &str) -> Result<u64> {
     let t = s.trim();
@@ -35,48 +36,54 @@ fn parse_root(s: &str) -> (String, PathBuf) {
 }
 
 pub fn run(args: DisasmArgs) -> Result<()> {
-    let funcs = super::funcs_regex(args.funcs.as_deref())?;
+    let funcs = args
+        .funcs
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .context("bad --funcs regular expression")?;
     let line = args.line.as_deref().map(parse_line).transpose()?;
     let pc = args.pc.as_deref().map(parse_pc).transpose()?;
-    let mapped = deferscope_load::Mapped::open(&args.binary)?;
-    let img = mapped.image()?;
     let path = args.binary.display().to_string();
-    let ix = deferscope_index::GoIndex::new(&img).with_context(|| path.clone())?;
-    let need_report = !args.no_annotate || args.defer_only;
-    let report = if need_report {
-        Some(deferscope_analyze::scan(&path, &img, &ix)?)
-    } else {
-        None
-    };
-    let stdout = io::stdout();
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
-    };
-    let opts = Options {
-        syntax: match args.syntax {
-            DisasmSyntax::Go => Syntax::Go,
-            DisasmSyntax::Intel => Syntax::Intel,
-        },
-        filter: Filter {
-            funcs,
-            line,
-            pc,
-            defer_only: args.defer_only,
-        },
-        annotate: !args.no_annotate,
-        source: args.source.then(|| SourceOptions {
-            roots: args.source_root.iter().map(|s| parse_root(s)).collect(),
-        }),
-        use_symtab: !args.no_symtab,
-        color,
-        dialect: None,
-    };
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    deferscope_disasm::write_listing(&img, &ix, report.as_ref(), &opts, &mut out)?;
-    out.flush()?;
-    Ok(())
+    deferscope_analyze::with_binary(&args.binary, |img, ix| -> Result<()> {
+        // Annotations and --defer-only need the sites.
+        let scan = if !args.no_annotate || args.defer_only {
+            let a =
+                deferscope_analyze::run(&path, img, ix, &Filter::default(), Request::default())?;
+            Some(a.scan)
+        } else {
+            None
+        };
+        let stdout = io::stdout();
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+        let opts = Options {
+            syntax: match args.syntax {
+                DisasmSyntax::Go => Syntax::Go,
+                DisasmSyntax::Intel => Syntax::Intel,
+            },
+            filter: deferscope_disasm::Filter {
+                funcs,
+                line,
+                pc,
+                defer_only: args.defer_only,
+            },
+            annotate: !args.no_annotate,
+            source: args.source.then(|| SourceOptions {
+                roots: args.source_root.iter().map(|s| parse_root(s)).collect(),
+            }),
+            use_symtab: !args.no_symtab,
+            color,
+            dialect: None,
+        };
+        let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        deferscope_disasm::write_listing(img, ix, scan.as_ref(), &opts, &mut out)?;
+        out.flush()?;
+        Ok(())
+    })
 }

@@ -1,31 +1,29 @@
 //! `deferscope explain`: scan, then explain every function and site (why
 //! not open-coded, allocations, deferred targets, cost, fix).
 
-use std::io::{self, Write};
-
 use anyhow::Result;
+use deferscope_analyze::cost::{self, CostTable};
+use deferscope_analyze::Request;
 
-use crate::cli::{ExplainArgs, ReportFormat};
+use crate::cli::ExplainArgs;
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    super::with_scan(&args.common, |img, ix, report| {
-        let cost = if args.published_costs {
-            deferscope_analyze::cost::CostTable::published()
-        } else {
-            deferscope_report::explain::load_cost_table()
-        };
-        let x = deferscope_analyze::explain::explain(img, ix, &report, &cost);
-        let stdout = io::stdout();
-        let mut out = io::BufWriter::new(stdout.lock());
-        match args.common.format {
-            ReportFormat::Text => deferscope_report::explain::text(&report, &x, &mut out)?,
-            ReportFormat::Json => deferscope_report::explain::json(&report, &x, &mut out)?,
-            ReportFormat::Sarif => deferscope_report::sarif::sarif(&report, Some(&x), &mut out)?,
-            ReportFormat::Html => {
-                deferscope_report::html::report_explained(img, ix, &report, &x, &mut out)?
-            }
-        }
-        out.flush()?;
-        Ok(())
-    })
+    let c = &args.common;
+    let filter = c.filter.filter()?;
+    let cost = if args.published_costs {
+        CostTable::published()
+    } else {
+        cost::load()
+    };
+    let req = Request {
+        explain: Some(&cost),
+        verify: None,
+    };
+    super::analyze(
+        &c.binary,
+        &c.binary.display().to_string(),
+        &filter,
+        req,
+        |img, ix, a| super::print(&a, c.format, img, ix),
+    )
 }

@@ -1,4 +1,6 @@
-//! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
+//! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`
+//! and stays thin: flags in, [`deferscope_analyze::run`] (through
+//! [`analyze`]), a printer of `deferscope-report` out.
 
 pub mod bench;
 pub mod check;
@@ -8,35 +10,64 @@ pub mod explain;
 pub mod scan;
 pub mod trace;
 
-use anyhow::{Context, Result};
-use deferscope_analyze::{Origin, Report};
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::Result;
+use deferscope_analyze::{Analysis, Filter, Request};
 use deferscope_index::GoIndex;
 use deferscope_load::Image;
+use deferscope_report::html;
 
-/// Compile a `--funcs` regular expression.
-pub fn funcs_regex(funcs: Option<&str>) -> Result<Option<regex::Regex>> {
-    funcs
-        .map(regex::Regex::new)
-        .transpose()
-        .context("bad --funcs regular expression")
+use crate::cli::ReportFormat;
+
+/// The front every report command shares: map and index `path`, analyse
+/// it as `req` asks, keep what `filter` selects, and hand the binary and
+/// the [`Analysis`] to `f` (they borrow from the map, hence the callback).
+/// The report names the binary `shown`.
+pub fn analyze<T>(
+    path: &Path,
+    shown: &str,
+    filter: &Filter,
+    req: Request<'_>,
+    f: impl FnOnce(&Image<'_>, &GoIndex<'_>, Analysis) -> Result<T>,
+) -> Result<T> {
+    deferscope_analyze::with_binary(path, |img, ix| {
+        let a = deferscope_analyze::run(shown, img, ix, filter, req)?;
+        f(img, ix, a)
+    })
 }
 
-/// The shared front of the commands that read a binary: map it, index it,
-/// scan it, keep the functions `--funcs` and `--no-std` select, and hand the
-/// image, index and report to `f` (they borrow from the map, hence the
-/// callback).
-pub fn with_scan<T>(
-    args: &crate::cli::BinaryArgs,
-    f: impl FnOnce(&Image<'_>, &GoIndex<'_>, Report) -> Result<T>,
-) -> Result<T> {
-    let funcs = funcs_regex(args.funcs.as_deref())?;
-    let mapped = deferscope_load::Mapped::open(&args.binary)?;
-    let img = mapped.image()?;
-    let path = args.binary.display().to_string();
-    let ix = GoIndex::new(&img).with_context(|| path.clone())?;
-    let mut report = deferscope_analyze::scan(&path, &img, &ix)?;
-    report.retain(|name, origin| {
-        !(args.no_std && origin == Origin::Std) && funcs.as_ref().is_none_or(|re| re.is_match(name))
-    });
-    f(&img, &ix, report)
+/// Print `a` to stdout in `format`; the HTML page also lists the code of
+/// the report's functions.
+pub fn print(a: &Analysis, format: ReportFormat, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<()> {
+    let listings = match (format, &a.explain) {
+        (ReportFormat::Html, Some(x)) => Some(html_listings(a, x, img, ix)?),
+        _ => None,
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    deferscope_report::write(a, format.into(), listings.as_ref(), &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The HTML page's listings: the annotated code of the report's
+/// functions, collected from the disassembler's rows.
+fn html_listings(
+    a: &Analysis,
+    x: &deferscope_analyze::explain::Explain,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+) -> Result<html::Listings> {
+    let opts = deferscope_disasm::Options {
+        filter: deferscope_disasm::Filter {
+            defer_only: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut c = html::Collector::new(&a.scan, x);
+    deferscope_disasm::list_rows(img, ix, Some(&a.scan), &opts, &mut c)?;
+    Ok(c.finish())
 }

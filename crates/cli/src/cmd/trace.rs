@@ -40,7 +40,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
     };
     // Time in defer machinery: counts x the cost table explain uses (the
     // one `deferscope bench` saved, else the published figures).
-    let cost = deferscope_report::explain::load_cost_table();
+    let cost = deferscope_analyze::cost::load();
     report.estimate(
         |k| cost.ns(k, false),
         format!("{} cost table: {}", cost.origin, cost.source),

@@ -52,7 +52,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use deferscope_analyze::{Kind, Report};
+use deferscope_analyze::{Kind, Scan};
 use libtest_mimic::{Failed, Trial};
 
 use crate::fixtures::{committed_root, entries, repo_root, Entry};
@@ -102,7 +102,7 @@ fn parse(text: &str) -> Vec<(String, Vec<Line>)> {
     out
 }
 
-fn listing(bin: &Path) -> Result<(Report, String), String> {
+fn listing(bin: &Path) -> Result<(Scan, String), String> {
     let m = deferscope_load::Mapped::open(bin).map_err(|e| e.to_string())?;
     let img = m.image().map_err(|e| e.to_string())?;
     let ix = deferscope_index::GoIndex::new(&img).map_err(|e| e.to_string())?;
@@ -170,7 +170,7 @@ fn stores_to(l: &Line, slot: &str) -> bool {
     l.ins.starts_with("MOVB ") && operands(&l.ins).is_some_and(|(_, d)| d == slot)
 }
 
-fn check_function(name: &str, lines: &[Line], r: &Report, errs: &mut Vec<String>) {
+fn check_function(name: &str, lines: &[Line], r: &Scan, errs: &mut Vec<String>) {
     let Some(f) = r.functions.iter().find(|f| {
         lines
             .first()

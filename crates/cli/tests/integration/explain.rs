@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use deferscope_analyze::explain::{Explain, Reason};
-use deferscope_analyze::{Kind, Report};
+use deferscope_analyze::{Kind, Scan};
 use libtest_mimic::{Failed, Trial};
 
 use crate::fixtures::{committed_root, entries, repo_root, Entry};
@@ -135,7 +135,7 @@ fn parse_source(dir: &Path) -> Result<Vec<Expect>, String> {
     Ok(out)
 }
 
-fn explain_entry(e: &Entry) -> Result<(Report, Explain), String> {
+fn explain_entry(e: &Entry) -> Result<(Scan, Explain), String> {
     let bin = e.bin();
     let m = deferscope_load::Mapped::open(&bin).map_err(|x| x.to_string())?;
     let img = m.image().map_err(|x| x.to_string())?;
@@ -160,7 +160,7 @@ fn minor(v: &str) -> u32 {
 
 /// The functions an expectation covers: the function itself and, for
 /// range-func, its loop-body closures (`F-rangeN`, `F.funcN` in go1.22).
-fn covered(r: &Report, exp: &Expect) -> Vec<usize> {
+fn covered(r: &Scan, exp: &Expect) -> Vec<usize> {
     (0..r.functions.len())
         .filter(|&i| {
             let n = &r.functions[i].name;

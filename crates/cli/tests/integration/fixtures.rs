@@ -127,14 +127,14 @@ pub fn entries(root: &Path) -> Vec<Entry> {
 }
 
 /// Scan a binary with the library, as the CLI does.
-pub fn scan(bin: &Path) -> Result<deferscope_analyze::Report, String> {
+pub fn scan(bin: &Path) -> Result<deferscope_analyze::Scan, String> {
     let m = deferscope_load::Mapped::open(bin).map_err(|e| e.to_string())?;
     let img = m.image().map_err(|e| e.to_string())?;
     let ix = deferscope_index::GoIndex::new(&img).map_err(|e| e.to_string())?;
     deferscope_analyze::scan(&bin.display().to_string(), &img, &ix).map_err(|e| e.to_string())
 }
 
-fn our_sites(r: &deferscope_analyze::Report) -> Vec<OurSite> {
+fn our_sites(r: &deferscope_analyze::Scan) -> Vec<OurSite> {
     r.sites
         .iter()
         .map(|s| OurSite {
@@ -312,7 +312,7 @@ pub fn check_twin(e: &Entry) -> Result<(), String> {
     let t = e.twin().ok_or("twin entry not found")?;
     let a = scan(&e.bin())?;
     let b = scan(&t.bin())?;
-    let key = |r: &deferscope_analyze::Report| {
+    let key = |r: &deferscope_analyze::Scan| {
         let mut v: Vec<_> = r
             .sites
             .iter()

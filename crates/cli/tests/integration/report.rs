@@ -548,7 +548,7 @@ fn check_verify_cmdgo(version: &str, goroot: &Path) -> Result<(), Failed> {
 // The product's verifier over the matrix.
 
 fn check_matrix_verify(e: &Entry) -> Result<(), Failed> {
-    use deferscope_report::verify::{verify, CompilerLines, PathContext};
+    use deferscope_analyze::verify::{verify, CompilerLines, PathContext};
     let twin = e.twin();
     let src = twin.as_ref().filter(|_| e.meta.stripped).unwrap_or(e);
     let text = std::fs::read_to_string(e.dir.join("defer.txt"))

@@ -37,18 +37,20 @@
 //!   never pass about 4 MiB whatever the binary; cmd/go's whole page is
 //!   about 1.3 MB.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use deferscope_analyze::cost::CostTable;
-use deferscope_analyze::explain::Explain;
-use deferscope_analyze::{Kind, Origin, Report};
-use deferscope_index::GoIndex;
-use deferscope_load::Image;
+use deferscope_model::cost::CostTable;
+use deferscope_model::explain::{Explain, InlineCandidate};
+use deferscope_model::{Kind, Origin, Scan};
 use serde::Serialize;
 
 use crate::headline;
+
+mod listing;
+
+pub use listing::{Collector, ListingMode, Listings};
 
 /// Bytes of compact listing text given to full listings, over all
 /// functions; past it, functions get excerpts.
@@ -66,8 +68,8 @@ pub const FULL_LISTING_MAX_FUNC_BYTES: u64 = 16 << 10;
 /// always cover every match.
 pub const ROW_LIMIT: usize = 5000;
 
-const CSS: &str = include_str!("../assets/report.css");
-const JS: &str = include_str!("../assets/report.js");
+const CSS: &str = include_str!("../../assets/report.css");
+const JS: &str = include_str!("../../assets/report.js");
 
 /// Escape text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -101,320 +103,6 @@ pub fn script_json<T: Serialize>(v: &T) -> io::Result<String> {
         }
     }
     Ok(o)
-}
-
-/// How much of a function's disassembly the page carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListingMode {
-    Full,
-    Excerpt,
-}
-
-/// Compact listings, by function entry.
-#[derive(Default, Debug)]
-pub struct Listings {
-    pub by_entry: HashMap<u64, (ListingMode, String)>,
-}
-
-impl Listings {
-    /// Total bytes of listing text.
-    pub fn bytes(&self) -> usize {
-        self.by_entry.values().map(|(_, s)| s.len()).sum()
-    }
-}
-
-/// The report's functions, most in need of a look first: heap sites, then
-/// stack sites, then reasons, main module before dependencies before the
-/// standard library, then by address.
-fn priority(r: &Report, x: &Explain) -> Vec<usize> {
-    let mut counts = vec![(0usize, 0usize); r.functions.len()];
-    for (s, owner) in r.sites.iter().zip(site_funcs(r)) {
-        if let Some(i) = owner {
-            match s.kind {
-                Kind::HeapAllocated => counts[i].0 += 1,
-                Kind::StackAllocated => counts[i].1 += 1,
-                Kind::OpenCoded => {}
-            }
-        }
-    }
-    let reasons = |i: usize| x.functions.get(i).map_or(0, |fx| fx.reasons.len());
-    let mut order: Vec<usize> = (0..r.functions.len()).collect();
-    order.sort_by_key(|&i| {
-        let f = &r.functions[i];
-        (
-            std::cmp::Reverse(counts[i].0),
-            std::cmp::Reverse(counts[i].1),
-            std::cmp::Reverse(reasons(i)),
-            f.origin,
-            f.entry,
-        )
-    });
-    order
-}
-
-/// Whether a function's defers are not all open-coded (or it has a reason,
-/// or encloses a range-over-func loop that defers): the full-listing
-/// candidates.
-fn wants_full(r: &Report, x: &Explain, i: usize, not_open: &HashSet<&str>) -> bool {
-    let f = &r.functions[i];
-    not_open.contains(f.name.as_str())
-        || x.functions.get(i).is_some_and(|fx| !fx.reasons.is_empty())
-        || f.calls_deferrangefunc
-}
-
-/// One instruction row of the listing, parsed back from the
-/// `go tool objdump` columns `deferscope disasm` prints.
-struct Row {
-    pos: String,
-    pc: u64,
-    insn: String,
-    note: Option<String>,
-}
-
-fn parse_row(line: &str) -> Option<Row> {
-    let mut cells = line.split('\t').map(str::trim).filter(|c| !c.is_empty());
-    let pos = cells.next()?.to_owned();
-    let pc_s = cells.next()?;
-    let pc = u64::from_str_radix(pc_s.strip_prefix("0x")?, 16).ok()?;
-    let rest: Vec<&str> = cells.collect();
-    // rest: [hex, insn, note?]; the note is the cell starting with "//".
-    let (note, body): (Option<String>, &[&str]) = match rest.last() {
-        Some(l) if l.starts_with("//") => (
-            Some(l.trim_start_matches('/').trim().to_owned()),
-            &rest[..rest.len() - 1],
-        ),
-        _ => (None, &rest[..]),
-    };
-    let insn = match body.len() {
-        0 => String::new(),
-        1 => body[0].to_owned(),
-        _ => body[1..].join(" "),
-    };
-    Some(Row {
-        pos,
-        pc,
-        insn,
-        note,
-    })
-}
-
-/// Collects the listing of one function and encodes it.
-struct FuncListing {
-    entry: Option<u64>,
-    rows: Vec<Row>,
-}
-
-fn encode(rows: &[Row], entry: u64, mode: ListingMode) -> String {
-    let keep: Vec<bool> = match mode {
-        ListingMode::Full => vec![true; rows.len()],
-        ListingMode::Excerpt => {
-            let mut k = vec![false; rows.len()];
-            for (i, r) in rows.iter().enumerate() {
-                if r.note.is_some() {
-                    let hi = (i + 2).min(rows.len());
-                    k[i.saturating_sub(1)..hi].fill(true);
-                }
-            }
-            k
-        }
-    };
-    let mut s = String::new();
-    let mut last_pos = "";
-    let mut skipped = 0usize;
-    for (r, &k) in rows.iter().zip(&keep) {
-        if !k {
-            skipped += 1;
-            continue;
-        }
-        if skipped > 0 {
-            let _ = writeln!(s, "~{skipped}");
-            skipped = 0;
-        }
-        if r.pos != last_pos {
-            s.push_str(&r.pos);
-            last_pos = &r.pos;
-        }
-        let _ = write!(s, "\t{:x}\t{}", r.pc.wrapping_sub(entry), r.insn);
-        if let Some(n) = &r.note {
-            s.push('\t');
-            s.push_str(n);
-        }
-        s.push('\n');
-    }
-    if skipped > 0 {
-        let _ = writeln!(s, "~{skipped}");
-    }
-    s
-}
-
-/// A `Write` that parses the listing line by line as it streams out of
-/// the disassembler, so no whole listing is ever held: each function
-/// becomes an excerpt, and a full listing too when it is a candidate.
-struct ListingSink<'a> {
-    buf: Vec<u8>,
-    cur: Option<FuncListing>,
-    full: &'a HashSet<u64>,
-    entries: &'a HashSet<u64>,
-    /// entry -> (excerpt, full)
-    out: HashMap<u64, (String, Option<String>)>,
-}
-
-impl ListingSink<'_> {
-    fn finish_func(&mut self) {
-        if let Some(f) = self.cur.take() {
-            let Some(entry) = f.entry else { return };
-            if !self.entries.contains(&entry) {
-                return;
-            }
-            let excerpt = encode(&f.rows, entry, ListingMode::Excerpt);
-            let full = self
-                .full
-                .contains(&entry)
-                .then(|| encode(&f.rows, entry, ListingMode::Full));
-            self.out.insert(entry, (excerpt, full));
-        }
-    }
-
-    fn line(&mut self, line: &str) {
-        if line.starts_with("TEXT ") {
-            self.finish_func();
-            self.cur = Some(FuncListing {
-                entry: None,
-                rows: Vec::new(),
-            });
-            return;
-        }
-        if line.is_empty() || line.starts_with("//") {
-            return;
-        }
-        if let Some(f) = self.cur.as_mut() {
-            if let Some(row) = parse_row(line) {
-                f.entry.get_or_insert(row.pc);
-                f.rows.push(row);
-            }
-        }
-    }
-}
-
-impl Write for ListingSink<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(nl) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let end = start + nl;
-            let line = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
-            self.line(&line);
-            start = end + 1;
-        }
-        self.buf.drain(..start);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The annotated listings of the report's functions. In priority order
-/// (heap sites, stack sites, reasons, origin), the functions whose defers
-/// are not all open-coded get their full listing while
-/// [`FULL_LISTING_BUDGET`] lasts (and they are at most
-/// [`FULL_LISTING_MAX_FUNC_BYTES`] of code); every other function gets an
-/// excerpt while [`EXCERPT_BUDGET`] lasts, and no listing after that.
-pub fn listings(
-    img: &Image<'_>,
-    ix: &GoIndex<'_>,
-    r: &Report,
-    x: &Explain,
-) -> io::Result<Listings> {
-    let order = priority(r, x);
-    let not_open: HashSet<&str> = r
-        .sites
-        .iter()
-        .filter(|s| s.kind != Kind::OpenCoded)
-        .map(|s| s.function.as_str())
-        .collect();
-    // Decide the full-listing candidates up front from an estimate (about
-    // 5 bytes of listing per byte of code), so that a binary with
-    // thousands of such functions is not held in memory in full; the exact
-    // budget is applied after.
-    let mut full = HashSet::new();
-    let mut left = FULL_LISTING_BUDGET as u64 * 2;
-    for &i in &order {
-        let f = &r.functions[i];
-        if wants_full(r, x, i, &not_open) && f.size <= FULL_LISTING_MAX_FUNC_BYTES {
-            let est = f.size * 5;
-            if est <= left {
-                left -= est;
-                full.insert(f.entry);
-            }
-        }
-    }
-    let entries = r.functions.iter().map(|f| f.entry).collect();
-    let opts = deferscope_disasm::Options {
-        filter: deferscope_disasm::Filter {
-            defer_only: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut sink = ListingSink {
-        buf: Vec::new(),
-        cur: None,
-        full: &full,
-        entries: &entries,
-        out: HashMap::new(),
-    };
-    deferscope_disasm::write_listing(img, ix, Some(r), &opts, &mut sink)?;
-    if !sink.buf.is_empty() {
-        let rest = String::from_utf8_lossy(&std::mem::take(&mut sink.buf)).into_owned();
-        sink.line(&rest);
-    }
-    sink.finish_func();
-    let mut got = sink.out;
-    let mut out = Listings::default();
-    let mut full_left = FULL_LISTING_BUDGET;
-    let mut excerpt_left = EXCERPT_BUDGET;
-    for &i in &order {
-        let entry = r.functions[i].entry;
-        let Some((excerpt, full)) = got.remove(&entry) else {
-            continue;
-        };
-        if let Some(t) = full.filter(|t| t.len() <= full_left) {
-            full_left -= t.len();
-            out.by_entry.insert(entry, (ListingMode::Full, t));
-        } else if excerpt.len() <= excerpt_left {
-            excerpt_left -= excerpt.len();
-            out.by_entry.insert(entry, (ListingMode::Excerpt, excerpt));
-        }
-    }
-    Ok(out)
-}
-
-/// Scan result, explain pass and listings in, the page out: what the CLI
-/// calls for `--format html`.
-pub fn report(
-    img: &Image<'_>,
-    ix: &GoIndex<'_>,
-    r: &Report,
-    cost: &CostTable,
-    w: &mut impl Write,
-) -> io::Result<()> {
-    let x = deferscope_analyze::explain::explain(img, ix, r, cost);
-    report_explained(img, ix, r, &x, w)
-}
-
-/// As [`report`], for a caller that already ran the explain pass.
-pub fn report_explained(
-    img: &Image<'_>,
-    ix: &GoIndex<'_>,
-    r: &Report,
-    x: &Explain,
-    w: &mut impl Write,
-) -> io::Result<()> {
-    let l = listings(img, ix, r, x)?;
-    write(r, x, Some(&l), w)
 }
 
 // ---- the embedded data ----
@@ -479,7 +167,7 @@ struct Data<'a> {
     funcs: Vec<FuncData<'a>>,
     sites: Vec<SiteRow<'a>>,
     cost: &'a CostTable,
-    inline: &'a [deferscope_analyze::explain::InlineCandidate],
+    inline: &'a [InlineCandidate],
     limit: usize,
     listings: bool,
 }
@@ -519,7 +207,7 @@ fn origin_str(o: Origin) -> &'static str {
 
 /// Index of the function holding each site: by name and pc range (the
 /// explain printer's rule), else by name.
-fn site_funcs(r: &Report) -> Vec<Option<usize>> {
+fn site_funcs(r: &Scan) -> Vec<Option<usize>> {
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, f) in r.functions.iter().enumerate() {
         by_name.entry(f.name.as_str()).or_default().push(i);
@@ -539,7 +227,7 @@ fn site_funcs(r: &Report) -> Vec<Option<usize>> {
         .collect()
 }
 
-fn build_data<'a>(r: &'a Report, x: &'a Explain, l: Option<&'a Listings>) -> Data<'a> {
+fn build_data<'a>(r: &'a Scan, x: &'a Explain, l: Option<&'a Listings>) -> Data<'a> {
     let mut files = Interner::default();
     let mut pkgs = Interner::default();
     let mut funcs: Vec<FuncData<'a>> = Vec::with_capacity(r.functions.len());
@@ -648,7 +336,7 @@ const KIND_COLOURS: [&str; 3] = ["#6cbf94", "#e9b04f", "#e0665f"];
 /// Rows of the package chart before the rest is summed into one.
 const CHART_ROWS: usize = 15;
 
-fn chart_svg(r: &Report) -> String {
+fn chart_svg(r: &Scan) -> String {
     let per = r.per_package();
     let mut rows: Vec<(String, [usize; 3], bool)> = per
         .iter()
@@ -769,7 +457,7 @@ fn pct(n: usize, total: usize) -> String {
 
 /// Write the page. `listings` is `None` when no disassembly is wanted.
 pub fn write(
-    r: &Report,
+    r: &Scan,
     x: &Explain,
     listings: Option<&Listings>,
     w: &mut impl Write,
@@ -994,41 +682,5 @@ mod tests {
         assert_eq!(back[0], "</script><script>alert(1)</script>");
         assert_eq!(back[1], "<!--");
         assert_eq!(back[2], "a&b");
-    }
-
-    #[test]
-    fn listing_rows_parse() {
-        let r = parse_row("  main.go:258\t0x40b95c\t\t4889442428\t\tMOVQ AX, 0x28(SP)\t\t\t\t// open-coded defer #0: save closure in slot #0").unwrap();
-        assert_eq!(r.pos, "main.go:258");
-        assert_eq!(r.pc, 0x40b95c);
-        assert_eq!(r.insn, "MOVQ AX, 0x28(SP)");
-        assert_eq!(
-            r.note.as_deref(),
-            Some("open-coded defer #0: save closure in slot #0")
-        );
-        let r =
-            parse_row("  main.go:251\t0x40b900\t\t493b6610\t\tCMPQ SP, 0x10(R14)\t\t\t\t").unwrap();
-        assert_eq!(r.insn, "CMPQ SP, 0x10(R14)");
-        assert!(r.note.is_none());
-        assert!(parse_row("TEXT main.f(SB) /x.go").is_none());
-    }
-
-    #[test]
-    fn excerpt_keeps_annotated_rows_with_context() {
-        let rows: Vec<Row> = (0..10)
-            .map(|i| Row {
-                pos: if i < 5 { "a.go:1" } else { "a.go:2" }.into(),
-                pc: 0x1000 + i * 4,
-                insn: format!("NOP{i}"),
-                note: (i == 5).then(|| "deferBits = 0".to_owned()),
-            })
-            .collect();
-        let s = encode(&rows, 0x1000, ListingMode::Excerpt);
-        assert_eq!(
-            s,
-            "~4\na.go:1\t10\tNOP4\na.go:2\t14\tNOP5\tdeferBits = 0\n\t18\tNOP6\n~3\n"
-        );
-        let full = encode(&rows, 0x1000, ListingMode::Full);
-        assert_eq!(full.lines().count(), 10);
     }
 }
