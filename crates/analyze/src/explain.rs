@@ -57,6 +57,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use deferscope_decode::{reg, Event, SP};
+use deferscope_index::runtime::{self, Runtime, RuntimeFn};
 use deferscope_index::{Func, GoIndex, Layout};
 use deferscope_load::{Arch, Image};
 use deferscope_model::cost::CostTable;
@@ -97,12 +98,7 @@ struct Rt {
     deferproc_stack: Option<u64>,
     deferprocat: Option<u64>,
     deferreturn: Option<u64>,
-    newobject: Option<u64>,
     gorecover: Option<u64>,
-    /// Entries of `runtime.racefuncenter` and `runtime.racefuncexit`: the
-    /// pclntab gives the assembly (ABI0) function and its ABIInternal
-    /// wrapper the same name, and Go code calls the wrapper.
-    race_hooks: Vec<u64>,
 }
 
 struct Cx<'a, 'd> {
@@ -127,8 +123,8 @@ struct Cx<'a, 'd> {
     /// function); at most [`MEMO_MAX`] each.
     wrapper_at: HashMap<u64, bool>,
     recovers_at: HashMap<u64, bool>,
-    /// Entries of the runtime functions that never return (sorted).
-    noreturn: Vec<u64>,
+    /// The runtime's functions, by role.
+    runtime: &'a Runtime,
     /// [`Cx::value_pass`]'s stack words and block-end register states,
     /// kept (empty) between functions.
     stack_words: HashMap<i64, Val>,
@@ -275,8 +271,8 @@ impl<'a, 'd> Cx<'a, 'd> {
 
     /// Size of an allocation: the type descriptor's size word for
     /// newobject, the size class (or tiny size) in a go1.27 allocator name.
-    fn alloc_size(&self, allocator: &str, arg: Val) -> Option<u64> {
-        if allocator == "runtime.newobject" {
+    fn alloc_size(&self, role: Option<RuntimeFn>, allocator: &str, arg: Val) -> Option<u64> {
+        if role == Some(RuntimeFn::Newobject) {
             if let Val::Addr(t) = arg {
                 return self.img.read_u64(t).filter(|&s| s > 0 && s < 1 << 32);
             }
@@ -461,18 +457,15 @@ impl<'a, 'd> Cx<'a, 'd> {
                 }
                 Event::Call { target, .. } => {
                     out.calls.push((pc, target));
-                    // (An address that is no entry is named in hex: no
-                    // `runtime.` prefix.)
-                    let callee = self.callee_name(target).unwrap_or("");
-                    let is_alloc = Some(target) == self.rt.newobject
-                        || callee.starts_with("runtime.mallocgcSmall")
-                        || callee.starts_with("runtime.mallocgcTiny");
+                    let role = self.runtime.role_at(target);
+                    let is_alloc =
+                        matches!(role, Some(RuntimeFn::Newobject | RuntimeFn::MallocgcSized));
                     let is_heap_defer =
                         Some(target) == self.rt.deferproc || Some(target) == self.rt.deferprocat;
                     let mut result = Val::Unknown;
                     if is_alloc {
                         let name = self.name(target);
-                        let size = self.alloc_size(&name, regs[arg0 as usize]);
+                        let size = self.alloc_size(role, &name, regs[arg0 as usize]);
                         heap.push(HeapObj {
                             pc,
                             allocator: name,
@@ -518,7 +511,7 @@ impl<'a, 'd> Cx<'a, 'd> {
                     }
                     // The write barrier helpers keep the general registers
                     // (all but the buffer pointer they return).
-                    if !callee.starts_with("runtime.gcWriteBarrier") {
+                    if role != Some(RuntimeFn::GcWriteBarrier) {
                         regs = [Val::Unknown; 32];
                         set(&mut regs, arg0, result);
                     }
@@ -602,11 +595,11 @@ impl<'a, 'd> Cx<'a, 'd> {
             for (pc, t) in calls {
                 // (A hex name is neither a helper nor a builtin.)
                 let n = self.callee_name(t).unwrap_or("");
-                if !is_runtime_helper(n) {
+                if !runtime::is_helper(n) {
                     next = Some((pc, t));
                     break;
                 }
-                builtin = builtin.or_else(|| builtin_of(n).map(|b| (pc, b)));
+                builtin = builtin.or_else(|| runtime::builtin_of(n).map(|b| (pc, b)));
             }
             // The callee may be inlined into the wrapper: then the call
             // found (if any) is one the inlined body makes, and the inline
@@ -740,91 +733,6 @@ pub fn is_wrapper_name(name: &str) -> bool {
     tail_digits(name, ".deferwrap") || tail_digits(name, ".dwrap.") || tail_digits(name, "·dwrap·")
 }
 
-/// The builtin a runtime function implements, for deferred builtins
-/// (walk's `close` -> `closechan`, `delete` -> `mapdelete*`, `panic` ->
-/// `gopanic`, `recover` -> `gorecover`, `clear` of a map -> `mapclear`).
-pub fn builtin_of(runtime_fn: &str) -> Option<&'static str> {
-    let r = runtime_fn.strip_prefix("runtime.")?;
-    match r {
-        "closechan" => Some("close"),
-        "gopanic" => Some("panic"),
-        "gorecover" => Some("recover"),
-        "mapclear" => Some("clear"),
-        _ if r == "mapdelete" || r.starts_with("mapdelete_") => Some("delete"),
-        _ => None,
-    }
-}
-
-/// Runtime helpers a wrapper may call before the real callee.
-fn is_runtime_helper(name: &str) -> bool {
-    name.strip_prefix("runtime.")
-        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_lowercase()) || r.starts_with('('))
-}
-
-/// Whether `name` is a runtime function that never returns: the calls the
-/// compiler ends a block with (`ssagen` `stmt`, case `OCALLFUNC`:
-/// `gopanic`, `panicwrap`, `block`, `panicmakeslice*`, `panicunsafe*`,
-/// `panicrangestate`, `throw`, `throwinit`; `rtcall`s without a return:
-/// `panicdivide`, `panicshift`, `panicoverflow`, `panicdottype*`,
-/// `panicnildottype`, `panicmem*`; the bounds check panics
-/// `panicIndex*`/`panicSlice*`/`goPanic*`/`panicExtend*` and go1.25+'s
-/// `panicBounds*`), plus `fatal*` and `Goexit`, which do not return either.
-pub fn is_noreturn(name: &str) -> bool {
-    let Some(r) = name.strip_prefix("runtime.") else {
-        return false;
-    };
-    if r.contains('.') {
-        return false;
-    }
-    matches!(
-        r,
-        "gopanic"
-            | "throw"
-            | "throwinit"
-            | "fatal"
-            | "fatalthrow"
-            | "fatalpanic"
-            | "panicwrap"
-            | "block"
-            | "panicdivide"
-            | "panicshift"
-            | "panicoverflow"
-            | "panicfloat"
-            | "panicmem"
-            | "panicmemAddr"
-            | "panicnildottype"
-            | "panicdottypeE"
-            | "panicdottypeI"
-            | "panicrangestate"
-            | "Goexit"
-    ) || [
-        "panicIndex",
-        "panicSlice",
-        "goPanic",
-        "panicExtend",
-        "panicBounds",
-        "panicmakeslice",
-        "panicunsafe",
-    ]
-    .iter()
-    .any(|p| r.starts_with(p))
-}
-
-/// Entries of the never-returning runtime functions in the binary.
-fn noreturn_entries(ix: &GoIndex<'_>) -> Vec<u64> {
-    let mut out: Vec<u64> = ix
-        .funcs()
-        .filter(|f| {
-            ix.pcln
-                .name_bytes(f)
-                .is_some_and(|n| n.starts_with(b"runtime.") && is_noreturn(ix.name(f)))
-        })
-        .map(|f| f.entry)
-        .collect();
-    out.sort_unstable();
-    out
-}
-
 /// Go's malloc size classes (runtime/sizeclasses.go), class -> bytes.
 const SIZE_CLASSES: [u64; 32] = [
     0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
@@ -834,36 +742,27 @@ const SIZE_CLASSES: [u64; 32] = [
 /// Explain every function and site of `report` (already filtered as the
 /// caller wants). `cost` gives `est_ns`.
 pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan, cost: &CostTable) -> Explain {
-    let f = ix.find_funcs(&[
-        "runtime.deferproc",
-        "runtime.deferprocStack",
-        "runtime.deferprocat",
-        "runtime.deferrangefunc",
-        "runtime.deferreturn",
-        "runtime.newobject",
-        "runtime.gorecover",
-        "runtime.(*_panic).nextDefer",
-    ]);
-    let e = |i: usize| f[i].map(|f| f.entry);
+    explain_with(img, ix, &Runtime::find(ix), report, cost)
+}
+
+/// [`explain`], with the runtime's functions already found.
+pub fn explain_with(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    runtime: &Runtime,
+    report: &Scan,
+    cost: &CostTable,
+) -> Explain {
     let rt = Rt {
-        deferproc: e(0),
-        deferproc_stack: e(1),
-        deferprocat: e(2),
-        deferreturn: e(4),
-        newobject: e(5),
-        gorecover: e(6),
-        race_hooks: ix
-            .funcs()
-            .filter(|f| {
-                ix.pcln.name_bytes(f).is_some_and(|n| {
-                    n == b"runtime.racefuncenter".as_slice()
-                        || n == b"runtime.racefuncexit".as_slice()
-                })
-            })
-            .map(|f| f.entry)
-            .collect(),
+        deferproc: runtime.entry(RuntimeFn::Deferproc),
+        deferproc_stack: runtime.entry(RuntimeFn::DeferprocStack),
+        deferprocat: runtime.entry(RuntimeFn::Deferprocat),
+        deferreturn: runtime.entry(RuntimeFn::Deferreturn),
+        gorecover: runtime.entry(RuntimeFn::Gorecover),
     };
-    let go122 = ix.version.map_or(f[7].is_some(), |v| v.at_least(22));
+    let go122 = ix
+        .version
+        .map_or(runtime.has(RuntimeFn::NextDefer), |v| v.at_least(22));
     let go117_amd64 = img.arch == Arch::Amd64 && ix.version.is_some_and(|v| v.minor == 17);
     let settings = &report.binary.build_settings;
     let mut cx = Cx {
@@ -878,7 +777,7 @@ pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan, cost: &CostTabl
         callee_names: HashMap::new(),
         wrapper_at: HashMap::new(),
         recovers_at: HashMap::new(),
-        noreturn: noreturn_entries(ix),
+        runtime,
         stack_words: HashMap::new(),
         block_ends: Vec::new(),
         regabi: ix.version.is_some_and(|v| match img.arch {
@@ -1140,7 +1039,7 @@ fn explain_func(
         events,
         &tables,
         NoReturn {
-            targets: &cx.noreturn,
+            targets: cx.runtime.noreturn(),
             call_len: match img.arch {
                 Arch::Amd64 => 5,
                 Arch::Arm64 => 4,
@@ -1444,7 +1343,12 @@ fn explain_func(
         }
     }
     // Build flags.
-    let race = vals.calls.iter().any(|(_, t)| cx.rt.race_hooks.contains(t));
+    let race = vals.calls.iter().any(|(_, t)| {
+        matches!(
+            cx.runtime.role_at(*t),
+            Some(RuntimeFn::RaceFuncEnter | RuntimeFn::RaceFuncExit)
+        )
+    });
     // Only the function's own race hooks count: a -race build leaves
     // some functions without them (the runtime's packages; //go:norace;
     // from go1.26 also sync, sync/atomic, internal/sync and
@@ -1606,49 +1510,5 @@ mod tests {
         assert_eq!(ldp_base(Arch::Arm64, &code, 0x1000, 0x1004), None);
         assert_eq!(ldp_base(Arch::Amd64, &code, 0x1000, 0x1000), None);
         assert_eq!(ldp_base(Arch::Arm64, &code, 0x1000, 0x1008), None);
-    }
-
-    #[test]
-    fn noreturn_names() {
-        // ssagen stmt's BlockExit list and the bounds panics (go1.19 and
-        // go1.25+ names), fatal*, Goexit.
-        for n in [
-            "runtime.gopanic",
-            "runtime.panicIndex",
-            "runtime.goPanicSliceAlen",
-            "runtime.panicBounds64",
-            "runtime.panicdottypeE",
-            "runtime.panicunsafeslicelen1",
-            "runtime.throw",
-            "runtime.fatalthrow",
-        ] {
-            assert!(is_noreturn(n), "{n}");
-        }
-        for n in [
-            "runtime.panicCheck1",
-            "runtime.throw.func1",
-            "runtime.deferreturn",
-            "main.gopanic",
-            "runtime.printpanics",
-        ] {
-            assert!(!is_noreturn(n), "{n}");
-        }
-    }
-
-    #[test]
-    fn builtins() {
-        assert_eq!(builtin_of("runtime.closechan"), Some("close"));
-        assert_eq!(builtin_of("runtime.mapdelete_faststr"), Some("delete"));
-        assert_eq!(builtin_of("runtime.mapdelete"), Some("delete"));
-        assert_eq!(builtin_of("runtime.mapdeleteX"), None);
-        assert_eq!(builtin_of("main.closechan"), None);
-    }
-
-    #[test]
-    fn runtime_helpers() {
-        assert!(is_runtime_helper("runtime.morestack_noctxt"));
-        assert!(is_runtime_helper("runtime.(*_panic).nextDefer"));
-        assert!(!is_runtime_helper("runtime.GC"));
-        assert!(!is_runtime_helper("main.g"));
     }
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use deferscope_index::runtime::Runtime;
 use deferscope_index::GoIndex;
 use deferscope_load::Image;
 use deferscope_model::cost::CostTable;
@@ -67,14 +68,15 @@ pub fn run(
     filter: &Filter,
     req: Request<'_>,
 ) -> Result<Analysis, AnalyzeError> {
-    let mut scan = crate::scan(path, img, ix)?;
+    let rt = Runtime::find(ix);
+    let mut scan = crate::scan_with(path, img, ix, &rt)?;
     let verification = req
         .verify
         .map(|lines| crate::verify::verify(lines, &scan, img, ix));
     scan.retain(|name, origin| filter.keeps(name, origin));
     let explain = req
         .explain
-        .map(|cost| crate::explain::explain(img, ix, &scan, cost));
+        .map(|cost| crate::explain::explain_with(img, ix, &rt, &scan, cost));
     Ok(Analysis {
         scan,
         explain,

@@ -22,20 +22,19 @@ pub mod cost;
 pub mod diff;
 pub mod explain;
 pub mod front;
-pub mod opendefer;
 pub mod verify;
 
 use std::collections::BTreeMap;
 
 use deferscope_decode::Event;
-use deferscope_index::{Func, GoIndex, GoVersion, Layout};
+use deferscope_index::runtime::{Runtime, RuntimeFn};
+use deferscope_index::{Func, GoIndex, OpenDeferFormat};
 use deferscope_load::Image;
 
 pub use deferscope_model::{
     package_of, Analysis, BinaryInfo, Counts, FuncInfo, Kind, Origin, Scan, Site,
 };
 pub use front::{run, with_binary, Filter, Request};
-pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 
 /// Why a binary could not be analysed.
 #[derive(Debug, thiserror::Error)]
@@ -52,32 +51,21 @@ pub enum AnalyzeError {
     },
 }
 
-/// The runtime entry points the classifier looks for.
+/// The call targets that register a defer, and their kinds.
 struct Targets {
     deferproc: Option<u64>,
     deferproc_stack: Option<u64>,
     deferprocat: Option<u64>,
     deferrangefunc: Option<u64>,
-    /// `runtime.(*_panic).nextDefer` exists only from go1.22 (the funcdata
-    /// format C), which tells the formats apart without build info.
-    has_next_defer: bool,
 }
 
 impl Targets {
-    fn find(ix: &GoIndex<'_>) -> Targets {
-        let f = ix.find_funcs(&[
-            "runtime.deferproc",
-            "runtime.deferprocStack",
-            "runtime.deferprocat",
-            "runtime.deferrangefunc",
-            "runtime.(*_panic).nextDefer",
-        ]);
+    fn new(rt: &Runtime) -> Targets {
         Targets {
-            deferproc: f[0].map(|f| f.entry),
-            deferproc_stack: f[1].map(|f| f.entry),
-            deferprocat: f[2].map(|f| f.entry),
-            deferrangefunc: f[3].map(|f| f.entry),
-            has_next_defer: f[4].is_some(),
+            deferproc: rt.entry(RuntimeFn::Deferproc),
+            deferproc_stack: rt.entry(RuntimeFn::DeferprocStack),
+            deferprocat: rt.entry(RuntimeFn::Deferprocat),
+            deferrangefunc: rt.entry(RuntimeFn::Deferrangefunc),
         }
     }
 
@@ -104,39 +92,20 @@ impl Targets {
     }
 }
 
-/// Which funcdata encoding and index this binary uses.
-fn opendefer_format(ix: &GoIndex<'_>, t: &Targets) -> (u8, OpenDeferFormat) {
-    match ix.pcln.layout {
-        // go1.14-1.15 (go1.2 layout): FUNCDATA_OpenCodedDeferInfo = 5.
-        Layout::Go12 => (5, OpenDeferFormat::A),
-        Layout::Go116 => (4, OpenDeferFormat::A),
-        Layout::Go118 => (4, OpenDeferFormat::B),
-        Layout::Go120 => {
-            let c = match ix.version {
-                Some(v) => {
-                    v >= GoVersion {
-                        minor: 22,
-                        patch: 0,
-                    }
-                }
-                None => t.has_next_defer,
-            };
-            (
-                4,
-                if c {
-                    OpenDeferFormat::C
-                } else {
-                    OpenDeferFormat::B
-                },
-            )
-        }
-    }
-}
-
 /// Scan the whole binary. `path` is used only in the report.
 pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Scan, AnalyzeError> {
-    let targets = Targets::find(ix);
-    let (fd_index, fd_format) = opendefer_format(ix, &targets);
+    scan_with(path, img, ix, &Runtime::find(ix))
+}
+
+/// [`scan`], with the runtime's functions already found.
+pub fn scan_with(
+    path: &str,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    rt: &Runtime,
+) -> Result<Scan, AnalyzeError> {
+    let targets = Targets::new(rt);
+    let layout = ix.open_defer_layout(rt);
     let main_module = ix.buildinfo.as_ref().and_then(|b| {
         b.main_module
             .as_ref()
@@ -150,11 +119,11 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Scan, Analy
     // deferproc calls are all among them.
     let mut scanned_all = false;
     let call_targets = targets.all();
-    if !call_targets.is_empty() && ix.nfunc() > 0 {
-        if let (Some(first), Some(last)) = (ix.func(0), ix.func(ix.nfunc() - 1)) {
-            if let Some(text) = img.read(first.entry, last.end.saturating_sub(first.entry)) {
+    if !call_targets.is_empty() {
+        if let Some((start, end)) = ix.text_range() {
+            if let Some(text) = img.read(start, end.saturating_sub(start)) {
                 candidates =
-                    deferscope_decode::call_candidates(img.arch, text, first.entry, &call_targets);
+                    deferscope_decode::call_candidates(img.arch, text, start, &call_targets);
                 scanned_all = true;
             }
         }
@@ -194,8 +163,7 @@ pub fn scan(path: &str, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<Scan, Analy
             img,
             ix,
             &targets,
-            fd_index,
-            fd_format,
+            layout,
             &f,
             call_end,
             main_module.as_deref(),
@@ -243,8 +211,7 @@ fn analyze_func(
     img: &Image<'_>,
     ix: &GoIndex<'_>,
     targets: &Targets,
-    fd_index: u8,
-    fd_format: OpenDeferFormat,
+    layout: (u8, OpenDeferFormat),
     f: &Func,
     call_end: u64,
     main_module: Option<&str>,
@@ -272,11 +239,7 @@ fn analyze_func(
 
     let mut open_coded_defers = None;
     let mut calls_deferrangefunc = false;
-    let opendefer = ix
-        .funcdata_addr(f, fd_index)
-        .and_then(|a| img.read_to_end(a))
-        .and_then(|b| OpenDeferInfo::parse(b, fd_format));
-    if let Some(info) = opendefer {
+    if let Some(info) = ix.open_defer_info(img, f, layout) {
         open_coded_defers = Some(info.closure_offsets.len() as u8);
         let sp = ix.spdelta(f);
         // First store of a non-zero value into each closure slot.

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
+use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::GoIndex;
 use deferscope_load::Image;
 use deferscope_model::verify::{Disagreement, Verification};
@@ -182,27 +183,21 @@ impl CodeLines {
                 }
             }
         }
-        let names = [
-            "runtime.deferproc",
-            "runtime.deferprocStack",
-            "runtime.deferprocat",
-        ];
-        let targets: Vec<u64> = ix
-            .find_funcs(&names)
-            .into_iter()
-            .flatten()
-            .map(|f| f.entry)
+        let rt = Runtime::find(ix);
+        let targets: Vec<u64> = RuntimeFn::REGISTER
+            .iter()
+            .filter_map(|&f| rt.entry(f))
             .collect();
-        if targets.is_empty() || ix.nfunc() == 0 {
+        if targets.is_empty() {
             return out;
         }
-        let (Some(first), Some(last)) = (ix.func(0), ix.func(ix.nfunc() - 1)) else {
+        let Some((start, end)) = ix.text_range() else {
             return out;
         };
-        let Some(text) = img.read(first.entry, last.end.saturating_sub(first.entry)) else {
+        let Some(text) = img.read(start, end.saturating_sub(start)) else {
             return out;
         };
-        let mut cands = deferscope_decode::call_candidates(img.arch, text, first.entry, &targets);
+        let mut cands = deferscope_decode::call_candidates(img.arch, text, start, &targets);
         cands.sort_unstable();
         // Confirm each candidate by decoding its function.
         let mut done = HashSet::new();

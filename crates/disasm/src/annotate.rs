@@ -18,8 +18,9 @@
 
 use std::collections::HashMap;
 
-use deferscope_analyze::{Kind, OpenDeferFormat, OpenDeferInfo, Scan};
-use deferscope_index::{GoIndex, GoVersion, Layout, PcTable};
+use deferscope_analyze::{Kind, Scan};
+use deferscope_index::runtime::{Runtime, RuntimeFn};
+use deferscope_index::{GoIndex, OpenDeferInfo, PcTable};
 use deferscope_load::Image;
 
 use crate::facts::{Call, Facts, ImmOp, MemOp, RegId, Value};
@@ -63,53 +64,30 @@ pub struct Annotator {
     open: HashMap<u64, OpenFunc>,
 }
 
-fn role_of(name: &str) -> Option<Role> {
-    Some(match name {
-        "runtime.deferproc" => Role::Deferproc,
-        "runtime.deferprocStack" => Role::DeferprocStack,
-        "runtime.deferprocat" => Role::Deferprocat,
-        "runtime.deferrangefunc" => Role::Deferrangefunc,
-        "runtime.deferreturn" => Role::Deferreturn,
-        "runtime.newobject" => Role::Alloc,
-        "runtime.gopanic" => Role::Gopanic,
-        "runtime.gorecover" => Role::Gorecover,
-        n if n.starts_with("runtime.mallocgc") => Role::Alloc,
+fn role_of(f: RuntimeFn) -> Option<Role> {
+    Some(match f {
+        RuntimeFn::Deferproc => Role::Deferproc,
+        RuntimeFn::DeferprocStack => Role::DeferprocStack,
+        RuntimeFn::Deferprocat => Role::Deferprocat,
+        RuntimeFn::Deferrangefunc => Role::Deferrangefunc,
+        RuntimeFn::Deferreturn => Role::Deferreturn,
+        f if f.is_alloc() => Role::Alloc,
+        RuntimeFn::Gopanic => Role::Gopanic,
+        RuntimeFn::Gorecover => Role::Gorecover,
         _ => return None,
     })
 }
 
 impl Annotator {
     pub fn new(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan) -> Annotator {
+        let rt = Runtime::find(ix);
         let mut roles = HashMap::new();
-        let mut has_next_defer = false;
         for f in ix.funcs() {
-            let name = ix.name(&f);
-            if let Some(r) = role_of(name) {
+            if let Some(r) = rt.role_at(f.entry).and_then(role_of) {
                 roles.entry(f.entry).or_insert(r);
             }
-            has_next_defer |= name == "runtime.(*_panic).nextDefer";
         }
-        let (fd_index, fd_format) = match ix.pcln.layout {
-            Layout::Go12 => (5, OpenDeferFormat::A),
-            Layout::Go116 => (4, OpenDeferFormat::A),
-            Layout::Go118 => (4, OpenDeferFormat::B),
-            Layout::Go120 => {
-                let c = ix.version.map_or(has_next_defer, |v| {
-                    v >= GoVersion {
-                        minor: 22,
-                        patch: 0,
-                    }
-                });
-                (
-                    4,
-                    if c {
-                        OpenDeferFormat::C
-                    } else {
-                        OpenDeferFormat::B
-                    },
-                )
-            }
-        };
+        let layout = ix.open_defer_layout(&rt);
         let mut sites = HashMap::new();
         let mut per_func: HashMap<&str, usize> = HashMap::new();
         for s in &report.sites {
@@ -126,11 +104,7 @@ impl Annotator {
             let Some(f) = ix.func_for_pc(fi.entry) else {
                 continue;
             };
-            let info = ix
-                .funcdata_addr(&f, fd_index)
-                .and_then(|a| img.read_to_end(a))
-                .and_then(|b| OpenDeferInfo::parse(b, fd_format));
-            if let Some(info) = info {
+            if let Some(info) = ix.open_defer_info(img, &f, layout) {
                 open.insert(
                     fi.entry,
                     OpenFunc {

@@ -18,7 +18,9 @@
 
 pub mod buildinfo;
 pub mod inline;
+pub mod opendefer;
 pub mod pclntab;
+pub mod runtime;
 pub mod synth;
 pub mod version;
 
@@ -26,6 +28,7 @@ use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
 pub use inline::InlineTree;
+pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};
 pub use version::VersionSource;
 
@@ -379,6 +382,53 @@ impl<'d> GoIndex<'d> {
             func: *f,
             pcln: self.pcln.clone(),
         }
+    }
+
+    /// The text the function table covers: from the first function's
+    /// entry to the last one's end.
+    pub fn text_range(&self) -> Option<(u64, u64)> {
+        let first = self.func(0)?;
+        let last = self.func(self.nfunc().checked_sub(1)?)?;
+        Some((first.entry, last.end))
+    }
+
+    /// Where this binary keeps `FUNCDATA_OpenCodedDeferInfo` (its funcdata
+    /// index) and which encoding it uses (design.md §5.1-5.2): go1.14-1.15
+    /// index 5, later 4; format A to go1.17, B to go1.21, C from go1.22
+    /// (told apart by `runtime.(*_panic).nextDefer`, new in go1.22, when the
+    /// version is unknown).
+    pub fn open_defer_layout(&self, rt: &runtime::Runtime) -> (u8, OpenDeferFormat) {
+        match self.pcln.layout {
+            Layout::Go12 => (5, OpenDeferFormat::A),
+            Layout::Go116 => (4, OpenDeferFormat::A),
+            Layout::Go118 => (4, OpenDeferFormat::B),
+            Layout::Go120 => {
+                let c = self
+                    .version
+                    .map_or(rt.has(runtime::RuntimeFn::NextDefer), |v| v.at_least(22));
+                (
+                    4,
+                    if c {
+                        OpenDeferFormat::C
+                    } else {
+                        OpenDeferFormat::B
+                    },
+                )
+            }
+        }
+    }
+
+    /// The function's open-coded defer record, decoded; `None` when it has
+    /// none (or it is damaged). `layout` is [`GoIndex::open_defer_layout`].
+    pub fn open_defer_info(
+        &self,
+        img: &Image<'d>,
+        f: &Func,
+        layout: (u8, OpenDeferFormat),
+    ) -> Option<OpenDeferInfo> {
+        self.funcdata_addr(f, layout.0)
+            .and_then(|a| img.read_to_end(a))
+            .and_then(|b| OpenDeferInfo::parse(b, layout.1))
     }
 
     /// The function's stack-pointer delta table.
