@@ -1,7 +1,12 @@
 //! The `deferscope` command: a thin layer over the pipeline crates.
 //!
-//! load (`deferscope-load`) -> index (`deferscope-index`) -> decode and
-//! analyze (`deferscope-analyze`) -> report (`deferscope-report`).
+//! load (`deferscope-load`) -> index (`deferscope-index`) -> decode
+//! (`deferscope-decode`) -> analyze (`deferscope-analyze`, whose result is
+//! `deferscope-model`'s `Analysis`) -> report (`deferscope-report`); the
+//! consumers `deferscope-disasm` and `deferscope-trace` sit beside report
+//! on the same front end. Flags become option structs once, in `cli`; each
+//! command in `cmd` turns them into one call of the front end and one
+//! printer (docs/design.md §5 walks through `scan`).
 //!
 //! Errors print as one line, `deferscope: <what>`, and exit with status 2.
 //! A closed output pipe ends the program quietly.

@@ -91,8 +91,9 @@ impl RuntimeFn {
         }
     }
 
-    /// The function's name (for the size-specialized allocators, the
-    /// common prefix).
+    /// The function's name (for the roles that match a family of names,
+    /// the size-specialized allocators and the write barriers, the first
+    /// prefix of the family).
     pub fn name(self) -> &'static str {
         match self {
             RuntimeFn::MallocgcSized => "runtime.mallocgcSmall",

@@ -12,7 +12,7 @@
 //!   checked too: every result's `ruleId` is a listed rule at `ruleIndex`,
 //!   a non-empty message, a location with a line.
 //! - `report::verify::matrix::*`: the product's verifier
-//!   (`deferscope_report::verify`, which decides from the binary's own line
+//!   (`deferscope_analyze::verify`, which decides from the binary's own line
 //!   table which compiler lines have code) finds 0 disagreements between
 //!   each matrix binary and the compiler's `-d=defer` lines saved beside it.
 //! - `report::diff::go<ver>::*`: `fixtures/go/diff/{base,inloop,shifted}`
