@@ -448,6 +448,14 @@ impl Layer<'_> {
     }
 }
 
+/// A layer's read error, in words: the tar reader quotes the bytes it
+/// could not read, and those of a layer that is not a tar are binary, so
+/// its message is cut at the first character that is not printable.
 fn not_tar(e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("not a tar layer ({e})"))
+    let text = e.to_string();
+    let end = text
+        .find(|c: char| !(c.is_ascii_graphic() || c == ' '))
+        .unwrap_or(text.len());
+    let words = text[..end].trim_end_matches([' ', ':']);
+    io::Error::new(e.kind(), format!("not a tar layer ({words})"))
 }

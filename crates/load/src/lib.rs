@@ -397,6 +397,18 @@ impl<'data> Image<'data> {
         }
     }
 
+    /// Whether the file ends before the bytes its headers place in it: a
+    /// section or segment whose file range passes the end (a truncated
+    /// download or copy). Zero-fill sections have no file range.
+    pub fn truncated(&self) -> bool {
+        let len = self.data.len() as u64;
+        let past = |(off, size): (u64, u64)| off.checked_add(size).is_none_or(|end| end > len);
+        self.file.as_ref().is_some_and(|f| {
+            f.sections().any(|s| s.file_range().is_some_and(past))
+                || f.segments().any(|s| past(s.file_range()))
+        })
+    }
+
     /// The whole file.
     pub fn data(&self) -> &'data [u8] {
         self.data
@@ -553,6 +565,18 @@ mod tests {
         );
         assert_eq!(sniff_executable(b"#!/bin/sh"), None);
         assert_eq!(sniff_executable(b"\x7fEL"), None);
+    }
+
+    #[test]
+    fn a_cut_executable_is_truncated() {
+        let Ok(data) = std::fs::read("/bin/ls") else {
+            return;
+        };
+        let whole = Image::parse(Path::new("ls"), &data).unwrap();
+        assert!(!whole.truncated());
+        // Past the headers, before the end of the code.
+        let cut = Image::parse(Path::new("ls"), &data[..data.len() / 2]);
+        assert!(cut.is_err() || cut.unwrap().truncated());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::diff::{Diff, Side};
 use crate::{Analysis, Counts, Kind, Origin};
 
 /// What became of one executable file.
@@ -162,6 +163,72 @@ impl Totals {
     /// The sites of one kind.
     pub fn kind(&self, k: Kind) -> usize {
         self.kinds.get(k)
+    }
+}
+
+/// `deferscope diff OLD NEW` of two directories or images: binaries
+/// matched by [`Entry::key`].
+#[derive(Clone, Debug)]
+pub struct BatchDiff {
+    /// The two arguments, as given.
+    pub old: String,
+    pub new: String,
+    /// One element per key found on either side, sorted by key.
+    pub binaries: Vec<BinaryDiff>,
+    /// Entries of either side that failed: (path, why).
+    pub errors: Vec<(String, String)>,
+}
+
+/// One binary of a [`BatchDiff`]: on both sides, or only on one, where
+/// the other side is empty (so a new binary's sites are all added).
+#[derive(Clone, Debug)]
+pub struct BinaryDiff {
+    pub key: String,
+    pub old: Option<Side>,
+    pub new: Option<Side>,
+    pub diff: Diff,
+}
+
+impl BinaryDiff {
+    /// `changed`, `unchanged`, `added` (only in NEW) or `removed`.
+    pub fn status(&self) -> &'static str {
+        match (&self.old, &self.new) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ if self.diff.changes.is_empty() => "unchanged",
+            _ => "changed",
+        }
+    }
+}
+
+impl BatchDiff {
+    /// The kinds among `fail_on` that have more sites in NEW than in OLD
+    /// in any one binary (a binary only in NEW counts from zero).
+    pub fn failed(&self, fail_on: &[Kind]) -> Vec<Kind> {
+        fail_on
+            .iter()
+            .copied()
+            .filter(|&k| {
+                self.binaries
+                    .iter()
+                    .any(|b| b.diff.new.get(k) > b.diff.old.get(k))
+            })
+            .collect()
+    }
+
+    /// Sites per kind over every binary of each side.
+    pub fn totals(&self) -> (Counts, Counts) {
+        let add = |t: &mut Counts, c: &Counts| {
+            t.open_coded += c.open_coded;
+            t.stack_allocated += c.stack_allocated;
+            t.heap_allocated += c.heap_allocated;
+        };
+        let (mut o, mut n) = (Counts::default(), Counts::default());
+        for b in &self.binaries {
+            add(&mut o, &b.diff.old);
+            add(&mut n, &b.diff.new);
+        }
+        (o, n)
     }
 }
 
