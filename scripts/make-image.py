@@ -2,14 +2,15 @@
 """Write container image tarballs from a directory of files, without docker.
 
     scripts/make-image.py DIR --oci OUT.tar [--docker OUT.tar] [--bad]
-                          [--prefix usr/local/bin]
+                          [--oci-plain] [--prefix usr/local/bin]
 
 Both layouts that `deferscope scan IMAGE` reads, from the same layers:
 
   --oci     an OCI image layout tarball (what `skopeo copy oci-archive:`
             writes): `oci-layout`, `index.json` -> image manifest ->
             config and layers in `blobs/sha256/<hex>`, layers as
-            gzip-compressed tars (`application/vnd.oci.image.layer.v1.tar+gzip`);
+            gzip-compressed tars (`application/vnd.oci.image.layer.v1.tar+gzip`),
+            or with --oci-plain uncompressed (`...layer.v1.tar`);
   --docker  a `docker save` tarball: `manifest.json` (`Config`, `RepoTags`,
             `Layers`), `<diff id>/layer.tar` uncompressed with `VERSION` and
             `json` beside it, `<config digest>.json`, `repositories`.
@@ -122,7 +123,8 @@ def layer2(path: Path, src: Path, bad: bool) -> None:
                 add_file(t, "opt/bad/not-go", Path("/bin/ls"))
 
 
-def build(src: Path, oci: Path | None, docker: Path | None, bad: bool, prefix: str) -> None:
+def build(src: Path, oci: Path | None, docker: Path | None, bad: bool, prefix: str,
+          oci_gzip: bool = True) -> None:
     out_dir = (oci or docker).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
@@ -136,7 +138,7 @@ def build(src: Path, oci: Path | None, docker: Path | None, bad: bool, prefix: s
             junk.write_bytes(random.Random(15).randbytes(64 << 10))
         diff_ids = [sha256_file(p) for p in plain]
         if oci:
-            write_oci(oci, plain, diff_ids, junk, tmpd)
+            write_oci(oci, plain, diff_ids, junk, tmpd, oci_gzip)
         if docker:
             write_docker(docker, plain, diff_ids, junk)
 
@@ -148,17 +150,21 @@ def config_json(diff_ids: list[str]) -> bytes:
     }, sort_keys=True).encode()
 
 
-def write_oci(out: Path, plain: list[Path], diff_ids: list[str], junk: Path | None, tmpd: Path) -> None:
+def write_oci(out: Path, plain: list[Path], diff_ids: list[str], junk: Path | None, tmpd: Path,
+              gzipped: bool) -> None:
     blobs: list[tuple[str, Path | bytes]] = []
     layers = []
     for i, p in enumerate(plain):
-        gz = tmpd / f"l{i + 1}.tar.gz"
-        with open(p, "rb") as f, gzip.GzipFile(gz, "wb", compresslevel=1, mtime=0) as g:
-            shutil.copyfileobj(f, g, 1 << 20)
-        d = sha256_file(gz)
-        blobs.append((d, gz))
-        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                       "digest": f"sha256:{d}", "size": gz.stat().st_size})
+        if gzipped:
+            blob = tmpd / f"l{i + 1}.tar.gz"
+            with open(p, "rb") as f, gzip.GzipFile(blob, "wb", compresslevel=1, mtime=0) as g:
+                shutil.copyfileobj(f, g, 1 << 20)
+            d = sha256_file(blob)
+        else:
+            blob, d = p, diff_ids[i]
+        blobs.append((d, blob))
+        media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gzipped else "")
+        layers.append({"mediaType": media, "digest": f"sha256:{d}", "size": blob.stat().st_size})
     ids = list(diff_ids)
     if junk is not None:
         d = sha256_file(junk)
@@ -223,13 +229,14 @@ def main() -> int:
     ap.add_argument("--oci", type=Path)
     ap.add_argument("--docker", type=Path)
     ap.add_argument("--bad", action="store_true")
+    ap.add_argument("--oci-plain", action="store_true", help="uncompressed OCI layers")
     ap.add_argument("--prefix", default="usr/local/bin")
     a = ap.parse_args()
     if not a.oci and not a.docker:
         ap.error("give --oci and/or --docker")
     if not files_of(a.dir):
         ap.error(f"{a.dir}: no files")
-    build(a.dir, a.oci, a.docker, a.bad, a.prefix)
+    build(a.dir, a.oci, a.docker, a.bad, a.prefix, oci_gzip=not a.oci_plain)
     for p in (a.oci, a.docker):
         if p:
             print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")

@@ -335,7 +335,7 @@ pub fn diff_text(d: &BatchDiff, fail_on: &[Kind], w: &mut impl Write) -> io::Res
         writeln!(
             w,
             "\n{:<width$}  {:<9}  {:>15}  {:>15}  {:>15}",
-            "binary", "", "open-coded", "stack-allocated", "heap-allocated"
+            "binary", "status", "open-coded", "stack-allocated", "heap-allocated"
         )?;
         for bd in &d.binaries {
             let cell = |k: Kind| {
