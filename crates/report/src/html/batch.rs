@@ -33,6 +33,11 @@ nav.batch select { max-width: 70vw; }
 #batch-summary button.pick { font-family: var(--mono); font-size: 12px; text-align: left; background: none;
   border: none; color: var(--accent); cursor: pointer; padding: 0; overflow-wrap: anywhere; }
 #batch-summary ul { font-family: var(--mono); font-size: 12px; }
+#binary-view header.top .brand { display: none; }
+#batch-summary table.grid { table-layout: auto; }
+#batch-summary table.grid th { cursor: default; }
+#batch-summary table.grid th::after { content: none; }
+#batch-summary td.path { width: 50%; }
 "#;
 
 const SELECT_JS: &str = r#"(function () {
@@ -64,10 +69,8 @@ const SELECT_JS: &str = r#"(function () {
 /// Write the page of a batch: see the module docs.
 pub fn write_batch(b: &Batch<Binary>, w: &mut impl Write) -> io::Result<()> {
     let t = b.totals();
-    let title = format!(
-        "deferscope: {}",
-        crate::plural(t.binaries, "Go binary", "Go binaries")
-    );
+    let heading = crate::plural(t.binaries, "Go binary", "Go binaries");
+    let title = format!("deferscope: {heading}");
     let mut h = page_head(&title, BATCH_CSS);
     h.push_str(
         "<nav class=\"batch\"><div class=\"brand\">deferscope <span>report</span></div>\
@@ -86,7 +89,7 @@ pub fn write_batch(b: &Batch<Binary>, w: &mut impl Write) -> io::Result<()> {
     let _ = write!(
         h,
         "<h1>{}</h1>\n<p class=\"hint\">Inputs: {}. {} skipped, {} failed; {} other files and {} links not read.</p>\n",
-        esc(&title),
+        esc(&heading),
         esc(&b.inputs.join(", ")),
         t.skipped,
         t.failed,
@@ -157,4 +160,19 @@ pub fn write_batch(b: &Batch<Binary>, w: &mut impl Write) -> io::Result<()> {
     w.write_all(SELECT_JS.as_bytes())?;
     w.write_all(b"</script>\n</body>\n</html>\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page's script is carried as the text of a `<script>` element:
+    /// nothing in it may end that element or open a comment there.
+    #[test]
+    fn the_carried_script_cannot_close_its_element() {
+        for text in [script(), SELECT_JS] {
+            let t = text.to_ascii_lowercase();
+            assert!(!t.contains("</script") && !t.contains("<!--") && !t.contains("<script"));
+        }
+    }
 }
