@@ -6,8 +6,11 @@
 // function, file, line and kind); the kind, origin and package filters
 // narrow it to the counts the JSON gives; sorting orders the rows; a
 // function panel shows the annotated instruction at each site's pc; and a
-// screenshot is saved. The oracle for every count is the JSON document,
-// read here, not the page's own numbers.
+// screenshot is saved. The page of many binaries (`scan DIR`): choosing
+// each binary in the selector shows its table, with one row per site of
+// that binary's document in the batch JSON, and no script error; the
+// summary lists every binary. The oracle for every count is the JSON
+// document, read here, not the page's own numbers.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -217,5 +220,39 @@ for (const c of manifest.cases) {
         assert.ok(titles.some((t) => t.includes('</script><img src=x onerror="window.pwned=1">&amp;')));
       });
     }
+  });
+}
+
+for (const c of manifest.batch || []) {
+  describe(c.name, () => {
+    const doc = JSON.parse(readFileSync(c.json, 'utf8'));
+    let s;
+    before(async () => { s = await open(c); });
+    after(async () => { if (s) await s.context.close(); });
+
+    test('the summary lists every binary of the JSON', async () => {
+      const names = await s.page.$$eval('#batch-summary button.pick', (bs) => bs.map((b) => b.textContent));
+      assert.deepEqual(names, doc.binaries.map((b) => b.binary.path));
+      assert.equal(await s.page.locator('#binary-view *').count(), 0);
+    });
+
+    test('choosing each binary shows its own table, offline, without script errors', async () => {
+      const p = s.page;
+      for (let i = 0; i < doc.binaries.length; i++) {
+        await setSelect(p, 'binary-select', String(i));
+        await p.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
+        assert.equal(await p.locator('#binary-view h1').textContent(), doc.binaries[i].binary.path);
+        const want = doc.binaries[i].sites.map((x) => `${x.function}|${x.file}:${x.line}|${x.kind}`).sort();
+        assert.deepEqual((await rowKeys(p)).sort(), want, doc.binaries[i].binary.path);
+        assert.equal(await p.locator('#batch-summary').isHidden(), true);
+      }
+      await setSelect(p, 'binary-select', '');
+      assert.equal(await p.locator('#batch-summary').isVisible(), true);
+      assert.deepEqual(s.requests.filter((u) => u !== s.url), []);
+      assert.deepEqual(s.errors, []);
+      await setSelect(p, 'binary-select', '0');
+      await p.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
+      await p.screenshot({ path: c.screenshot, fullPage: false });
+    });
   });
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser test of the HTML report (`deferscope scan --format html`):
+# Browser test of the HTML report (`deferscope scan --format html`, and
+# the page of many binaries of `deferscope scan --format html DIR`):
 # installs Debian's chromium (if /usr/bin/chromium is missing) and
 # playwright-core from npm into the cache, writes reports and JSON for a
 # few binaries, and runs report.test.mjs with node's test runner.
@@ -90,12 +91,22 @@ GO
   hostile=hostile-path
 fi
 
+# A page of many binaries (scan of a directory): the committed fixtures.
+batchdir=$out/batch-input
+rm -rf "$batchdir" && mkdir -p "$batchdir"
+for f in "$root"/fixtures/bin/*/bin; do cp "$f" "$batchdir/$(basename "$(dirname "$f")")"; done
+"$bin" scan --format html "$batchdir" > "$out/batch.html"
+"$bin" scan --format json "$batchdir" > "$out/batch.json"
+printf '%-28s %8d bytes html\n' batch "$(stat -c %s "$out/batch.html")"
+
 python3 - "$out" "$hostile" "${cases[@]}" > "$out/manifest.json" <<'PY'
 import json, sys
 out, hostile, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 print(json.dumps({"cases": [
     {"name": n, "html": f"{out}/{n}.html", "json": f"{out}/{n}.json",
-     "screenshot": f"{out}/{n}.png", "hostile": n == hostile} for n in names]}))
+     "screenshot": f"{out}/{n}.png", "hostile": n == hostile} for n in names],
+    "batch": [{"name": "batch", "html": f"{out}/batch.html", "json": f"{out}/batch.json",
+               "screenshot": f"{out}/batch.png"}]}))
 PY
 
 HTML_TEST_MANIFEST=$out/manifest.json HTML_TEST_NODE_MODULES=$npmdir/node_modules \

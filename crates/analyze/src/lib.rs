@@ -17,6 +17,7 @@
 //! `_func.deferreturn`, plus any function in which a byte scan of the text
 //! finds what looks like a call to a `deferproc*` entry point.
 
+pub mod batch;
 pub mod cfg;
 pub mod cost;
 pub mod diff;

@@ -68,18 +68,31 @@ impl FilterArgs {
     }
 }
 
-/// What every command that reads one binary takes: the binary, the output
-/// format and the function filters.
+/// What scan and explain take: the binaries, the output format and the
+/// function filters.
 #[derive(clap::Args, Debug)]
 pub struct BinaryArgs {
-    /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
-    pub binary: PathBuf,
+    /// Go binaries (ELF, PE or Mach-O; amd64 or arm64), directories
+    /// (searched recursively; links are not followed) or container image
+    /// tarballs (`docker save`, OCI image layout). More than one path, a
+    /// directory or an image make one report with a section per binary.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Binaries analysed at once in a batch (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
+
+/// The exit statuses of scan and explain.
+pub const BATCH_HELP: &str = "Exit status: 0 on success; 2 on bad input or usage. With many \
+                              binaries (several paths, a directory or an image), non-Go files \
+                              are skipped, the report covers every binary that could be read, \
+                              and the status is 2 when any entry failed (the report lists them).";
 
 /// Formats of the reports on one binary (scan, explain, check).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,15 +120,19 @@ impl From<ReportFormat> for deferscope_report::Format {
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "OLD and NEW are Go binaries or saved `deferscope scan --format json` (or \
-                  explain) documents. Functions are matched by name and sites by their order \
-                  in the function, so code that only moved shows no change.\n\n\
-                  Exit status: 0, or 1 when a --fail-on kind has more sites in NEW; 2 on bad \
-                  input."
+                  explain) documents, or two directories or container images, whose binaries \
+                  are matched by their path inside each. Functions are matched by name and \
+                  sites by their order in the function, so code that only moved shows no \
+                  change.\n\n\
+                  Exit status: 0, or 1 when a --fail-on kind has more sites in NEW (in any one \
+                  binary of a directory or image); 2 on bad input (for directories and \
+                  images: when any binary could not be read)."
 )]
 pub struct DiffArgs {
-    /// The old build: a Go binary or a saved JSON report.
+    /// The old build: a Go binary, a saved JSON report, a directory or a
+    /// container image.
     pub old: PathBuf,
-    /// The new build: a Go binary or a saved JSON report.
+    /// The new build: the same kind of input as OLD.
     pub new: PathBuf,
     /// Exit 1 when any of these kinds has more sites in NEW than in OLD
     /// (open-coded, stack-allocated, heap-allocated; comma-separated).
@@ -126,6 +143,10 @@ pub struct DiffArgs {
     pub format: OutputFormat,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Binaries analysed at once for directories and images (default: the
+    /// number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 fn parse_kind(s: &str) -> Result<deferscope_analyze::Kind, String> {
@@ -166,6 +187,7 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = BATCH_HELP)]
 pub struct ScanArgs {
     #[command(flatten)]
     pub common: BinaryArgs,
@@ -175,6 +197,7 @@ pub struct ScanArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = BATCH_HELP)]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub common: BinaryArgs,

@@ -3,9 +3,11 @@
 //! escape codes and no extra lines).
 //!
 //! Used for the steps that can take seconds to minutes: `check`'s go build
-//! and its verification, and the explain pass and scans of `diff`. `scan`
-//! and `explain` alone draw nothing: on cmd/go (15 MB) they take 0.05 s and
-//! 0.35 s, less than a spinner's first frame is worth.
+//! and its verification, the explain pass and scans of `diff`, and the
+//! binaries of a batch (`scan DIR`, an image: the count and the binary
+//! being analysed). `scan` and `explain` of one binary draw nothing: on
+//! cmd/go (15 MB) they take 0.05 s and 0.35 s, less than a spinner's first
+//! frame is worth.
 
 use std::io::IsTerminal;
 use std::time::Duration;

@@ -113,6 +113,27 @@ fn sniff(data: &[u8]) -> Option<Format> {
     }
 }
 
+/// Bytes a caller must read from the start of a file for [`sniff_executable`].
+pub const SNIFF_LEN: usize = 8;
+
+/// The object format `head` (the first [`SNIFF_LEN`] bytes of a file, or
+/// fewer when the file is shorter) announces, for callers that sort many
+/// files before mapping any (`deferscope scan DIR`): ELF, PE (`MZ`) and
+/// Mach-O, thin or fat. `0xcafebabe` also starts Java class files; as
+/// `file(1)` does, it is taken for a fat Mach-O only when the next
+/// big-endian word, the number of architectures, is under 20 (a class
+/// file's version there is 45 or more).
+pub fn sniff_executable(head: &[u8]) -> Option<Format> {
+    let f = sniff(head)?;
+    if head.starts_with(&[0xca, 0xfe, 0xba, 0xbe]) {
+        let n = u32::from_be_bytes(head.get(4..8)?.try_into().ok()?);
+        if n >= 20 {
+            return None;
+        }
+    }
+    Some(f)
+}
+
 /// A section of the file, by name, with its virtual address range and, when
 /// it occupies file bytes, its file range.
 #[derive(Clone, Debug)]
@@ -162,6 +183,37 @@ impl Mapped {
         // the accepted risk of every mmap-based binary tool (objdump, gdb).
         // All reads go through bounds-checked slices of the map.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Ok(Mapped {
+            path: path.to_owned(),
+            map,
+        })
+    }
+
+    /// Map `len` bytes of the open `file` from `offset` (any offset: the
+    /// mapping is page-aligned underneath): a member of an uncompressed
+    /// archive, read in place. `path` names it in messages.
+    pub fn open_range(
+        file: &File,
+        offset: u64,
+        len: usize,
+        path: &Path,
+    ) -> Result<Mapped, LoadError> {
+        if len == 0 {
+            return Err(LoadError::Empty(path.to_owned()));
+        }
+        // SAFETY: as in `open`: a read-only private map, all reads through
+        // bounds-checked slices; a concurrent truncation of the archive
+        // could fault, the accepted risk of mmap-based tools.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map(file)
+        }
+        .map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Mapped {
             path: path.to_owned(),
             map,
@@ -345,6 +397,18 @@ impl<'data> Image<'data> {
         }
     }
 
+    /// Whether the file ends before the bytes its headers place in it: a
+    /// section or segment whose file range passes the end (a truncated
+    /// download or copy). Zero-fill sections have no file range.
+    pub fn truncated(&self) -> bool {
+        let len = self.data.len() as u64;
+        let past = |(off, size): (u64, u64)| off.checked_add(size).is_none_or(|end| end > len);
+        self.file.as_ref().is_some_and(|f| {
+            f.sections().any(|s| s.file_range().is_some_and(past))
+                || f.segments().any(|s| past(s.file_range()))
+        })
+    }
+
     /// The whole file.
     pub fn data(&self) -> &'data [u8] {
         self.data
@@ -476,6 +540,56 @@ mod tests {
         let data = vec![0x42u8; 4096];
         let err = Image::parse(Path::new("junk"), &data).err().unwrap();
         assert!(matches!(err, LoadError::NotObject(..)), "{err}");
+    }
+
+    #[test]
+    fn sniffs_executables_not_class_files() {
+        assert_eq!(
+            sniff_executable(b"\x7fELF\x02\x01\x01\0"),
+            Some(Format::Elf)
+        );
+        assert_eq!(sniff_executable(b"MZ\x90\0"), Some(Format::Pe));
+        assert_eq!(
+            sniff_executable(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]),
+            Some(Format::MachO)
+        );
+        // A fat Mach-O with 2 architectures, and a Java 8 class file
+        // (major version 52).
+        assert_eq!(
+            sniff_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 2]),
+            Some(Format::MachO)
+        );
+        assert_eq!(
+            sniff_executable(&[0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52]),
+            None
+        );
+        assert_eq!(sniff_executable(b"#!/bin/sh"), None);
+        assert_eq!(sniff_executable(b"\x7fEL"), None);
+    }
+
+    #[test]
+    fn a_cut_executable_is_truncated() {
+        let Ok(data) = std::fs::read("/bin/ls") else {
+            return;
+        };
+        let whole = Image::parse(Path::new("ls"), &data).unwrap();
+        assert!(!whole.truncated());
+        // Past the headers, before the end of the code.
+        let cut = Image::parse(Path::new("ls"), &data[..data.len() / 2]);
+        assert!(cut.is_err() || cut.unwrap().truncated());
+    }
+
+    #[test]
+    fn maps_a_range_of_a_file() {
+        let dir = std::env::temp_dir().join(format!("dsload-range-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let data: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let f = File::open(&p).unwrap();
+        let m = Mapped::open_range(&f, 4097, 9000, Path::new("f")).unwrap();
+        assert_eq!(m.bytes(), &data[4097..4097 + 9000]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

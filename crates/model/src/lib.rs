@@ -18,8 +18,11 @@
 //! - [`diff`]: two builds' sites, matched (`deferscope diff`);
 //! - [`listing`]: rows of annotated disassembly, for the printers that
 //!   show code;
-//! - [`cost::CostTable`]: what one execution of each kind of defer costs.
+//! - [`cost::CostTable`]: what one execution of each kind of defer costs;
+//! - [`batch::Batch`]: many binaries (directories, container images) in
+//!   one report.
 
+pub mod batch;
 pub mod cost;
 pub mod diff;
 pub mod explain;

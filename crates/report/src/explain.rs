@@ -291,7 +291,7 @@ struct FuncOut<'a> {
 }
 
 #[derive(Serialize)]
-struct Doc<'a> {
+pub(crate) struct Doc<'a> {
     schema_version: u32,
     binary: &'a deferscope_model::BinaryInfo,
     summary: serde_json::Value,
@@ -303,7 +303,13 @@ struct Doc<'a> {
 
 /// The JSON document: scan's, with the explain fields (docs/json.md).
 pub fn json(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
-    let doc = Doc {
+    serde_json::to_writer_pretty(&mut *w, &doc(r, x)?)?;
+    writeln!(w)
+}
+
+/// The JSON document of `r` and its explain pass `x`.
+pub(crate) fn doc<'a>(r: &'a Scan, x: &'a Explain) -> io::Result<Doc<'a>> {
+    Ok(Doc {
         schema_version: JSON_SCHEMA_VERSION,
         binary: &r.binary,
         summary: summary(r)?,
@@ -321,9 +327,7 @@ pub fn json(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
             .collect(),
         inline_candidates: &x.inline_candidates,
         cost_table: &x.cost_table,
-    };
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
-    writeln!(w)
+    })
 }
 
 /// Scan's `summary` object (as [`crate::scan::json`] writes it), as a JSON value

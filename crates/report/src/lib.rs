@@ -15,9 +15,11 @@
 //! - [`html`]: one self-contained page with a chart, a table of sites and
 //!   a panel per function (reasons and annotated disassembly);
 //!
-//! and beside them, [`diff`] (site changes between two builds) and
-//! [`verify`] (the compiler's `-d=defer` lines compared with a scan).
+//! and beside them, [`diff`] (site changes between two builds),
+//! [`verify`] (the compiler's `-d=defer` lines compared with a scan) and
+//! [`batch`] (many binaries in one report, and their diff).
 
+pub mod batch;
 pub mod diff;
 pub mod explain;
 pub mod html;

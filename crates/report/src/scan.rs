@@ -87,7 +87,7 @@ pub fn text(r: &Scan, w: &mut impl Write) -> io::Result<()> {
 /// The JSON document: the report plus a summary, as documented in
 /// `docs/json.md`.
 #[derive(Serialize)]
-struct JsonDoc<'a> {
+pub(crate) struct JsonDoc<'a> {
     schema_version: u32,
     binary: &'a BinaryInfo,
     summary: Summary,
@@ -107,9 +107,15 @@ struct Summary {
 
 /// Print the report as JSON.
 pub fn json(r: &Scan, w: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &doc(r))?;
+    writeln!(w)
+}
+
+/// The JSON document of `r`.
+pub(crate) fn doc(r: &Scan) -> JsonDoc<'_> {
     let (all, by) = r.counts();
     let get = |o| by.get(&o).copied().unwrap_or_default();
-    let doc = JsonDoc {
+    JsonDoc {
         schema_version: JSON_SCHEMA_VERSION,
         binary: &r.binary,
         summary: Summary {
@@ -122,7 +128,5 @@ pub fn json(r: &Scan, w: &mut impl Write) -> io::Result<()> {
         },
         sites: &r.sites,
         functions: &r.functions,
-    };
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
-    writeln!(w)
+    }
 }

@@ -1,7 +1,9 @@
 //! `deferscope diff OLD NEW`: added, removed and changed defer sites
 //! between two builds (see `deferscope_analyze::diff` for the matching).
 //! Each side is a Go binary (scanned and explained, so changes carry
-//! reasons) or a saved `scan`/`explain --format json` document.
+//! reasons) or a saved `scan`/`explain --format json` document; two
+//! directories or images are compared binary by binary
+//! ([`super::batch::diff`]).
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -61,6 +63,26 @@ fn std_functions(text: &str) -> std::collections::HashSet<String> {
 
 pub fn run(args: DiffArgs) -> Result<()> {
     let filter = args.filter.filter()?;
+    let many = [&args.old, &args.new].map(|p| deferscope_inputs::is_batch_input(p));
+    match many {
+        [true, true] => {
+            return super::batch::diff(
+                &args.old,
+                &args.new,
+                &filter,
+                &args.fail_on,
+                args.format == OutputFormat::Json,
+                args.jobs,
+            )
+        }
+        [true, false] | [false, true] => anyhow::bail!(
+            "{} is a directory or image and {} is not: compare two binaries (or saved \
+             reports), or two directories or images",
+            if many[0] { &args.old } else { &args.new }.display(),
+            if many[0] { &args.new } else { &args.old }.display(),
+        ),
+        _ => {}
+    }
     let p = Progress::start("reading");
     let old = load(&args.old, &filter, &p)?;
     let new = load(&args.new, &filter, &p)?;

@@ -1,5 +1,7 @@
 //! `deferscope explain`: scan, then explain every function and site (why
-//! not open-coded, allocations, deferred targets, cost, fix).
+//! not open-coded, allocations, deferred targets, cost, fix). Several
+//! paths, a directory or an image make one report of many binaries
+//! ([`super::batch`]).
 
 use anyhow::Result;
 use deferscope_analyze::cost::{self, CostTable};
@@ -19,9 +21,13 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         explain: Some(&cost),
         verify: None,
     };
+    if super::batch::is_batch(&c.paths) {
+        return super::batch::report(&c.paths, c.format, &filter, req, c.jobs);
+    }
+    let binary = &c.paths[0];
     super::analyze(
-        &c.binary,
-        &c.binary.display().to_string(),
+        binary,
+        &binary.display().to_string(),
         &filter,
         req,
         |img, ix, a| super::print(&a, c.format, img, ix),

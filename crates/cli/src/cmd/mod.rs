@@ -2,6 +2,7 @@
 //! and stays thin: flags in, [`deferscope_analyze::run`] (through
 //! [`analyze`]), a printer of `deferscope-report` out.
 
+pub mod batch;
 pub mod bench;
 pub mod check;
 pub mod diff;
@@ -60,6 +61,16 @@ fn html_listings(
     img: &Image<'_>,
     ix: &GoIndex<'_>,
 ) -> Result<html::Listings> {
+    listings_within(a, img, ix, html::Collector::new(&a.scan, x))
+}
+
+/// The listings `c` collects of the report's functions.
+pub(crate) fn listings_within(
+    a: &Analysis,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    mut c: html::Collector,
+) -> Result<html::Listings> {
     let opts = deferscope_disasm::Options {
         filter: deferscope_disasm::Filter {
             defer_only: true,
@@ -67,7 +78,6 @@ fn html_listings(
         },
         ..Default::default()
     };
-    let mut c = html::Collector::new(&a.scan, x);
     deferscope_disasm::list_rows(img, ix, Some(&a.scan), &opts, &mut c)?;
     Ok(c.finish())
 }

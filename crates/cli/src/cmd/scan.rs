@@ -1,5 +1,7 @@
 //! `deferscope scan`: list every defer site (`--explain`: with reasons,
-//! targets and costs, as `deferscope explain` prints them).
+//! targets and costs, as `deferscope explain` prints them). Several
+//! paths, a directory or an image make one report of many binaries
+//! ([`super::batch`]).
 
 use anyhow::Result;
 use deferscope_analyze::Request;
@@ -16,9 +18,13 @@ pub fn run(args: ScanArgs) -> Result<()> {
         explain: cost.as_ref(),
         verify: None,
     };
+    if super::batch::is_batch(&c.paths) {
+        return super::batch::report(&c.paths, c.format, &filter, req, c.jobs);
+    }
+    let binary = &c.paths[0];
     super::analyze(
-        &c.binary,
-        &c.binary.display().to_string(),
+        binary,
+        &binary.display().to_string(),
         &filter,
         req,
         |img, ix, a| super::print(&a, c.format, img, ix),

@@ -82,8 +82,19 @@ pub fn trials() -> Vec<Trial> {
             std::fs::write(&p, b"")?;
             expect_error(&p, "empty file")
         }),
+        // `scan DIR` reads every binary under DIR (batch::*); the commands
+        // that read one binary still refuse a directory.
         Trial::test("badinput::directory", || {
-            expect_error(&tmpdir(), "is a directory")
+            let out = deferscope().arg("disasm").arg(tmpdir()).output()?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.code() != Some(2)
+                || !out.stdout.is_empty()
+                || err.lines().count() != 1
+                || !err.contains("is a directory")
+            {
+                return Err(format!("exit {:?}, stderr {err:?}", out.status.code()).into());
+            }
+            Ok(())
         }),
         Trial::test("badinput::missing_path", || {
             expect_error(&tmpdir().join("does-not-exist"), "No such file")

@@ -7,6 +7,9 @@
 //!   directory (the README's test command sets it).
 //! - `twin::*`: a stripped binary gives the same sites as its unstripped twin.
 //! - `badinput::*`: bad input gets one line on stderr and exit status 2.
+//! - `batch::*`: many binaries (directories, OCI and docker-save images
+//!   with whiteouts and bad entries, diff of directories): each binary's
+//!   part equals its one-binary report.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
@@ -20,6 +23,7 @@
 //!   error, never a panic or a hang.
 
 mod badinput;
+mod batch;
 mod cli;
 mod disasm;
 mod disasm_annotate;
@@ -39,6 +43,7 @@ fn main() {
     let mut trials: Vec<Trial> = Vec::new();
     trials.extend(fixtures::trials());
     trials.extend(badinput::trials());
+    trials.extend(batch::trials());
     trials.extend(cli::trials());
     trials.extend(disasm::trials());
     trials.extend(disasm_annotate::trials());

@@ -137,6 +137,8 @@ pub struct Collector {
     full: HashSet<u64>,
     /// Entry -> (excerpt, full listing when a candidate).
     got: HashMap<u64, (String, Option<String>)>,
+    /// Bytes of full listings and of excerpts the page may carry.
+    budgets: (usize, usize),
 }
 
 impl Collector {
@@ -146,6 +148,17 @@ impl Collector {
     /// binary with thousands of such functions is not held in memory in
     /// full; [`Collector::finish`] applies the exact budget.
     pub fn new(r: &Scan, x: &Explain) -> Collector {
+        Collector::with_budgets(r, x, FULL_LISTING_BUDGET, EXCERPT_BUDGET)
+    }
+
+    /// [`Collector::new`] with other budgets than [`FULL_LISTING_BUDGET`]
+    /// and [`EXCERPT_BUDGET`] (a page of many binaries gives each less).
+    pub fn with_budgets(
+        r: &Scan,
+        x: &Explain,
+        full_budget: usize,
+        excerpt_budget: usize,
+    ) -> Collector {
         let order = priority(r, x);
         let not_open: HashSet<&str> = r
             .sites
@@ -154,7 +167,7 @@ impl Collector {
             .map(|s| s.function.as_str())
             .collect();
         let mut full = HashSet::new();
-        let mut left = FULL_LISTING_BUDGET as u64 * 2;
+        let mut left = full_budget as u64 * 2;
         for &i in &order {
             let f = &r.functions[i];
             if wants_full(r, x, i, &not_open) && f.size <= FULL_LISTING_MAX_FUNC_BYTES {
@@ -170,6 +183,7 @@ impl Collector {
             entries: r.functions.iter().map(|f| f.entry).collect(),
             full,
             got: HashMap::new(),
+            budgets: (full_budget, excerpt_budget),
         }
     }
 
@@ -178,8 +192,7 @@ impl Collector {
     /// [`EXCERPT_BUDGET`] lasts, else none.
     pub fn finish(mut self) -> Listings {
         let mut out = Listings::default();
-        let mut full_left = FULL_LISTING_BUDGET;
-        let mut excerpt_left = EXCERPT_BUDGET;
+        let (mut full_left, mut excerpt_left) = self.budgets;
         for entry in &self.order {
             let Some((excerpt, full)) = self.got.remove(entry) else {
                 continue;

@@ -48,8 +48,10 @@ use serde::Serialize;
 
 use crate::headline;
 
+mod batch;
 mod listing;
 
+pub use batch::write_batch;
 pub use listing::{Collector, ListingMode, Listings};
 
 /// Bytes of compact listing text given to full listings, over all
@@ -462,19 +464,28 @@ pub fn write(
     listings: Option<&Listings>,
     w: &mut impl Write,
 ) -> io::Result<()> {
-    let data = build_data(r, x, listings);
-    let json = script_json(&data)?;
-    let (all, by) = r.counts();
-    let nfuncs = r.functions.iter().filter(|f| f.sites > 0).count();
-    let not_open = x.functions.iter().filter(|f| !f.reasons.is_empty()).count();
     let b = &r.binary;
     let title = format!(
         "deferscope: {}",
         b.path.rsplit(['/', '\\']).next().unwrap_or(&b.path)
     );
-    let mut h = String::with_capacity(json.len() + 64 * 1024);
-    let _ = write!(
-        h,
+    w.write_all(page_head(&title, "").as_bytes())?;
+    write_body(r, x, listings, w)?;
+    w.write_all(b"<script>")?;
+    w.write_all(JS.as_bytes())?;
+    w.write_all(b"</script>\n</body>\n</html>\n")?;
+    Ok(())
+}
+
+/// The page's script, which builds the table and the panels from the
+/// `#data` element in the document.
+pub(crate) fn script() -> &'static str {
+    JS
+}
+
+/// From the doctype to `<body>`: `title`, the stylesheet and `extra_css`.
+pub(crate) fn page_head(title: &str, extra_css: &str) -> String {
+    format!(
         r#"<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -483,15 +494,37 @@ pub fn write(
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <meta name="generator" content="deferscope {ver}">
 <title>{title}</title>
-<style>{CSS}</style>
+<style>{CSS}{extra_css}</style>
 </head>
 <body>
-<header class="top">
+"#,
+        ver = env!("CARGO_PKG_VERSION"),
+        title = esc(title),
+    )
+}
+
+/// One binary's part of the page: its header, summary, table and panels,
+/// and its data (`<script type="application/json" id="data">`), which
+/// the page's script reads.
+pub(crate) fn write_body(
+    r: &Scan,
+    x: &Explain,
+    listings: Option<&Listings>,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let data = build_data(r, x, listings);
+    let json = script_json(&data)?;
+    let (all, by) = r.counts();
+    let nfuncs = r.functions.iter().filter(|f| f.sites > 0).count();
+    let not_open = x.functions.iter().filter(|f| !f.reasons.is_empty()).count();
+    let b = &r.binary;
+    let mut h = String::with_capacity(json.len() + 64 * 1024);
+    let _ = write!(
+        h,
+        r#"<header class="top">
 <div class="brand">deferscope <span>report</span></div>
 <h1 title="{path}">{path}</h1>
 <div class="meta">"#,
-        ver = env!("CARGO_PKG_VERSION"),
-        title = esc(&title),
         path = esc(&b.path),
     );
     let mut chips: Vec<String> = vec![
@@ -648,9 +681,7 @@ pub fn write(
     );
     w.write_all(h.as_bytes())?;
     w.write_all(json.as_bytes())?;
-    w.write_all(b"</script>\n<script>")?;
-    w.write_all(JS.as_bytes())?;
-    w.write_all(b"</script>\n</body>\n</html>\n")?;
+    w.write_all(b"</script>\n")?;
     Ok(())
 }
 
