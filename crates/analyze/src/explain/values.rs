@@ -215,7 +215,11 @@ impl Pass<'_, '_, '_> {
         while self.next_block < blocks.len() && blocks[self.next_block].start <= pc {
             let b = self.next_block;
             self.ends[b - 1] = Some(self.regs);
-            self.regs = self.meet(b).unwrap_or(NOTHING);
+            // Entered only by falling through: the registers stay as they
+            // are (the meet of the one state just stored).
+            if self.cfg.blocks[b].preds != [b - 1] {
+                self.regs = self.meet(b).unwrap_or(NOTHING);
+            }
             self.after_deferreturn = false;
             self.next_block += 1;
         }
