@@ -31,7 +31,7 @@ pub(super) struct Cx<'a, 'd> {
     pub runtime: &'a Runtime,
     /// go1.22+ (48-byte `_defer`, deferwrap names).
     pub go122: bool,
-    /// go1.25+: no branch to a recovery exit after deferproc (spec §3.5).
+    /// go1.25+: no branch to a recovery exit after deferproc (design.md §3.5).
     pub go125: bool,
     /// go1.17 amd64 passes the closure to deferproc in BX.
     pub go117_amd64: bool,

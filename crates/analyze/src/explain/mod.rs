@@ -1,8 +1,9 @@
 //! `explain`: why each function's defers are not open-coded, what each
 //! defer allocates, what it finally calls and what it costs.
 //!
-//! A separate pass over a [`Scan`] that [`crate::scan`] made (so `scan`
-//! keeps its speed). For every function in the report, `explain_func`
+//! A separate pass (docs/design.md §5.4) over a [`Scan`] that
+//! [`crate::scan`] made (so `scan` keeps its speed). For every function in
+//! the report, `explain_func`
 //! decodes the function once with [`deferscope_decode::scan_flow`] and
 //! runs, in order:
 //!
@@ -19,9 +20,9 @@
 //!    calls `recover`.
 //! 4. **sizes and costs** (`sizes`): `_defer` record, closure slot and
 //!    exit code bytes, and each site's estimated time.
-//! 5. for a function that is not open-coded, the **rules** of spec §1.3
-//!    (`reasons`), one function per [`Reason`], and which apply to each
-//!    site.
+//! 5. for a function that is not open-coded, the **rules** of design.md
+//!    §1.3 (`reasons`), one function per [`Reason`], and which apply to
+//!    each site.
 //!
 //! `context` holds what the passes share (the binary, the runtime's
 //! functions by role, the Go release's facts, the build settings, names by

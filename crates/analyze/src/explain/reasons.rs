@@ -1,4 +1,4 @@
-//! The rules of spec §1.3 that keep a function's defers from being
+//! The rules of design.md §1.3 that keep a function's defers from being
 //! open-coded, one function per [`Reason`], each returning its
 //! [`ReasonDetail`] (words and a fix) when it applies, read from what the
 //! binary shows ([`FuncFacts`]):
@@ -25,13 +25,13 @@ use std::collections::BTreeSet;
 use deferscope_index::runtime::RuntimeFn;
 use deferscope_index::{Func, InlineTree, LineTable};
 use deferscope_model::explain::{LoopLines, Reason, ReasonDetail};
-use deferscope_model::{FuncInfo, Kind, Site};
+use deferscope_model::{package_of, FuncInfo, Kind, Site};
 
 use super::context::Cx;
 use super::values::{Call, Values};
 use crate::cfg::{Cfg, Loop, Term};
 
-/// Open-coding limits (spec §1.3: maxOpenDefers, rule #8).
+/// Open-coding limits (design.md §1.3: maxOpenDefers, rule #8).
 const MAX_OPEN_DEFERS: usize = 8;
 const MAX_RETURNS_X_DEFERS: usize = 15;
 
@@ -494,11 +494,11 @@ fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// `pkg/path.F` -> `F`'s last path element form (`path.F`).
+/// `pkg/path.F` -> `path.F`: the name from its package's last path
+/// element on (type arguments may hold paths of their own).
 fn short_name(name: &str) -> &str {
-    let base = &name[..name.find('[').unwrap_or(name.len())];
-    let slash = base.rfind('/').map_or(0, |i| i + 1);
-    &name[slash..]
+    let package = package_of(name);
+    &name[package.rfind('/').map_or(0, |i| i + 1)..]
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //! and which small functions cannot be inlined because they defer.
 //!
 //! - `_defer` records of stack-allocated sites: 48 bytes from go1.22, 72
-//!   before (spec §3.4).
+//!   before (design.md §3.4).
 //! - An open-coded function's frame: 8 bytes per closure slot plus the
 //!   deferBits byte; the code of its exit sequences, estimated as the
 //!   bytes at the defer statements' lines outside their recording
 //!   instructions.
-//! - Each site's time comes from the cost table ([`deferscope_model::cost::CostTable::ns`]; a heap
-//!   closure has its own figure), set where the site is explained.
+//! - Each site's time comes from the cost table
+//!   ([`deferscope_model::cost::CostTable::ns`]; a heap closure has its
+//!   own figure), set where the site is explained.
 //! - Inlining candidates: functions under [`INLINE_MAX_BYTES`] with
 //!   defers, with their direct callers counted by one byte scan of the
 //!   whole text.

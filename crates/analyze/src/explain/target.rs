@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn wrapper_names() {
-        // Spec §2.4.
+        // design.md §2.4.
         assert!(is_wrapper_name("main.inLoop.deferwrap2"));
         assert!(is_wrapper_name("main.f.dwrap.7"));
         assert!(is_wrapper_name("main.f·dwrap·1"));

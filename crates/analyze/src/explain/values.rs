@@ -6,7 +6,7 @@
 //!
 //! - the closure each defer registers ([`Values::fn_code`]): at a `CALL
 //!   runtime.deferprocStack` the `_defer` record is the stack address in
-//!   AX/R0 and its `fn` is the word at +24 (spec §3.4); at
+//!   AX/R0 and its `fn` is the word at +24 (design.md §3.4); at
 //!   `runtime.deferproc`/`deferprocat` the closure is in AX/R0 (BX on
 //!   go1.17 amd64; on the stack after `siz` with ABI0); for an open-coded
 //!   site it is the value stored into the closure slot. A closure's first
