@@ -1,0 +1,306 @@
+//! `explain`: why each function's defers are not open-coded, what each
+//! defer allocates, what it finally calls and what it costs.
+//!
+//! A separate pass (docs/design.md §5.4) over a [`Scan`] that
+//! [`crate::scan`] made (so `scan` keeps its speed). For every function in
+//! the report, `explain_func`
+//! decodes the function once with [`deferscope_decode::scan_flow`] and
+//! runs, in order:
+//!
+//! 1. the **control-flow pass** ([`crate::cfg`]): basic blocks, with jump
+//!    tables read from the binary and calls to the runtime's
+//!    never-returning functions ending their blocks
+//!    ([`deferscope_index::runtime::is_noreturn`]); dominators and natural
+//!    loops where a rule needs them.
+//! 2. the **value pass** (`values`): which address, closure or heap object
+//!    each register and stack word holds, hence the closure each defer
+//!    registers and the heap objects a result is copied from.
+//! 3. the **deferred target** of each site (`target`): wrapper closures
+//!    followed to the function the defer finally calls, and whether it
+//!    calls `recover`.
+//! 4. **sizes and costs** (`sizes`): `_defer` record, closure slot and
+//!    exit code bytes, and each site's estimated time.
+//! 5. for a function that is not open-coded, the **rules** of design.md
+//!    §1.3 (`reasons`), one function per [`Reason`], and which apply to
+//!    each site.
+//!
+//! `context` holds what the passes share (the binary, the runtime's
+//! functions by role, the Go release's facts, the build settings, names by
+//! address). After the last function: whether each final callee calls
+//! `recover` (one pass over the function table), and the inlining
+//! candidates (one byte scan of the text).
+
+mod context;
+mod reasons;
+mod sizes;
+mod target;
+mod values;
+
+use std::collections::{BTreeSet, HashMap};
+
+use deferscope_decode::Event;
+use deferscope_index::runtime::Runtime;
+use deferscope_index::{Func, GoIndex};
+use deferscope_load::{Arch, Image};
+use deferscope_model::cost::CostTable;
+pub use deferscope_model::explain::{
+    Explain, FuncExplain, InlineCandidate, LoopLines, Reason, ReasonDetail, SiteExplain,
+};
+use deferscope_model::{FuncInfo, Kind, Scan, Site};
+
+use crate::cfg::{Cfg, NoReturn};
+use context::Cx;
+use reasons::FuncFacts;
+use values::Values;
+
+/// Decoded events kept allocated between functions.
+const EVENTS_KEPT: usize = 1 << 16;
+
+/// Explain every function and site of `report` (already filtered as the
+/// caller wants). `cost` gives `est_ns`.
+pub fn explain(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan, cost: &CostTable) -> Explain {
+    explain_with(img, ix, &Runtime::find(ix), report, cost)
+}
+
+/// [`explain`], with the runtime's functions already found.
+pub fn explain_with(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    runtime: &Runtime,
+    report: &Scan,
+    cost: &CostTable,
+) -> Explain {
+    let mut cx = Cx::new(img, ix, runtime, &report.binary.build_settings);
+    let mut sites: Vec<SiteExplain> = report
+        .sites
+        .iter()
+        .map(|s| SiteExplain {
+            reasons: Vec::new(),
+            loop_lines: None,
+            deferred_target: None,
+            deferred_via: None,
+            deferred_indirect: false,
+            calls_recover: false,
+            heap_closure_bytes: None,
+            heap_closure_allocator: None,
+            est_ns: cost.ns(s.kind, false),
+        })
+        .collect();
+    let by_func = sites_by_function(report);
+    let mut functions = Vec::with_capacity(report.functions.len());
+    let mut idx = Vec::new();
+    // One event buffer for all functions (kept at most EVENTS_KEPT long
+    // between them).
+    let mut events = Vec::new();
+    for fi in &report.functions {
+        let lo = by_func.partition_point(|&(e, _)| e < fi.entry);
+        let hi = lo + by_func[lo..].partition_point(|&(e, _)| e == fi.entry);
+        idx.clear();
+        idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
+        functions.push(explain_func(
+            &mut cx,
+            report,
+            fi,
+            &idx,
+            &mut sites,
+            cost,
+            &mut events,
+        ));
+        if events.capacity() > EVENTS_KEPT {
+            events = Vec::new();
+        }
+    }
+    drop(by_func);
+    target::final_callees_recover(&mut cx, &mut sites);
+    let inline_candidates = sizes::inline_candidates(img, ix, report, &mut functions);
+    Explain {
+        sites,
+        functions,
+        inline_candidates,
+        cost_table: cost.clone(),
+    }
+}
+
+/// The sites of each function, as (entry, site index) pairs sorted by
+/// entry, sites in order: a site belongs to the first function of its
+/// name whose range holds it (functions looked up by name, so no scan per
+/// site).
+fn sites_by_function(report: &Scan) -> Vec<(u64, usize)> {
+    let mut funcs_named: HashMap<&str, Vec<&FuncInfo>> = HashMap::new();
+    for f in &report.functions {
+        funcs_named.entry(f.name.as_str()).or_default().push(f);
+    }
+    let mut by_func: Vec<(u64, usize)> = Vec::with_capacity(report.sites.len());
+    for (i, s) in report.sites.iter().enumerate() {
+        if let Some(fi) = funcs_named.get(s.function.as_str()).and_then(|c| {
+            c.iter()
+                .find(|f| s.pc >= f.entry && s.pc < f.entry + f.size)
+        }) {
+            by_func.push((fi.entry, i));
+        }
+    }
+    by_func.sort_by_key(|&(e, _)| e);
+    by_func
+}
+
+/// Explain function `fi`, whose sites are `idx` (into `report.sites` and
+/// `sites`): fill in its sites' facts and return the function's.
+fn explain_func(
+    cx: &mut Cx<'_, '_>,
+    report: &Scan,
+    fi: &FuncInfo,
+    idx: &[usize],
+    sites: &mut [SiteExplain],
+    cost: &CostTable,
+    events: &mut Vec<Event>,
+) -> FuncExplain {
+    let mut fx = FuncExplain {
+        reasons: Vec::new(),
+        reason_details: Vec::new(),
+        est_returns: None,
+        defer_record_bytes: 0,
+        open_slot_bytes: None,
+        exit_code_bytes: None,
+        direct_callers: None,
+    };
+    let Some(f) = cx.ix.func_for_pc(fi.entry) else {
+        return fx;
+    };
+    let Some(code) = cx.img.read(f.entry, f.end - f.entry) else {
+        return fx;
+    };
+    events.clear();
+    deferscope_decode::scan_flow(cx.img.arch, code, f.entry, |e| events.push(e));
+    let events = &events[..];
+    let cfg = control_flow(cx, &f, events);
+    let fsites: Vec<&Site> = idx.iter().map(|&i| &report.sites[i]).collect();
+    let open_pcs: Vec<u64> = fsites
+        .iter()
+        .filter(|s| s.kind == Kind::OpenCoded)
+        .map(|s| s.pc)
+        .collect();
+    let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
+    let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
+    site_facts(cx, idx, &fsites, &vals, sites, cost);
+
+    fx.defer_record_bytes = sizes::defer_record_bytes(cx.go122, &fsites);
+    if let Some(n) = fi.open_coded_defers {
+        fx.open_slot_bytes = Some(sizes::open_slot_bytes(n));
+        fx.exit_code_bytes = Some(sizes::exit_code_bytes(cx.ix, &f, &fsites));
+        return fx;
+    }
+    if fsites.is_empty() && !fi.calls_deferrangefunc {
+        return fx;
+    }
+    let idoms = cfg.idoms();
+    let ff = FuncFacts::new(fi, &f, idx, &fsites, &cfg, &idoms, &vals);
+    apply_reasons(cx, &ff, sites, &mut fx);
+    fx
+}
+
+/// The function's control-flow graph. Jump tables: an indirect jump
+/// within 32 bytes after a static address load reads its targets from that
+/// table (8-byte code addresses inside the function).
+fn control_flow(cx: &Cx<'_, '_>, f: &Func, events: &[Event]) -> Cfg {
+    let mut tables: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut last_addr: Option<(u64, u64)> = None;
+    for e in events {
+        match *e {
+            Event::AddrLoad { pc, addr, .. } => last_addr = Some((pc, addr)),
+            Event::Jump {
+                pc, target: None, ..
+            } => {
+                if let Some((_, addr)) = last_addr.filter(|&(apc, _)| pc - apc <= 32) {
+                    let mut t = Vec::new();
+                    while let Some(w) = cx.img.read_u64(addr + 8 * t.len() as u64) {
+                        if w < f.entry || w >= f.end || t.len() >= 4096 {
+                            break;
+                        }
+                        t.push(w);
+                    }
+                    if !t.is_empty() {
+                        tables.insert(pc, t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Cfg::build_with_tables(
+        f.entry,
+        f.end,
+        events,
+        &tables,
+        NoReturn {
+            targets: cx.runtime.noreturn(),
+            call_len: match cx.img.arch {
+                Arch::Amd64 => 5,
+                Arch::Arm64 => 4,
+            },
+        },
+    )
+}
+
+/// Per-site facts: the function each defer finally calls, and a heap
+/// closure's allocator, size and price.
+fn site_facts(
+    cx: &mut Cx<'_, '_>,
+    idx: &[usize],
+    fsites: &[&Site],
+    vals: &Values,
+    sites: &mut [SiteExplain],
+    cost: &CostTable,
+) {
+    for (&i, s) in idx.iter().zip(fsites) {
+        let sx = &mut sites[i];
+        if let Some(&c) = vals.fn_code.get(&s.pc) {
+            let d = target::resolve(cx, c);
+            sx.deferred_target = d.target;
+            sx.deferred_via = d.via;
+            sx.deferred_indirect = d.indirect;
+            sx.calls_recover = d.calls_recover;
+        }
+        if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
+            sx.heap_closure_allocator = Some(alloc.clone());
+            sx.heap_closure_bytes = *size;
+            sx.est_ns = cost.ns(s.kind, true);
+        }
+    }
+}
+
+/// Run the rules, in the order their details are shown, and give each of
+/// the function's sites its reasons.
+fn apply_reasons(
+    cx: &Cx<'_, '_>,
+    ff: &FuncFacts<'_>,
+    sites: &mut [SiteExplain],
+    fx: &mut FuncExplain,
+) {
+    let ndefers = ff.sites.len();
+    let mut details: Vec<ReasonDetail> = Vec::new();
+    let mut looped = Vec::new();
+    for c in reasons::in_loop(cx, ff) {
+        details.push(c.detail);
+        sites[c.site].loop_lines = Some(c.lines);
+        looped.push(c.site);
+    }
+    details.extend(reasons::too_many_defers(ndefers));
+    let returns = reasons::estimate_returns(cx, ff);
+    if ndefers > 0 {
+        fx.est_returns = Some(returns.statements);
+        details.extend(reasons::too_many_returns(&returns, ndefers));
+    }
+    details.extend(reasons::build_flags(cx, ff));
+    details.extend(reasons::range_func(cx, ff));
+    details.extend(reasons::result_escapes(ff.vals));
+    if details.is_empty() {
+        details.push(reasons::unknown(ndefers, returns.statements));
+    }
+    let codes: BTreeSet<Reason> = details.iter().map(|d| d.code).collect();
+    for &i in ff.idx {
+        sites[i].reasons = reasons::site_reasons(&codes, looped.contains(&i));
+    }
+    fx.reasons = codes.into_iter().collect();
+    details.shrink_to_fit();
+    fx.reason_details = details;
+}
