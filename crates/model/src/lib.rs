@@ -18,13 +18,16 @@
 //! - [`diff`]: two builds' sites, matched (`deferscope diff`);
 //! - [`listing`]: rows of annotated disassembly, for the printers that
 //!   show code;
-//! - [`cost::CostTable`]: what one execution of each kind of defer costs.
+//! - [`cost::CostTable`]: what one execution of each kind of defer costs;
+//! - [`profile::Attribution`]: a pprof profile's samples charged to the
+//!   sites (`deferscope profile`).
 
 pub mod cost;
 pub mod diff;
 pub mod explain;
 pub mod listing;
 pub mod names;
+pub mod profile;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -218,4 +221,6 @@ pub struct Analysis {
     /// The compiler's own account compared with the scan (`check
     /// --verify`), made before the scan was filtered.
     pub verification: Option<verify::Verification>,
+    /// A pprof profile attributed to the sites (`deferscope profile`).
+    pub profile: Option<profile::Attribution>,
 }

@@ -462,6 +462,18 @@ pub fn write(
     listings: Option<&Listings>,
     w: &mut impl Write,
 ) -> io::Result<()> {
+    write_page(r, x, listings, None, w)
+}
+
+/// Write the page, with a profile's shares per function and site
+/// ([`crate::profile::html_section`]) when there is one.
+pub fn write_page(
+    r: &Scan,
+    x: &Explain,
+    listings: Option<&Listings>,
+    profile: Option<&deferscope_model::profile::Attribution>,
+    w: &mut impl Write,
+) -> io::Result<()> {
     let data = build_data(r, x, listings);
     let json = script_json(&data)?;
     let (all, by) = r.counts();
@@ -603,6 +615,9 @@ pub fn write(
         esc(&t.origin),
         esc(&t.source),
     );
+    if let Some(p) = profile {
+        h.push_str(&crate::profile::html_section(p));
+    }
     h.push_str(
         r#"<section class="box sites" aria-label="defer sites">
 <div class="toolbar">
