@@ -145,4 +145,7 @@ pub struct Attribution {
     pub functions: Vec<FunctionShare>,
     /// The runtime's defer functions, by name.
     pub runtime_functions: Vec<RuntimeTotal>,
+    /// Samples with any of `runtime_functions` on the stack (what
+    /// `go tool pprof -focus` on their names counts).
+    pub runtime_function_samples: i64,
 }

@@ -37,6 +37,7 @@ struct Acc {
     phases: [i64; 3],
     deferred: i64,
     unattributed: i64,
+    in_runtime: i64,
     allocs: [i64; 4],
     funcs: Vec<i64>,
     sites: Vec<i64>,
@@ -52,6 +53,7 @@ impl Acc {
             phases: [0; 3],
             deferred: 0,
             unattributed: 0,
+            in_runtime: 0,
             allocs: [0; 4],
             funcs: vec![0; nf * F_N],
             sites: vec![0; ns * S_N],
@@ -64,6 +66,7 @@ impl Acc {
         self.machinery += o.machinery;
         self.deferred += o.deferred;
         self.unattributed += o.unattributed;
+        self.in_runtime += o.in_runtime;
         for (a, b) in self.phases.iter_mut().zip(o.phases) {
             *a += b;
         }
@@ -148,6 +151,7 @@ impl Attributor<'_> {
         // Functions with defers and machinery names on the stack, once
         // each.
         seen.clear();
+        let mut in_runtime = false;
         for f in frames {
             match f.kind {
                 FrameKind::Deferring { func, .. } => {
@@ -158,6 +162,7 @@ impl Attributor<'_> {
                     }
                 }
                 FrameKind::Machinery(_) => {
+                    in_runtime = true;
                     if !seen.contains(&f.name) {
                         seen.push(f.name);
                         a.names[f.name as usize * 2 + 1] += v;
@@ -165,6 +170,9 @@ impl Attributor<'_> {
                 }
                 FrameKind::Other | FrameKind::StackSwitch => {}
             }
+        }
+        if in_runtime {
+            a.in_runtime += v;
         }
         if let Some(f) = frames.first() {
             if matches!(f.kind, FrameKind::Machinery(_)) {
@@ -326,6 +334,7 @@ impl Attributor<'_> {
             matched: self.per.iter().map(|p| p.matched.info.clone()).collect(),
             functions,
             runtime_functions,
+            runtime_function_samples: a.in_runtime,
         }
     }
 }

@@ -400,7 +400,15 @@ pub fn classify_sample(frames: &[Frame], sites: &Sites<'_>, deferred: &DeferredI
                         func: Some(func),
                         site,
                         phase,
-                        alloc: None,
+                        // An allocation profile's stack can start at the
+                        // call that allocated: the allocator's own frames
+                        // (and `deferproc`'s, `newdefer`'s) fall in the
+                        // runtime's fixed skip count.
+                        alloc: match m {
+                            Machinery::HeapClosure => Some(AllocKind::Closure),
+                            Machinery::Register => Some(AllocKind::DeferRecord),
+                            _ => None,
+                        },
                         above: None,
                     };
                 }

@@ -16,6 +16,8 @@
 //!   check --verify (see report.rs).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
+//! - `profile::*`: `deferscope profile` against the workloads' own timings
+//!   and allocation counts and `go tool pprof` (see profile.rs).
 
 mod badinput;
 mod cli;
@@ -25,6 +27,7 @@ mod explain;
 mod fixtures;
 mod html;
 mod oracle;
+mod profile;
 mod report;
 mod sweep;
 mod trace;
@@ -43,6 +46,7 @@ fn main() {
     trials.extend(html::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
+    trials.extend(profile::trials());
     trials.extend(report::trials());
     trials.extend(trace::trials());
     libtest_mimic::run(&args, trials).exit();
