@@ -20,7 +20,10 @@
 //! - a machinery function: the sample is **machinery**; the run of
 //!   machinery frames ends at the first frame outside it, which caused
 //!   it (its instruction names the site: the `CALL deferproc*` is the
-//!   site's pc); the phase is the outermost machinery function's;
+//!   site's pc); the phase is the outermost machinery function's, or the
+//!   causing call's (`CALL deferreturn`, `CALL gopanic`). A panic raised
+//!   in a function without defers is charged to the nearest function
+//!   with defers above it, whose deferred calls the panic runs;
 //! - a frame whose caller runs deferred calls (`deferreturn`, `gopanic`,
 //!   `deferCallSave`, ...), or a function with defers at an open-coded
 //!   exit's deferred call: the sample is in a **deferred call**;
@@ -342,6 +345,19 @@ pub fn classify_sample(frames: &[Frame], sites: &Sites<'_>, deferred: &DeferredI
                         .or_else(|| sites.single(func));
                         (Some(func), site)
                     }
+                    // A panic raised by a function without defers runs
+                    // the defers of the frames above it: charge the
+                    // nearest function with defers (the one that
+                    // recovers, or the first to run a deferred call).
+                    _ if phase == Phase::Panic => frames[j..]
+                        .iter()
+                        .find_map(|f| match f.kind {
+                            FrameKind::Deferring { func, .. } => {
+                                Some((Some(func), sites.single(func)))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or((None, None)),
                     _ => (None, None),
                 };
                 return Outcome::Machinery {

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use prost::Message;
 use rayon::prelude::*;
 
 use crate::pb::{self, WireError};
@@ -94,8 +95,15 @@ impl Decoded {
     }
 }
 
-/// Read and decode the profile at `path`.
+/// Read and decode the profile at `path`, without the samples' labels
+/// (see [`read_with`]).
 pub fn read(path: &Path) -> Result<Decoded, ProfileError> {
+    read_with(path, false)
+}
+
+/// Read and decode the profile at `path`; `labels`: keep the samples'
+/// labels (only the pprof writer needs them).
+pub fn read_with(path: &Path, labels: bool) -> Result<Decoded, ProfileError> {
     let shown = path.display().to_string();
     let err = |why: String| ProfileError::Profile(shown.clone(), why);
     let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
@@ -109,11 +117,17 @@ pub fn read(path: &Path) -> Result<Decoded, ProfileError> {
         )));
     }
     let raw = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    decode(&shown, &raw)
+    decode_with(&shown, &raw, labels)
 }
 
-/// Decode profile bytes (gzipped or not); `path` names them in errors.
+/// Decode profile bytes (gzipped or not), labels included; `path` names
+/// them in errors.
 pub fn decode(path: &str, raw: &[u8]) -> Result<Decoded, ProfileError> {
+    decode_with(path, raw, true)
+}
+
+/// [`decode`], keeping the samples' labels or not.
+pub fn decode_with(path: &str, raw: &[u8], labels: bool) -> Result<Decoded, ProfileError> {
     let err = |why: String| ProfileError::Profile(path.to_owned(), why);
     if raw.is_empty() {
         return Err(err("empty file".into()));
@@ -125,7 +139,7 @@ pub fn decode(path: &str, raw: &[u8]) -> Result<Decoded, ProfileError> {
     } else {
         raw
     };
-    let mut d = decode_bytes(bytes).map_err(|e| match e {
+    let mut d = decode_bytes(bytes, labels).map_err(|e| match e {
         Bad::Wire(w) => err(format!("not a pprof profile: {w}")),
         Bad::Why(s) => err(s),
     })?;
@@ -134,7 +148,13 @@ pub fn decode(path: &str, raw: &[u8]) -> Result<Decoded, ProfileError> {
 }
 
 fn inflate(raw: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
+    // The gzip trailer's ISIZE: the inflated size modulo 2^32, a hint.
+    let hint = raw
+        .len()
+        .checked_sub(4)
+        .and_then(|i| raw.get(i..))
+        .map_or(0, |t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
+    let mut out = Vec::with_capacity(hint.min(MAX_INFLATED as usize));
     let mut gz = flate2::read::MultiGzDecoder::new(raw).take(MAX_INFLATED + 1);
     gz.read_to_end(&mut out)
         .map_err(|e| format!("bad gzip data: {e}"))?;
@@ -160,7 +180,7 @@ impl From<WireError> for Bad {
 /// Samples decoded per rayon task.
 const CHUNK: usize = 4096;
 
-fn decode_bytes(b: &[u8]) -> Result<Decoded, Bad> {
+fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
     let parts = pb::split(b)?;
     let strings: Vec<String> = parts
         .string_table
@@ -263,7 +283,7 @@ fn decode_bytes(b: &[u8]) -> Result<Decoded, Bad> {
         .sample
         .par_chunks(CHUNK)
         .enumerate()
-        .map(|(k, rs)| decode_chunk(b, rs, k * CHUNK, nv, &loc_index))
+        .map(|(k, rs)| decode_chunk(b, rs, k * CHUNK, nv, &loc_index, labels))
         .collect::<Result<_, _>>()?;
     let total_locs: usize = chunks.iter().map(|c| c.stack.len()).sum();
     if total_locs > u32::MAX as usize {
@@ -317,6 +337,7 @@ fn decode_chunk(
     first: usize,
     nv: usize,
     loc_index: &HashMap<u64, u32>,
+    labels: bool,
 ) -> Result<Chunk, Bad> {
     let mut c = Chunk {
         values: Vec::with_capacity(rs.len() * nv),
@@ -324,8 +345,21 @@ fn decode_chunk(
         stack: Vec::with_capacity(rs.len() * 16),
         labels: Vec::new(),
     };
+    // One message, cleared and merged into for every sample: its vectors
+    // keep their capacity, so no sample allocates.
+    let mut s = pb::Sample::default();
+    let mut st = pb::SampleStack::default();
     for (k, r) in rs.iter().enumerate() {
-        let s: pb::Sample = pb::one(b, r, "sample")?;
+        let bad = |e: prost::DecodeError| Bad::Wire(WireError::Message("sample", e.to_string()));
+        if labels {
+            s.clear();
+            s.merge(&b[r.clone()]).map_err(bad)?;
+        } else {
+            st.clear();
+            st.merge(&b[r.clone()]).map_err(bad)?;
+            std::mem::swap(&mut s.location_id, &mut st.location_id);
+            std::mem::swap(&mut s.value, &mut st.value);
+        }
         if s.value.len() != nv {
             return Err(Bad::Why(format!(
                 "damaged profile: sample {} has {} values for {nv} sample types",
@@ -344,8 +378,12 @@ fn decode_chunk(
             c.stack.push(*i);
         }
         c.ends.push(c.stack.len() as u32);
-        for l in s.label {
+        for l in s.label.drain(..) {
             c.labels.push(((first + k) as u32, l));
+        }
+        if !labels {
+            std::mem::swap(&mut s.location_id, &mut st.location_id);
+            std::mem::swap(&mut s.value, &mut st.value);
         }
     }
     Ok(c)

@@ -6,10 +6,14 @@
 //!
 //! 1. **By build ID**, when the mapping has one: Go's `runtime/pprof`
 //!    writes the file's GNU build ID in hex (`runtime/pprof/elf.go`,
-//!    every release from go1.10 to go1.27), which a Go binary has only
-//!    when linked with `-B` or externally; other profilers write the Go
-//!    build ID, as is or in hex. Any of these equal to the binary's is a
-//!    match; a build ID that equals none is a mismatch.
+//!    `elfBuildID`, unchanged from go1.10 to go1.27). Go's own linker
+//!    writes that note by default from go1.24 (checked with `readelf -n`
+//!    on builds of go1.19 ... go1.27.3: 1.19-1.23 have only the Go note,
+//!    1.24-1.27 both), and before only with `-B` or an external link; so
+//!    a go1.24+ profile names its binary, an older one usually does not.
+//!    Other profilers write the Go build ID, as is or in hex. Any of these
+//!    equal to the binary's is a match; a build ID that equals none is a
+//!    mismatch.
 //! 2. **By symbols**, when the mapping has no build ID (the usual Go
 //!    profile): the profile's own function names (`runtime/pprof`
 //!    symbolizes every location with the running binary's tables) must

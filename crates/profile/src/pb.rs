@@ -36,6 +36,16 @@ pub struct Sample {
     pub label: Vec<Label>,
 }
 
+/// `Sample` without its labels (prost skips them as unknown fields):
+/// what attribution reads, without a vector per label.
+#[derive(Clone, PartialEq, Message)]
+pub struct SampleStack {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+}
+
 /// `Label`: a key with a string or numeric value.
 #[derive(Clone, PartialEq, Message)]
 pub struct Label {

@@ -23,10 +23,11 @@ pub fn run(args: ProfileArgs) -> Result<()> {
     // Decoding the profiles does not need the binary: it runs beside the
     // binary's analysis.
     let paths = args.profiles.clone();
+    let labels = args.format == ProfileFormat::Pprof;
     let decoding = std::thread::spawn(move || {
         paths
             .iter()
-            .map(|p| deferscope_profile::read(p))
+            .map(|p| deferscope_profile::decode::read_with(p, labels))
             .collect::<Result<Vec<_>, _>>()
     });
     let opts = Options {
