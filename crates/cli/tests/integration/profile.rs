@@ -162,14 +162,17 @@ fn median_and_half_iqr(v: &Value) -> (f64, f64) {
     (q(0.5), (q(0.75) - q(0.25)) / 2.0)
 }
 
-/// `go tool pprof -top` rows: name (without " (inline)") -> (flat, cum),
-/// and the "Showing nodes accounting for N" total.
+/// `go tool pprof -top` rows: name (without " (inline)") -> (flat, cum).
+type TopRows = HashMap<String, (i64, i64)>;
+
+/// `go tool pprof -top` rows, and the "Showing nodes accounting for N"
+/// total.
 fn pprof_top(
     goroot: &Path,
     bin: Option<&Path>,
     prof: &Path,
     extra: &[&str],
-) -> Result<(HashMap<String, (i64, i64)>, i64), Failed> {
+) -> Result<(TopRows, i64), Failed> {
     let mut cmd = Command::new(goroot.join("bin/go"));
     cmd.args([
         "tool",
