@@ -161,20 +161,20 @@ impl Attributor<'_> {
                         a.funcs[func as usize * F_N + F_SAMPLES] += v;
                     }
                 }
-                FrameKind::Machinery(_) => {
+                FrameKind::Machinery(_) if f.listed => {
                     in_runtime = true;
                     if !seen.contains(&f.name) {
                         seen.push(f.name);
                         a.names[f.name as usize * 2 + 1] += v;
                     }
                 }
-                FrameKind::Other | FrameKind::StackSwitch => {}
+                _ => {}
             }
         }
         if in_runtime {
             a.in_runtime += v;
         }
-        if let Some(f) = frames.first() {
+        if let Some(f) = frames.iter().find(|f| f.listed) {
             if matches!(f.kind, FrameKind::Machinery(_)) {
                 a.names[f.name as usize * 2] += v;
             }

@@ -60,11 +60,19 @@ pub enum FrameKind {
     Other,
 }
 
-/// A logical frame: its kind and its name (index in [`Names`]).
+/// A logical frame: its kind and its name (index in [`Names`]), and
+/// whether the profile itself lists it.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame {
     pub kind: FrameKind,
     pub name: u32,
+    /// The profile's location has a line for this frame. The runtime
+    /// sometimes leaves the outer frames of an inlined leaf out (go1.19
+    /// and go1.21 write `runtime.readvarintUnsafe` inlined in
+    /// `runtime.runOpenDeferFrame` as the one line); the frame still
+    /// classifies the sample, but per-name totals count, like `go tool
+    /// pprof`, only the frames the profile lists.
+    pub listed: bool,
 }
 
 /// Interned function names (ours).
@@ -224,6 +232,11 @@ pub fn locations(
             Some(fr) => {
                 let pc = loc.address.wrapping_sub(m.bias);
                 let last = fr.names.len() - 1;
+                let listed = if loc.line.is_empty() {
+                    usize::MAX
+                } else {
+                    loc.line.len()
+                };
                 for (k, n) in fr.names.iter().enumerate() {
                     let kind = match machinery_of(n, minor) {
                         Some(r) => FrameKind::Machinery(r),
@@ -242,6 +255,7 @@ pub fn locations(
                     out.frames.push(Frame {
                         kind,
                         name: names.id(n),
+                        listed: k < listed,
                     });
                 }
             }
@@ -255,6 +269,7 @@ pub fn locations(
                 out.frames.push(Frame {
                     kind: FrameKind::Other,
                     name: names.id(n),
+                    listed: true,
                 });
             }
         }
