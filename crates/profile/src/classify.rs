@@ -519,3 +519,198 @@ pub fn deferred_by_id(sites: &Sites<'_>, names: &Names) -> DeferredIds {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deferscope_model::{BinaryInfo, FuncInfo, Origin, Site};
+
+    /// One function `main.f` at 0x1000..0x1100 with a heap site at 0x1040
+    /// (a `CALL deferproc`) and an open-coded site #0 at 0x1080.
+    fn scan() -> Scan {
+        let site = |pc, kind, index| Site {
+            function: "main.f".into(),
+            file: "f.go".into(),
+            line: pc as u32,
+            kind,
+            pc,
+            package: "main".into(),
+            origin: Origin::Main,
+            index,
+        };
+        Scan {
+            binary: BinaryInfo {
+                path: "t".into(),
+                format: "elf",
+                goos: "linux".into(),
+                goarch: "amd64",
+                go_version: None,
+                go_version_source: None,
+                pclntab: "go1.20+",
+                stripped: false,
+                pie: false,
+                main_module: None,
+                build_settings: Default::default(),
+                functions: 1,
+            },
+            sites: vec![
+                site(0x1040, Kind::HeapAllocated, None),
+                site(0x1080, Kind::OpenCoded, Some(0)),
+            ],
+            functions: vec![FuncInfo {
+                name: "main.f".into(),
+                entry: 0x1000,
+                size: 0x100,
+                file: "f.go".into(),
+                line: 1,
+                package: "main".into(),
+                origin: Origin::Main,
+                sites: 2,
+                open_coded_defers: None,
+                calls_deferrangefunc: false,
+                deferreturn: 0x90,
+            }],
+        }
+    }
+
+    fn m(r: RuntimeFn) -> Frame {
+        Frame {
+            kind: FrameKind::Machinery(r),
+            name: 0,
+            listed: true,
+        }
+    }
+    fn other() -> Frame {
+        Frame {
+            kind: FrameKind::Other,
+            name: 1,
+            listed: true,
+        }
+    }
+    fn f(ipc: u64, at: Option<Machinery>) -> Frame {
+        Frame {
+            kind: FrameKind::Deferring { func: 0, ipc, at },
+            name: 2,
+            listed: true,
+        }
+    }
+
+    #[test]
+    fn samples() {
+        let s = scan();
+        let sites = Sites::new(&s, None);
+        let d = DeferredIds::default();
+        let c = |fr: &[Frame]| classify_sample(fr, &sites, &d);
+        // mallocgc <- newdefer <- deferproc <- main.f at the CALL deferproc.
+        assert_eq!(
+            c(&[
+                other(),
+                m(RuntimeFn::Newdefer),
+                m(RuntimeFn::Deferproc),
+                f(0x1040, Some(Machinery::Register)),
+                other()
+            ]),
+            Outcome::Machinery {
+                func: Some(0),
+                site: Some(0),
+                phase: Phase::Register,
+                alloc: Some(AllocKind::DeferRecord),
+                above: Some(2)
+            }
+        );
+        // A stack switch inside the run: nextFrame.func1 <- systemstack <-
+        // nextFrame <- main.f at CALL deferreturn (go1.22+ leaves
+        // deferreturn's own frame out): running at return, no one site.
+        let sw = Frame {
+            kind: FrameKind::StackSwitch,
+            name: 3,
+            listed: true,
+        };
+        assert_eq!(
+            c(&[
+                m(RuntimeFn::PanicNextFrame),
+                sw,
+                m(RuntimeFn::PanicNextFrame),
+                f(0x1090, Some(Machinery::Deferreturn))
+            ]),
+            Outcome::Machinery {
+                func: Some(0),
+                site: None,
+                phase: Phase::Run,
+                alloc: None,
+                above: Some(2)
+            }
+        );
+        // work <- wrapper <- deferreturn <- main.f: a deferred call.
+        assert_eq!(
+            c(&[
+                other(),
+                other(),
+                m(RuntimeFn::Deferreturn),
+                f(0x1090, Some(Machinery::Deferreturn))
+            ]),
+            Outcome::Deferred {
+                func: Some(0),
+                site: None,
+                above: 1
+            }
+        );
+        // work <- main.f at an open-coded exit's call of defer #0.
+        assert_eq!(
+            c(&[
+                other(),
+                f(0x10a0, Some(Machinery::OpenCall { bit: Some(0) }))
+            ]),
+            Outcome::Deferred {
+                func: Some(0),
+                site: Some(1),
+                above: 0
+            }
+        );
+        // The leaf in main.f's deferBits test for #0.
+        assert_eq!(
+            c(&[
+                f(
+                    0x10b0,
+                    Some(Machinery::Open {
+                        run: true,
+                        bit: Some(0)
+                    })
+                ),
+                other()
+            ]),
+            Outcome::Machinery {
+                func: Some(0),
+                site: Some(1),
+                phase: Phase::Run,
+                alloc: None,
+                above: None
+            }
+        );
+        // newobject <- main.f at the heap closure's allocation, charged to
+        // the next site (its deferproc).
+        assert_eq!(
+            c(&[other(), f(0x1030, Some(Machinery::HeapClosure))]),
+            Outcome::Machinery {
+                func: Some(0),
+                site: Some(0),
+                phase: Phase::Register,
+                alloc: Some(AllocKind::Closure),
+                above: Some(0)
+            }
+        );
+        // gopanic <- main.g (no defers) <- main.f: charged to main.f.
+        assert_eq!(
+            c(&[m(RuntimeFn::Gopanic), other(), f(0x10c0, None)]),
+            Outcome::Machinery {
+                func: Some(0),
+                site: None,
+                phase: Phase::Panic,
+                alloc: None,
+                above: Some(0)
+            }
+        );
+        // Plain work in main.f: other.
+        assert_eq!(c(&[other(), f(0x10d0, None), other()]), Outcome::Other);
+    }
+}

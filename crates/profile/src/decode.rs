@@ -246,11 +246,20 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
         .enumerate()
         .map(|(i, m)| (m.id, i as u32))
         .collect();
-    let locations: Vec<pb::Location> = parts
-        .location
-        .par_iter()
-        .map(|r| pb::one::<pb::Location>(b, r, "location"))
-        .collect::<Result<_, _>>()?;
+    let one_loc = |r: &std::ops::Range<usize>| pb::one::<pb::Location>(b, r, "location");
+    let locations: Vec<pb::Location> = if parts.location.len() > CHUNK {
+        parts
+            .location
+            .par_iter()
+            .map(one_loc)
+            .collect::<Result<_, _>>()?
+    } else {
+        parts
+            .location
+            .iter()
+            .map(one_loc)
+            .collect::<Result<_, _>>()?
+    };
     let mut loc_index: HashMap<u64, u32> = HashMap::with_capacity(locations.len());
     let mut loc_mapping = Vec::with_capacity(locations.len());
     for (i, l) in locations.iter().enumerate() {
@@ -279,12 +288,17 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
         }
     }
     let nv = sample_types.len();
-    let chunks: Vec<Chunk> = parts
-        .sample
-        .par_chunks(CHUNK)
-        .enumerate()
-        .map(|(k, rs)| decode_chunk(b, rs, k * CHUNK, nv, &loc_index, labels))
-        .collect::<Result<_, _>>()?;
+    // Small profiles stay on this thread.
+    let chunks: Vec<Chunk> = if parts.sample.len() > CHUNK {
+        parts
+            .sample
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(k, rs)| decode_chunk(b, rs, k * CHUNK, nv, &loc_index, labels))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![decode_chunk(b, &parts.sample, 0, nv, &loc_index, labels)?]
+    };
     let total_locs: usize = chunks.iter().map(|c| c.stack.len()).sum();
     if total_locs > u32::MAX as usize {
         return Err(Bad::Why("too many frames in all samples".into()));
