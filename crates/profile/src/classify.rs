@@ -246,7 +246,17 @@ pub fn locations(
                         None if k == last => match sites.func_by_entry.get(&fr.func.entry) {
                             Some(&func) => {
                                 let (ipc, at) = instruction(sites, fr.func.entry, pc);
-                                FrameKind::Deferring { func, ipc, at }
+                                match at {
+                                    None => statement(sym, sites, func, &fr.func, pc).map_or(
+                                        FrameKind::Deferring { func, ipc, at },
+                                        |site| FrameKind::Deferring {
+                                            func,
+                                            ipc: site,
+                                            at: Some(Machinery::Register),
+                                        },
+                                    ),
+                                    _ => FrameKind::Deferring { func, ipc, at },
+                                }
                             }
                             None => FrameKind::Other,
                         },
@@ -276,6 +286,33 @@ pub fn locations(
         out.starts.push(out.frames.len() as u32);
     }
     out
+}
+
+/// The registration pc of the stack- or heap-allocated site whose `defer`
+/// statement's line `pc` is on, before the site's own call: the code of
+/// the statement itself (building the `_defer` record in the frame or the
+/// closure, the `deferproc*` call and its result test) is registration.
+/// Open-coded sites are left out: their statement's code beyond the slot
+/// and deferBits stores is the call's own argument evaluation.
+fn statement(
+    sym: &Symbolizer<'_, '_>,
+    sites: &Sites<'_>,
+    func: u32,
+    f: &deferscope_index::Func,
+    pc: u64,
+) -> Option<u64> {
+    let ids = &sites.of_func[func as usize];
+    if !ids
+        .iter()
+        .any(|&k| sites.scan.sites[k as usize].kind != Kind::OpenCoded)
+    {
+        return None;
+    }
+    let (file, line) = sym.ix.lines(f).at(pc)?;
+    ids.iter()
+        .map(|&k| &sites.scan.sites[k as usize])
+        .find(|s| s.kind != Kind::OpenCoded && s.line == line && s.file == file)
+        .map(|s| s.pc)
 }
 
 /// The instruction holding `pc` in the function at `entry`, and its role.
