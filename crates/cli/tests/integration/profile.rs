@@ -15,7 +15,8 @@
 //!   n the function's samples (about 500 in 2 s of CPU: Linux delivers
 //!   CPU-time profiling signals on scheduler ticks, 250 Hz here, whatever
 //!   rate is asked), e the timing's own error (half the interquartile
-//!   range of the 9 rounds of each side, over `with`) plus 0.01. The
+//!   range of the 9 rounds of each side, over `with`) plus 0.05 for what
+//!   the two measurements cannot share (see [`SYSTEMATIC`]). The
 //!   control's profile must have no machinery sample at all. And `go tool
 //!   pprof -top -sample_index=samples` on the same profile must give every
 //!   runtime defer function we count the same flat and cum samples
@@ -275,6 +276,15 @@ fn check_runtime_totals(
 /// between translated blocks, so that samples fall on block starts and
 /// emulated instructions do not cost what they cost on hardware; the
 /// comparisons with `go tool pprof` still hold there).
+/// What the two measurements cannot share, beyond sampling and timing
+/// noise (observed over go1.19 ... go1.27.3, several runs on a loaded
+/// 2-core machine: profiled minus timed within -0.09 ... +0.10, most
+/// within 0.05): `recovery` runs on the system stack through `mcall`, so
+/// its samples are in no user frame (the panic share reads low), and the
+/// fences leave some overlap of the machinery with the loop around it
+/// (the heap share reads high).
+const SYSTEMATIC: f64 = 0.05;
+
 fn cpu(version: &str, goroot: &Path, goarch: &str, timing: bool) -> Result<(), Failed> {
     let bin = build(version, goroot, goarch)?;
     let (dir, meas) = run_fixture(&bin, goarch, "cpu", &["-dur", "2s"])?;
@@ -306,7 +316,7 @@ fn cpu(version: &str, goroot: &Path, goarch: &str, timing: bool) -> Result<(), F
         let (tw, ew) = median_and_half_iqr(&m["ns_with_all"]);
         let (to, eo) = median_and_half_iqr(&m["ns_without_all"]);
         let t = (tw - to) / tw;
-        let tol = 3.0 * (p * (1.0 - p) / n.max(1.0)).sqrt() + (ew + eo) / tw + 0.01;
+        let tol = 3.0 * (p * (1.0 - p) / n.max(1.0)).sqrt() + (ew + eo) / tw + SYSTEMATIC;
         let line = format!(
             "{w}: profiled {p:.3} of {n} samples, timed {t:.3} ({tw:.1} vs {to:.1} ns), tolerance {tol:.3}"
         );
