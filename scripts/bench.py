@@ -21,6 +21,12 @@ The third table is `deferscope explain` against `deferscope scan` of the
 same input in the same run: cmd/go, and dockerd (scripts/real-binaries.py)
 and the huge generated binary (scripts/gen-huge.py) when cached. The
 target is 5x.
+
+The fourth table is `deferscope profile` (attribution, JSON to /dev/null)
+against `go tool pprof -top` of the same binary and the same 10^6-sample
+profile, alternating runs in the same invocation: the profile made by
+scripts/gen-profile.py (about 100 MB uncompressed, and gzipped). The
+target is 10x.
 """
 
 from __future__ import annotations
@@ -91,6 +97,8 @@ def main() -> int:
     ap.add_argument("--disasm-versions", nargs="*", default=["1.22.10", "1.27.3"])
     ap.add_argument("--disasm-arm64", nargs="*", default=["1.27.3"])
     ap.add_argument("--disasm-only", action="store_true", help="only the disassembly table")
+    ap.add_argument("--profile-only", action="store_true", help="only the profile table")
+    ap.add_argument("--profile-runs", type=int, default=3)
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "deferscope"], cwd=REPO, check=True)
@@ -98,6 +106,9 @@ def main() -> int:
     ds = str(target / "release/deferscope")
     if a.disasm_only:
         bench_disasm(ds, a)
+        return 0
+    if a.profile_only:
+        bench_profile(ds, a)
         return 0
     gr = goroot(a.go_version)
     tooldir = next((gr / "pkg/tool").iterdir())
@@ -131,7 +142,43 @@ def main() -> int:
     shutil.rmtree(tmp)
     bench_explain(ds, a, gr)
     bench_disasm(ds, a)
+    bench_profile(ds, a)
     return 0
+
+
+def bench_profile(ds: str, a: argparse.Namespace) -> None:
+    """`deferscope profile` against `go tool pprof -top` on the same
+    10^6-sample profile (scripts/gen-profile.py). Target: 10x."""
+    v = a.go_version
+    bench = CACHE / "bench"
+    binp, raw, gz = bench / f"workloads-go{v}", bench / f"big-go{v}.pprof", bench / f"big-go{v}.pprof.gz"
+    if not (binp.exists() and raw.exists() and gz.exists()):
+        subprocess.run([sys.executable, str(REPO / "scripts/gen-profile.py"), "--go-version", v],
+                       check=True, stdout=subprocess.DEVNULL)
+    gr = goroot(v)
+    env_go = str(gr / "bin/go")
+    print(f"\nProfile attribution, 10^6 samples (scripts/gen-profile.py, go{v} workloads); "
+          f"{a.profile_runs} alternating runs; median wall, peak RSS, median CPU (user+sys)\n")
+    print("| profile | size | deferscope profile | RSS | CPU | go tool pprof -top | RSS | CPU | ratio | CPU ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, path in [("uncompressed", raw), ("gzipped", gz)]:
+        ours, theirs = [], []
+        ok = True
+        for _ in range(a.profile_runs):
+            w, r, c, k = timed_cpu([ds, "profile", "--format", "json", str(binp), str(path)])
+            ours.append((w, r, c))
+            w2, r2, c2, k2 = timed_cpu([env_go, "tool", "pprof", "-top", str(binp), str(path)])
+            theirs.append((w2, r2, c2))
+            ok = ok and k and k2
+        size = path.stat().st_size / 1e6
+        if not ok:
+            print(f"| {name} | {size:.0f} MB | failed | | | | | | | |")
+            continue
+        ow, tw = (statistics.median(x[0] for x in v_) for v_ in (ours, theirs))
+        orss, trss = (max(x[1] for x in v_) / 1024 for v_ in (ours, theirs))
+        oc, tc = (statistics.median(x[2] for x in v_) for v_ in (ours, theirs))
+        print(f"| {name} | {size:.0f} MB | {ow:.2f} s | {orss:.0f} MB | {oc:.2f} s | {tw:.2f} s | {trss:.0f} MB "
+              f"| {tc:.2f} s | {tw/max(ow, 1e-3):.1f}x | {tc/max(oc, 1e-3):.1f}x |")
 
 
 def bench_explain(ds: str, a: argparse.Namespace, gr: Path) -> None:

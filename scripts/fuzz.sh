@@ -4,16 +4,18 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET ...]
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh 0 [TARGET ...]   # a number of executions instead
 #
-# Targets: object pclntab funcdata buildinfo decode pipeline (default: all).
+# Targets: object pclntab funcdata buildinfo decode pipeline profile (default: all).
 # Seeds come from the committed fixture binaries (sections cut out with
-# objcopy) and from the synthetic Go image of deferscope_index::synth.
+# objcopy), from the synthetic Go image of deferscope_index::synth, and,
+# for the profile decoder, from the committed pprof profiles under
+# fixtures/profiles (gzipped and inflated).
 # Corpora, crashes and logs stay under fuzz/ (git-ignored). A crash is a
 # bug: turn its input into a regression test. Needs: cargo install cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 shift || true
-TARGETS=${*:-object pclntab funcdata buildinfo decode pipeline}
+TARGETS=${*:-object pclntab funcdata buildinfo decode pipeline profile}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 seed() { mkdir -p "fuzz/corpus/$1"; cp "$2" "fuzz/corpus/$1/$(basename "$2")-$3" 2>/dev/null || true; }
@@ -41,6 +43,12 @@ printf '\x09\x01\x08' > fuzz/corpus/funcdata/openSimple-B
 printf '\x41\x08\x40\x38\x30\x28\x20\x18\x10\x08' > fuzz/corpus/funcdata/eight-B
 printf '\x08\x11\x01\x08\x08\x01\x10\x08\x00' > fuzz/corpus/funcdata/openSimple-A
 printf '\x51\x18' > fuzz/corpus/funcdata/methodDefers-C
+mkdir -p fuzz/corpus/profile
+for p in fixtures/profiles/*.pprof; do
+    [ -f "$p" ] || continue
+    head -c 65536 "$p" > "fuzz/corpus/profile/$(basename "$p")-gz"
+    gzip -dc "$p" 2>/dev/null | head -c 65536 > "fuzz/corpus/profile/$(basename "$p")-raw" || true
+done
 rm -rf "$tmp"
 
 mkdir -p fuzz/logs

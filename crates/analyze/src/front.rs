@@ -81,5 +81,6 @@ pub fn run(
         scan,
         explain,
         verification,
+        profile: None,
     })
 }

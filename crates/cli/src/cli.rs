@@ -39,6 +39,49 @@ pub enum Command {
     /// Build a package with the Go toolchain on PATH and scan it; --verify
     /// also checks every site against the compiler's -d=defer output.
     Check(CheckArgs),
+    /// Attribute pprof profiles (CPU, heap/allocs, mutex, block) of the
+    /// binary to its defer sites: the share spent in defer machinery, per
+    /// function and site, with reasons and fixes.
+    Profile(ProfileArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "PROFILE files are pprof protocol buffers, gzipped or not (runtime/pprof,                   net/http/pprof, continuous profilers). Several profiles of the same binary and                   kind are merged. The binary must match each profile (by build ID, else by the                   profile's own function names).\n\n                  Exit status: 0; 2 on bad input or a profile of another binary."
+)]
+pub struct ProfileArgs {
+    /// The Go binary the profiles were taken of.
+    pub binary: PathBuf,
+    /// One or more pprof profiles of it.
+    #[arg(required = true)]
+    pub profiles: Vec<PathBuf>,
+    /// Output format; pprof writes the merged profile with the defer
+    /// machinery as frames of its own (gzipped, to -o FILE or stdout).
+    #[arg(long, value_enum, default_value_t = ProfileFormat::Text)]
+    pub format: ProfileFormat,
+    /// The sample type to count (cpu, samples, alloc_space,
+    /// alloc_objects, contentions, delay, ...) or its index; default: the
+    /// profile's default type, else its last.
+    #[arg(long, value_name = "TYPE")]
+    pub sample_index: Option<String>,
+    /// Attribute the profiles even if they do not match the binary.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the output here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileFormat {
+    Text,
+    Json,
+    /// The report's HTML page with the shares per function and site.
+    Html,
+    /// A pprof profile with `defer machinery: ...` frames.
+    Pprof,
 }
 
 /// Which functions a report covers.

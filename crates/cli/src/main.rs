@@ -78,5 +78,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Disasm(args) => cmd::disasm::run(args),
         Command::Diff(args) => cmd::diff::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
     }
 }

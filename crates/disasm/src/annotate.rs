@@ -371,6 +371,79 @@ impl Annotator {
     }
 }
 
+/// What an annotated instruction does for the defer machinery: the
+/// structured twin of its comment, for consumers that count rather than
+/// print (`deferscope profile`). [`Machinery::of_note`] maps every
+/// comment [`Annotator::annotate`] writes (the test below lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Machinery {
+    /// Open-coded bookkeeping: deferBits stores, loads and tests, closure
+    /// slot stores and loads. `run` for the exit side (loads, tests,
+    /// clears, slot loads), else registration or the prologue's zeroing;
+    /// `bit` when the comment names one defer.
+    Open { run: bool, bit: Option<u8> },
+    /// The deferred call at an open-coded exit (`bit` when known).
+    OpenCall { bit: Option<u8> },
+    /// A stack or heap defer's registration: the `_defer.fn` store, the
+    /// `CALL deferproc*`, the `CALL deferrangefunc`.
+    Register,
+    /// The call that allocates the heap closure of a deferred call.
+    HeapClosure,
+    /// `CALL runtime.deferreturn`.
+    Deferreturn,
+    /// `CALL runtime.gopanic` / `runtime.gorecover`.
+    Panic,
+}
+
+impl Machinery {
+    /// The role of an instruction annotated with `note`.
+    pub fn of_note(note: &str) -> Option<Machinery> {
+        let bit = one_bit(note);
+        Some(if note.starts_with("run deferred call") {
+            Machinery::OpenCall { bit }
+        } else if note.starts_with("run pending defers") {
+            Machinery::Deferreturn
+        } else if note.starts_with("register ")
+            || note.starts_with("_defer.fn")
+            || note.starts_with("defer frame for")
+        {
+            Machinery::Register
+        } else if note.starts_with("heap closure") {
+            Machinery::HeapClosure
+        } else if note.starts_with("panic:") || note == "recover()" {
+            Machinery::Panic
+        } else if note.contains("registered")
+            || note == "deferBits = 0"
+            || note.starts_with("clear defer slot")
+            || note.starts_with("open-coded defer #")
+            || note.starts_with("closure -> defer slot")
+        {
+            Machinery::Open { run: false, bit }
+        } else if note.contains("deferBits")
+            || note.starts_with("is defer")
+            || note.starts_with("load defer #")
+        {
+            Machinery::Open { run: true, bit }
+        } else {
+            return None;
+        })
+    }
+}
+
+/// The one defer (`#i`) a comment names, if exactly one.
+fn one_bit(note: &str) -> Option<u8> {
+    let mut it = note.match_indices('#');
+    let (i, _) = it.next()?;
+    if it.next().is_some() {
+        return None;
+    }
+    let digits: String = note[i + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 fn site_no(site: Option<&(Kind, usize, Option<u8>)>) -> String {
     site.map(|s| format!(" #{}", s.1)).unwrap_or_default()
 }
@@ -452,6 +525,150 @@ mod tests {
         assert_eq!(bit_names(0), "0x0");
         assert_eq!(lowest_bit(0b100), Some(2));
         assert_eq!(lowest_bit(0), None);
+    }
+
+    #[test]
+    fn every_note_has_a_role() {
+        use Machinery::*;
+        let cases: [(&str, Machinery); 22] = [
+            (
+                "deferBits = 0",
+                Open {
+                    run: false,
+                    bit: None,
+                },
+            ),
+            (
+                "deferBits = 0x2: defer #1 registered",
+                Open {
+                    run: false,
+                    bit: Some(1),
+                },
+            ),
+            (
+                "deferBits = 0x1: defer #1 about to run",
+                Open {
+                    run: true,
+                    bit: Some(1),
+                },
+            ),
+            (
+                "deferBits = 0x0: exit",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "deferBits = 0x3",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "store deferBits",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "load deferBits",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "is defer #0,#1 pending?",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "is defer #2 pending?",
+                Open {
+                    run: true,
+                    bit: Some(2),
+                },
+            ),
+            (
+                "deferBits",
+                Open {
+                    run: true,
+                    bit: None,
+                },
+            ),
+            (
+                "clear defer slot #0",
+                Open {
+                    run: false,
+                    bit: Some(0),
+                },
+            ),
+            (
+                "open-coded defer #1: save closure in slot #1",
+                Open {
+                    run: false,
+                    bit: None,
+                },
+            ),
+            (
+                "closure -> defer slot #3",
+                Open {
+                    run: false,
+                    bit: Some(3),
+                },
+            ),
+            (
+                "load defer #0's closure",
+                Open {
+                    run: true,
+                    bit: Some(0),
+                },
+            ),
+            (
+                "deferBits |= 0x4: defer #2 registered",
+                Open {
+                    run: false,
+                    bit: Some(2),
+                },
+            ),
+            (
+                "deferBits &^= 0x4: defer #2 about to run",
+                Open {
+                    run: true,
+                    bit: Some(2),
+                },
+            ),
+            ("register stack-allocated defer #1", Register),
+            ("_defer.fn = closure (stack-allocated record)", Register),
+            (
+                "defer frame for the range-over-func loop's defers",
+                Register,
+            ),
+            ("run pending defers at return", Deferreturn),
+            ("heap closure for the deferred call", HeapClosure),
+            (
+                "run deferred call #1 (open-coded exit)",
+                OpenCall { bit: Some(1) },
+            ),
+        ];
+        for (note, want) in cases {
+            assert_eq!(Machinery::of_note(note), Some(want), "{note}");
+        }
+        assert_eq!(
+            Machinery::of_note("panic: runs deferred calls"),
+            Some(Panic)
+        );
+        assert_eq!(Machinery::of_note("recover()"), Some(Panic));
+        assert_eq!(
+            Machinery::of_note("run pending defers (resumed here after recover)"),
+            Some(Deferreturn)
+        );
+        assert_eq!(Machinery::of_note("something else"), None);
     }
 
     #[test]

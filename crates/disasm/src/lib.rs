@@ -264,6 +264,45 @@ pub fn list_rows(
     Ok(w.stats)
 }
 
+/// The defer machinery of the functions that start at `entries`, per
+/// instruction: `(pc, length, role)` for every annotated instruction
+/// ([`annotate::Machinery`]), in address order. The same decoding and
+/// annotator as the listing, without printing; `scan` gives the sites.
+/// Entries that are not function starts are left out.
+pub fn machinery(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    scan: &Scan,
+    entries: &[u64],
+) -> std::collections::HashMap<u64, Vec<(u64, u32, annotate::Machinery)>> {
+    let syms = Symbols::new(img, ix, false);
+    let opts = Options::default();
+    let ctx = Ctx::new(img, ix, &syms, Some(scan), &opts);
+    let mut w = Worker::new(&ctx);
+    let mut out = std::collections::HashMap::new();
+    let Some(a) = ctx.annotator.as_ref() else {
+        return out;
+    };
+    for &entry in entries {
+        let Ok(k) = syms.functions.binary_search_by_key(&entry, |f| f.start) else {
+            continue;
+        };
+        w.decode(&syms.functions[k]);
+        let notes = a.annotate(entry, &w.insns);
+        let roles = w
+            .insns
+            .iter()
+            .zip(&notes)
+            .filter_map(|(i, n)| {
+                let m = annotate::Machinery::of_note(n.as_deref()?)?;
+                Some((i.pc, i.len as u32, m))
+            })
+            .collect();
+        out.insert(entry, roles);
+    }
+    out
+}
+
 /// Disassemble `img` to `out` in `go tool objdump`'s columns
 /// ([`text::TextPrinter`]), with the legend after the listing when any
 /// instruction was annotated. `scan` (from [`deferscope_analyze::scan`])

@@ -54,10 +54,94 @@ pub enum RuntimeFn {
     /// The write barrier helpers (`runtime.gcWriteBarrier*`), which keep
     /// the general registers.
     GcWriteBarrier,
+    /// `runtime.newdefer`: takes a `_defer` record from the P's pool, or
+    /// allocates one (called by `deferproc`, `deferprocat`,
+    /// `deferrangefunc`; all versions).
+    Newdefer,
+    /// `runtime.freedefer`: puts a heap `_defer` back in the pool (all
+    /// versions; inlined into `popDefer` from go1.23, so seen through the
+    /// inline tree).
+    Freedefer,
+    /// `runtime.popDefer` (go1.22+): unlinks the top `_defer` and frees it.
+    PopDefer,
+    /// `runtime.deferconvert` (go1.22+): turns a range-over-func loop's
+    /// atomic defer list into ordinary records, at `deferreturn` or panic.
+    Deferconvert,
+    /// `runtime.jmpdefer` (go1.13-go1.17): the assembly jump from
+    /// `deferreturn` into the deferred function.
+    Jmpdefer,
+    /// `runtime.addOneOpenDeferFrame` (go1.14-go1.21): a panic's stack
+    /// walk for the next frame with open-coded defers.
+    AddOneOpenDeferFrame,
+    /// `runtime.runOpenDeferFrame` (go1.14-go1.21): runs one frame's
+    /// open-coded defers during a panic.
+    RunOpenDeferFrame,
+    /// `runtime.deferCallSave` (go1.17-go1.21): calls a deferred function
+    /// for a panic, keeping the panic's state.
+    DeferCallSave,
+    /// `runtime.reflectcallSave` (go1.14-go1.16): the same, with an
+    /// argument frame.
+    ReflectcallSave,
+    /// `runtime.(*_panic).start` (go1.22+): begins a panic or a
+    /// `deferreturn` over the defer records and open-coded frames.
+    PanicStart,
+    /// `runtime.(*_panic).nextFrame` (go1.22+): the stack walk to the next
+    /// frame with pending defers.
+    PanicNextFrame,
+    /// `runtime.(*_panic).initOpenCodedDefers` (go1.22+): reads a frame's
+    /// open-coded funcdata and deferBits.
+    InitOpenCodedDefers,
+    /// `runtime.systemstack`, `runtime.systemstack_switch`, `runtime.mcall`:
+    /// switches to the system stack. Not machinery, but a stack walk sees
+    /// them between machinery frames (`(*_panic).nextFrame` runs its walk
+    /// through `systemstack`), so a run of machinery goes on through them.
+    StackSwitch,
+}
+
+/// The part of the defer machinery a runtime function belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Registering a defer: `deferproc*`, `newdefer`, the closure.
+    Register,
+    /// Running defers at return: `deferreturn` and what it calls.
+    Run,
+    /// Panics: `gopanic`, the open-coded frame walk, `recover`.
+    Panic,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Register => "register",
+            Phase::Run => "run",
+            Phase::Panic => "panic",
+        }
+    }
 }
 
 /// Every role with an exact name.
-const NAMES: [(&str, RuntimeFn); 13] = [
+const NAMES: [(&str, RuntimeFn); 28] = [
+    ("runtime.systemstack", RuntimeFn::StackSwitch),
+    ("runtime.systemstack_switch", RuntimeFn::StackSwitch),
+    ("runtime.mcall", RuntimeFn::StackSwitch),
+    ("runtime.newdefer", RuntimeFn::Newdefer),
+    ("runtime.freedefer", RuntimeFn::Freedefer),
+    ("runtime.popDefer", RuntimeFn::PopDefer),
+    ("runtime.deferconvert", RuntimeFn::Deferconvert),
+    ("runtime.jmpdefer", RuntimeFn::Jmpdefer),
+    (
+        "runtime.addOneOpenDeferFrame",
+        RuntimeFn::AddOneOpenDeferFrame,
+    ),
+    ("runtime.runOpenDeferFrame", RuntimeFn::RunOpenDeferFrame),
+    ("runtime.deferCallSave", RuntimeFn::DeferCallSave),
+    ("runtime.reflectcallSave", RuntimeFn::ReflectcallSave),
+    ("runtime.(*_panic).start", RuntimeFn::PanicStart),
+    ("runtime.(*_panic).nextFrame", RuntimeFn::PanicNextFrame),
+    (
+        "runtime.(*_panic).initOpenCodedDefers",
+        RuntimeFn::InitOpenCodedDefers,
+    ),
     ("runtime.deferproc", RuntimeFn::Deferproc),
     ("runtime.deferprocStack", RuntimeFn::DeferprocStack),
     ("runtime.deferprocat", RuntimeFn::Deferprocat),
@@ -112,6 +196,54 @@ impl RuntimeFn {
         RuntimeFn::Deferprocat,
     ];
 
+    /// The Go releases (minor numbers, inclusive) in which the function is
+    /// part of the defer machinery, from the runtime's sources
+    /// (`runtime/panic.go` of each release; checked with `go tool nm` on
+    /// go1.19 ... go1.27.3 builds, where the inlined ones are absent).
+    pub fn releases(self) -> (u32, u32) {
+        use RuntimeFn::*;
+        match self {
+            Jmpdefer => (13, 17),
+            ReflectcallSave => (14, 16),
+            AddOneOpenDeferFrame | RunOpenDeferFrame => (14, 21),
+            DeferCallSave => (17, 21),
+            Deferprocat | Deferrangefunc | Deferconvert | PopDefer | PanicStart
+            | PanicNextFrame | NextDefer | InitOpenCodedDefers => (22, u32::MAX),
+            _ => (0, u32::MAX),
+        }
+    }
+
+    /// Where the function belongs in the defer machinery; `None` for the
+    /// roles that are not machinery (allocators, race hooks, barriers).
+    pub fn phase(self) -> Option<Phase> {
+        use RuntimeFn::*;
+        Some(match self {
+            Deferproc | DeferprocStack | Deferprocat | Deferrangefunc | Newdefer => Phase::Register,
+            Deferreturn | Freedefer | PopDefer | Deferconvert | Jmpdefer => Phase::Run,
+            Gopanic | Gorecover | Recovery | NextDefer | AddOneOpenDeferFrame
+            | RunOpenDeferFrame | DeferCallSave | ReflectcallSave | PanicStart | PanicNextFrame
+            | InitOpenCodedDefers => Phase::Panic,
+            Newobject | MallocgcSized | Mallocgc | RaceFuncEnter | RaceFuncExit
+            | GcWriteBarrier | StackSwitch => return None,
+        })
+    }
+
+    /// The functions that call deferred functions: a function they call
+    /// that is not machinery itself is a deferred call (`deferreturn` and
+    /// `gopanic` call `fn()` from go1.22; `runOpenDeferFrame` through
+    /// `deferCallSave` / `reflectcallSave` before; `jmpdefer` jumps).
+    pub fn runs_deferred_calls(self) -> bool {
+        matches!(
+            self,
+            RuntimeFn::Deferreturn
+                | RuntimeFn::Gopanic
+                | RuntimeFn::RunOpenDeferFrame
+                | RuntimeFn::DeferCallSave
+                | RuntimeFn::ReflectcallSave
+                | RuntimeFn::Jmpdefer
+        )
+    }
+
     /// An allocator a closure or a moved variable comes from.
     pub fn is_alloc(self) -> bool {
         matches!(
@@ -119,6 +251,31 @@ impl RuntimeFn {
             RuntimeFn::Newobject | RuntimeFn::MallocgcSized | RuntimeFn::Mallocgc
         )
     }
+}
+
+/// The machinery role of the function named `name` (a closure of one,
+/// `runtime.addOneOpenDeferFrame.func1` or
+/// `runtime.(*_panic).nextFrame.func1`, counts as it) in a binary built
+/// by Go 1.`minor` (any release when unknown): see
+/// [`RuntimeFn::releases`] and [`RuntimeFn::phase`].
+pub fn machinery_of(name: &str, minor: Option<u32>) -> Option<RuntimeFn> {
+    if !name.starts_with("runtime.") {
+        return None;
+    }
+    let mut base = name;
+    // Strip `.funcN` and the `.N` of nested closures.
+    while let Some((head, tail)) = base.rsplit_once('.') {
+        let closure = tail.strip_prefix("func").unwrap_or(tail);
+        if !closure.is_empty() && closure.bytes().all(|c| c.is_ascii_digit()) && head != "runtime" {
+            base = head;
+        } else {
+            break;
+        }
+    }
+    let f = RuntimeFn::of(base)?;
+    f.phase()?;
+    let (lo, hi) = f.releases();
+    minor.is_none_or(|m| (lo..=hi).contains(&m)).then_some(f)
 }
 
 /// The runtime functions of one binary, by role.
@@ -281,8 +438,38 @@ mod tests {
         assert_eq!(RuntimeFn::of("main.deferproc"), None);
         for (n, f) in NAMES {
             assert_eq!(RuntimeFn::of(n), Some(f));
-            assert_eq!(f.name(), n);
+            if f != RuntimeFn::StackSwitch {
+                assert_eq!(f.name(), n);
+            }
         }
+    }
+
+    #[test]
+    fn machinery_names() {
+        assert_eq!(
+            machinery_of("runtime.addOneOpenDeferFrame.func1.1", Some(19)),
+            Some(RuntimeFn::AddOneOpenDeferFrame)
+        );
+        assert_eq!(machinery_of("runtime.addOneOpenDeferFrame", Some(22)), None);
+        assert_eq!(
+            machinery_of("runtime.(*_panic).nextFrame.func1", Some(22)),
+            Some(RuntimeFn::PanicNextFrame)
+        );
+        assert_eq!(
+            machinery_of("runtime.(*_panic).nextDefer", None),
+            Some(RuntimeFn::NextDefer)
+        );
+        assert_eq!(
+            machinery_of("runtime.gorecover.func1", Some(26)),
+            Some(RuntimeFn::Gorecover)
+        );
+        assert_eq!(machinery_of("runtime.newobject", Some(22)), None);
+        assert_eq!(machinery_of("runtime.preprintpanics.func1", Some(22)), None);
+        assert_eq!(machinery_of("main.deferreturn", None), None);
+        assert_eq!(
+            machinery_of("runtime.deferreturn", Some(19)).and_then(|f| f.phase()),
+            Some(Phase::Run)
+        );
     }
 
     #[test]

@@ -13,11 +13,15 @@
 //!   zero-fill memory (`.bss`) or outside any segment returns `None`.
 //! - Errors are small typed values ([`LoadError`]) that print as one line.
 
+pub mod buildid;
+
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+pub use buildid::BuildIds;
 
 /// Why a file could not be loaded. Each variant prints as one line.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,8 @@
 //! - [`cost::CostTable`]: what one execution of each kind of defer costs;
 //! - [`batch::Batch`]: many binaries (directories, container images) in
 //!   one report.
+//! - [`profile::Attribution`]: a pprof profile's samples charged to the
+//!   sites (`deferscope profile`).
 
 pub mod batch;
 pub mod cost;
@@ -28,6 +30,7 @@ pub mod diff;
 pub mod explain;
 pub mod listing;
 pub mod names;
+pub mod profile;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -221,4 +224,6 @@ pub struct Analysis {
     /// The compiler's own account compared with the scan (`check
     /// --verify`), made before the scan was filtered.
     pub verification: Option<verify::Verification>,
+    /// A pprof profile attributed to the sites (`deferscope profile`).
+    pub profile: Option<profile::Attribution>,
 }

@@ -18,11 +18,16 @@
 //! and beside them, [`diff`] (site changes between two builds),
 //! [`verify`] (the compiler's `-d=defer` lines compared with a scan) and
 //! [`batch`] (many binaries in one report, and their diff).
+//!
+//! When the analysis has a profile (`deferscope profile`), text and JSON
+//! are [`profile`]'s report instead, and the HTML page gains its section
+//! of shares per function and site.
 
 pub mod batch;
 pub mod diff;
 pub mod explain;
 pub mod html;
+pub mod profile;
 pub mod sarif;
 pub mod scan;
 pub mod verify;
@@ -53,13 +58,20 @@ pub fn write(
     listings: Option<&html::Listings>,
     w: &mut impl Write,
 ) -> io::Result<()> {
+    if let Some(p) = &a.profile {
+        match format {
+            Format::Text => return profile::text(&a.scan, p, w),
+            Format::Json => return profile::json(&a.scan, p, w),
+            Format::Sarif | Format::Html => {}
+        }
+    }
     match (format, &a.explain) {
         (Format::Text, None) => scan::text(&a.scan, w),
         (Format::Text, Some(x)) => explain::text(&a.scan, x, w),
         (Format::Json, None) => scan::json(&a.scan, w),
         (Format::Json, Some(x)) => explain::json(&a.scan, x, w),
         (Format::Sarif, x) => sarif::sarif(&a.scan, x.as_ref(), w),
-        (Format::Html, Some(x)) => html::write(&a.scan, x, listings, w),
+        (Format::Html, Some(x)) => html::write_page(&a.scan, x, listings, a.profile.as_ref(), w),
         (Format::Html, None) => Err(io::Error::other("the HTML report needs the explain pass")),
     }
 }

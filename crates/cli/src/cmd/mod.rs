@@ -8,6 +8,7 @@ pub mod check;
 pub mod diff;
 pub mod disasm;
 pub mod explain;
+pub mod profile;
 pub mod scan;
 pub mod trace;
 
@@ -42,14 +43,26 @@ pub fn analyze<T>(
 /// Print `a` to stdout in `format`; the HTML page also lists the code of
 /// the report's functions.
 pub fn print(a: &Analysis, format: ReportFormat, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    print_to(a, format, img, ix, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// [`print`] to `out`.
+pub fn print_to(
+    a: &Analysis,
+    format: ReportFormat,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    out: &mut impl Write,
+) -> Result<()> {
     let listings = match (format, &a.explain) {
         (ReportFormat::Html, Some(x)) => Some(html_listings(a, x, img, ix)?),
         _ => None,
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    deferscope_report::write(a, format.into(), listings.as_ref(), &mut out)?;
-    out.flush()?;
+    deferscope_report::write(a, format.into(), listings.as_ref(), out)?;
     Ok(())
 }
 

@@ -21,6 +21,8 @@
 //!   committed fixtures against committed snapshots (see snapshots.rs).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
+//! - `profile::*`: `deferscope profile` against the workloads' own timings
+//!   and allocation counts and `go tool pprof` (see profile.rs).
 
 mod badinput;
 mod batch;
@@ -31,6 +33,7 @@ mod explain;
 mod fixtures;
 mod html;
 mod oracle;
+mod profile;
 mod report;
 mod snapshots;
 mod sweep;
@@ -51,6 +54,7 @@ fn main() {
     trials.extend(html::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
+    trials.extend(profile::trials());
     trials.extend(report::trials());
     trials.extend(snapshots::trials());
     trials.extend(trace::trials());

@@ -464,13 +464,25 @@ pub fn write(
     listings: Option<&Listings>,
     w: &mut impl Write,
 ) -> io::Result<()> {
+    write_page(r, x, listings, None, w)
+}
+
+/// Write the page, with a profile's shares per function and site
+/// ([`crate::profile::html_section`]) when there is one.
+pub fn write_page(
+    r: &Scan,
+    x: &Explain,
+    listings: Option<&Listings>,
+    profile: Option<&deferscope_model::profile::Attribution>,
+    w: &mut impl Write,
+) -> io::Result<()> {
     let b = &r.binary;
     let title = format!(
         "deferscope: {}",
         b.path.rsplit(['/', '\\']).next().unwrap_or(&b.path)
     );
     w.write_all(page_head(&title, "").as_bytes())?;
-    write_body(r, x, listings, w)?;
+    write_body(r, x, listings, profile, w)?;
     w.write_all(b"<script>")?;
     w.write_all(JS.as_bytes())?;
     w.write_all(b"</script>\n</body>\n</html>\n")?;
@@ -510,6 +522,7 @@ pub(crate) fn write_body(
     r: &Scan,
     x: &Explain,
     listings: Option<&Listings>,
+    profile: Option<&deferscope_model::profile::Attribution>,
     w: &mut impl Write,
 ) -> io::Result<()> {
     let data = build_data(r, x, listings);
@@ -636,6 +649,9 @@ pub(crate) fn write_body(
         esc(&t.origin),
         esc(&t.source),
     );
+    if let Some(p) = profile {
+        h.push_str(&crate::profile::html_section(p));
+    }
     h.push_str(
         r#"<section class="box sites" aria-label="defer sites">
 <div class="toolbar">
