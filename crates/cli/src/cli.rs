@@ -202,6 +202,10 @@ pub struct TraceArgs {
     /// Fail on purpose after N breakpoint hits (testing the cleanup).
     #[arg(long, hide = true, value_name = "N")]
     pub fail_after_hits: Option<u64>,
+    /// Print the counters mode's patch plan (points patched, breakpoints
+    /// and why) without running the program.
+    #[arg(long, hide = true)]
+    pub plan_only: bool,
     /// The program to run, and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM", required_unless_present = "pid")]
     pub program: Vec<std::ffi::OsString>,

@@ -82,13 +82,16 @@ pub mod emulate;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod linux;
 pub mod plan;
+pub mod planreport;
 pub mod report;
+pub mod rewrite;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use plan::{Plan, Probe};
+pub use plan::{Plan, PlanOptions, Probe};
+pub use planreport::PlanReport;
 pub use report::{ByFunction, End, SiteCount, Totals, TraceReport};
 
 /// Why a trace could not be done.
@@ -164,6 +167,17 @@ pub fn launch(
         &plan,
         &out,
         "launch",
+        program.to_string_lossy().into_owned(),
+    ))
+}
+
+/// Plan the counters mode for `program` without running it: which points
+/// get a counter and which keep a breakpoint, and why.
+pub fn plan_only(program: &OsStr) -> Result<PlanReport, TraceError> {
+    let path = resolve_program(program)?;
+    let plan = Plan::with(&path, PlanOptions { counters: true })?;
+    Ok(PlanReport::new(
+        &plan,
         program.to_string_lossy().into_owned(),
     ))
 }
@@ -304,6 +318,7 @@ pub fn build_report(
             Probe::Panic => panics += n,
             Probe::Recover => recovers += n,
             Probe::Recovered => recovered += n,
+            Probe::PanicCall | Probe::RecoverCall | Probe::Exec => {}
         }
     }
     let mut sites: Vec<SiteCount> = plan

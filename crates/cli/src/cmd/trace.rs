@@ -12,6 +12,20 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{OutputFormat, TraceArgs};
 
 pub fn run(args: TraceArgs) -> Result<()> {
+    if args.plan_only {
+        let program = args
+            .program
+            .first()
+            .context("no program given (deferscope trace --plan-only -- PROGRAM)")?;
+        let plan = deferscope_trace::plan_only(program)?;
+        let mut w = io::BufWriter::new(io::stdout().lock());
+        match args.format {
+            OutputFormat::Text => plan.write_text(&mut w)?,
+            OutputFormat::Json => plan.write_json(&mut w)?,
+        }
+        w.flush()?;
+        return Ok(());
+    }
     // Open the output first: a bad --out should fail before the program
     // runs, not after.
     let mut file = match &args.out {
