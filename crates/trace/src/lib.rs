@@ -85,14 +85,20 @@ pub mod plan;
 pub mod planreport;
 pub mod report;
 pub mod rewrite;
+mod tally;
+pub mod tramp;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::rewrite::Fallback;
+
 pub use plan::{Plan, PlanOptions, Probe};
 pub use planreport::PlanReport;
-pub use report::{ByFunction, End, SiteCount, Totals, TraceReport};
+pub use report::{ByFunction, End, Patching, ReasonCount, SiteCount, Totals, TraceReport};
 
 /// Why a trace could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +121,15 @@ pub enum TraceError {
     Other(String),
 }
 
-/// What the engine measured: hits per plan point, and how the program
+/// What the engine measured: counts per plan point, and how the program
 /// ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub pid: i32,
-    /// Breakpoint hits per [`Plan::points`] entry.
+    /// Counts per [`Plan::points`] entry: counters and breakpoint hits.
     pub hits: Vec<u64>,
+    /// Counters mode: how each point was counted.
+    pub counting: Option<CountingOutcome>,
     pub emulated: u64,
     pub stepped: u64,
     pub end: End,
@@ -131,9 +139,56 @@ pub struct Outcome {
     pub callers: Vec<(usize, u64, u64)>,
 }
 
+/// The counters mode's side of an [`Outcome`].
+#[derive(Clone, Debug)]
+pub struct CountingOutcome {
+    /// Per plan point: counted by the program itself (`Ok`), or on a
+    /// breakpoint and why.
+    pub counter: Vec<Result<(), Fallback>>,
+    /// Time spent mapping the block and patching the text.
+    pub patch_time: Duration,
+    /// Why no point could be patched, when the block could not be mapped.
+    pub error: Option<String>,
+}
+
+/// How the counts are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// The program counts for itself in patched code; breakpoints only
+    /// where a point cannot be patched safely.
+    #[default]
+    Counters,
+    /// A breakpoint on every point; the tracer counts each hit.
+    Breakpoints,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Counters => "counters",
+            Method::Breakpoints => "breakpoints",
+        }
+    }
+}
+
+/// Running totals, given to the `--interval` callback.
+#[derive(Clone, Debug, Serialize)]
+pub struct Running {
+    /// Seconds since counting began.
+    pub elapsed_s: f64,
+    pub totals: Totals,
+    pub panics: u64,
+    pub recovers: u64,
+    pub recovered: u64,
+}
+
 /// How to trace.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// Counters (default) or breakpoints.
+    pub method: Method,
+    /// Report running totals this often (`launch_with` / `attach_with`).
+    pub interval: Option<Duration>,
     /// Attach mode: detach after this long (default: at SIGINT/SIGTERM to
     /// deferscope, or when the process exits).
     pub duration: Option<Duration>,
@@ -144,8 +199,9 @@ pub struct Options {
     /// Attach mode: say on stderr when the breakpoints are in and counting
     /// has begun (`deferscope: tracing pid N ...`).
     pub announce: bool,
-    /// Fail on purpose at this breakpoint hit, to test the cleanup: the
-    /// breakpoints are taken out and the program runs on untraced.
+    /// Fail on purpose at this breakpoint hit (counters mode: once this
+    /// many events are counted), to test the cleanup: the breakpoints and
+    /// patches are taken out and the program runs on untraced.
     pub fail_after_hits: Option<u64>,
 }
 
@@ -157,18 +213,37 @@ pub fn launch(
     args: &[OsString],
     opts: &Options,
 ) -> Result<TraceReport, TraceError> {
+    launch_with(program, args, opts, &mut |_| {})
+}
+
+/// [`launch`], calling `on_interval` with the running totals every
+/// `opts.interval`.
+pub fn launch_with(
+    program: &OsStr,
+    args: &[OsString],
+    opts: &Options,
+    on_interval: &mut dyn FnMut(&Running),
+) -> Result<TraceReport, TraceError> {
     supported()?;
     let path = resolve_program(program)?;
-    let plan = Plan::new(&path)?;
+    let plan = Plan::with(&path, plan_options(opts))?;
     let mut argv = vec![program.to_owned()];
     argv.extend(args.iter().cloned());
-    let out = run_launch(&plan, &path, &argv, opts)?;
+    let mut progress =
+        |counts: &[u64], elapsed: Duration| on_interval(&tally::running(&plan, counts, elapsed));
+    let out = run_launch(&plan, &path, &argv, opts, &mut progress)?;
     Ok(build_report(
         &plan,
         &out,
         "launch",
         program.to_string_lossy().into_owned(),
     ))
+}
+
+fn plan_options(opts: &Options) -> PlanOptions {
+    PlanOptions {
+        counters: opts.method == Method::Counters,
+    }
 }
 
 /// Plan the counters mode for `program` without running it: which points
@@ -186,6 +261,16 @@ pub fn plan_only(program: &OsStr) -> Result<PlanReport, TraceError> {
 /// deferscope gets SIGINT or SIGTERM, or the process exits), then take every
 /// breakpoint out and detach, leaving the process running.
 pub fn attach(pid: i32, opts: &Options) -> Result<TraceReport, TraceError> {
+    attach_with(pid, opts, &mut |_| {})
+}
+
+/// [`attach`], calling `on_interval` with the running totals every
+/// `opts.interval`.
+pub fn attach_with(
+    pid: i32,
+    opts: &Options,
+    on_interval: &mut dyn FnMut(&Running),
+) -> Result<TraceReport, TraceError> {
     supported()?;
     if pid <= 0 {
         return Err(TraceError::Other(format!("bad pid {pid}")));
@@ -200,8 +285,10 @@ pub fn attach(pid: i32, opts: &Options) -> Result<TraceReport, TraceError> {
             what: format!("pid {pid}: cannot read {}", exe.display()),
             source: e,
         })?;
-    let plan = Plan::new(&exe)?;
-    let out = run_attach(&plan, pid, opts)?;
+    let plan = Plan::with(&exe, plan_options(opts))?;
+    let mut progress =
+        |counts: &[u64], elapsed: Duration| on_interval(&tally::running(&plan, counts, elapsed));
+    let out = run_attach(&plan, pid, opts, &mut progress)?;
     Ok(build_report(&plan, &out, "attach", shown))
 }
 
@@ -217,28 +304,44 @@ fn supported() -> Result<(), TraceError> {
     }
 }
 
+/// Called with the counts per plan point and the time since counting
+/// began.
+type OnCounts<'a> = &'a mut dyn FnMut(&[u64], Duration);
+
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn run_launch(
-    plan: &Plan,
+fn run_launch<'p>(
+    plan: &'p Plan,
     path: &Path,
     argv: &[OsString],
     opts: &Options,
+    progress: OnCounts<'p>,
 ) -> Result<Outcome, TraceError> {
-    linux::launch(plan, path, argv, opts)
+    linux::launch(plan, path, argv, opts, progress)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn run_attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceError> {
-    linux::attach(plan, pid, opts)
+fn run_attach<'p>(
+    plan: &'p Plan,
+    pid: i32,
+    opts: &Options,
+    progress: OnCounts<'p>,
+) -> Result<Outcome, TraceError> {
+    linux::attach(plan, pid, opts, progress)
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn run_launch(_: &Plan, _: &Path, _: &[OsString], _: &Options) -> Result<Outcome, TraceError> {
+fn run_launch(
+    _: &Plan,
+    _: &Path,
+    _: &[OsString],
+    _: &Options,
+    _: OnCounts<'_>,
+) -> Result<Outcome, TraceError> {
     supported().map(|()| unreachable!("supported() fails on this platform"))
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn run_attach(_: &Plan, _: i32, _: &Options) -> Result<Outcome, TraceError> {
+fn run_attach(_: &Plan, _: i32, _: &Options, _: OnCounts<'_>) -> Result<Outcome, TraceError> {
     supported().map(|()| unreachable!("supported() fails on this platform"))
 }
 
@@ -296,104 +399,7 @@ fn is_executable(p: &Path) -> bool {
     p.is_file()
 }
 
-/// Turn per-breakpoint hits into the report.
-pub fn build_report(
-    plan: &Plan,
-    out: &Outcome,
-    mode: &'static str,
-    program: String,
-) -> TraceReport {
-    let mut totals = Totals {
-        sites: plan.sites.len(),
-        emulated: out.emulated,
-        single_stepped: out.stepped,
-        ..Totals::default()
-    };
-    let (mut panics, mut recovers, mut recovered) = (0, 0, 0);
-    let mut counts = vec![0u64; plan.sites.len()];
-    for (p, &n) in plan.points.iter().zip(&out.hits) {
-        totals.breakpoint_hits += n;
-        match p.probe {
-            Probe::Site(i) => counts[i] += n,
-            Probe::Panic => panics += n,
-            Probe::Recover => recovers += n,
-            Probe::Recovered => recovered += n,
-            Probe::PanicCall | Probe::RecoverCall | Probe::Exec => {}
-        }
-    }
-    let mut sites: Vec<SiteCount> = plan
-        .sites
-        .iter()
-        .zip(&counts)
-        .map(|(s, &count)| SiteCount {
-            function: s.function.clone(),
-            file: s.file.clone(),
-            line: s.line,
-            kind: s.kind,
-            pc: s.pc,
-            count,
-        })
-        .collect();
-    for s in &sites {
-        totals.add(s.kind, s.count);
-        if s.count > 0 {
-            totals.sites_run += 1;
-        }
-    }
-    sites.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.file.cmp(&b.file))
-            .then(a.line.cmp(&b.line))
-            .then(a.pc.cmp(&b.pc))
-    });
-    let by_caller = |want: Probe| -> Vec<ByFunction> {
-        let mut m: std::collections::BTreeMap<String, u64> = Default::default();
-        for &(point, ret, n) in &out.callers {
-            if plan.points[point].probe == want {
-                // The call may be a function's last instruction (gopanic
-                // does not return): name the function of the CALL.
-                let f = plan.func_at(ret.wrapping_sub(1)).unwrap_or("?");
-                *m.entry(f.to_owned()).or_default() += n;
-            }
-        }
-        let mut v: Vec<ByFunction> = m
-            .into_iter()
-            .map(|(function, count)| ByFunction { function, count })
-            .collect();
-        v.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.function.cmp(&b.function))
-        });
-        v
-    };
-    let (exit_code, signal, detached) = match out.end {
-        End::Exited(c) => (Some(c), None, false),
-        End::Signaled(s) => (None, Some(s), false),
-        End::Detached => (None, None, true),
-    };
-    TraceReport {
-        program,
-        pid: out.pid,
-        mode,
-        go_version: plan.binary.go_version.clone(),
-        elapsed_s: out.elapsed.as_secs_f64(),
-        exit_code,
-        signal,
-        signal_name: signal.and_then(signal_name),
-        detached,
-        totals,
-        panics,
-        recovers,
-        recovered,
-        panics_by_function: by_caller(Probe::Panic),
-        recovers_by_function: by_caller(Probe::Recover),
-        sites,
-        est_defer_ns: None,
-        cost_table: None,
-    }
-}
+pub use tally::build_report;
 
 #[cfg(test)]
 mod tests {

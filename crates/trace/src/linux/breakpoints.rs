@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 
 use super::mem::ProcMem;
 use super::sys::{errno, os, regs_from, regs_into};
-use super::Engine;
+use super::{Engine, Via};
 use crate::emulate::{self, Memory, Op};
 use crate::plan::Probe;
 use crate::TraceError;
@@ -52,7 +52,14 @@ impl Engine<'_> {
         self.bias = bias;
         self.bps.clear();
         self.by_addr.clear();
+        self.via = vec![Via::Breakpoint(None); self.plan.points.len()];
+        if self.plan.counters {
+            self.install_counters(tid)?;
+        }
         for (i, p) in self.plan.points.iter().enumerate() {
+            if matches!(self.via[i], Via::Counter(_)) {
+                continue;
+            }
             let addr = p.pc.wrapping_add(bias);
             let mut cur = vec![0u8; p.code.len()];
             self.mem()?
@@ -84,8 +91,8 @@ impl Engine<'_> {
                 len: d.len,
                 installed: false,
                 // These points sit before the frame is built: the return
-                // address is at SP.
-                by_caller: matches!(p.probe, Probe::Panic | Probe::Recover),
+                // address is at SP. (Counters mode counts the call sites.)
+                by_caller: !self.plan.counters && matches!(p.probe, Probe::Panic | Probe::Recover),
             });
         }
         for i in 0..self.bps.len() {
@@ -191,7 +198,12 @@ impl Engine<'_> {
         i: usize,
         mut uregs: libc::user_regs_struct,
     ) -> Result<(), TraceError> {
-        if let Some(n) = self.fail_after {
+        if self.plan.points[self.bps[i].point].probe == Probe::Exec {
+            // The program is about to execve: its counters go with the
+            // old image.
+            self.read_counters();
+        }
+        if let Some(n) = self.fail_after.filter(|_| !self.plan.counters) {
             if self.emulated + self.stepped >= n {
                 return Err(TraceError::Other(format!(
                     "failing on purpose after {n} breakpoint hits (--fail-after-hits)"

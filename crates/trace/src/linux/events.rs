@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -62,6 +62,10 @@ impl Engine<'_> {
                 self.resume(tid)
             }
             libc::PTRACE_EVENT_EXEC => self.on_exec(tid),
+            libc::PTRACE_EVENT_EXIT => {
+                self.on_exit_event(tid);
+                self.resume(tid)
+            }
             libc::PTRACE_EVENT_STOP if is_stop_signal(sig) => {
                 // A group-stop (SIGSTOP, Ctrl-Z): stay stopped like an
                 // untraced process would, until SIGCONT.
@@ -98,9 +102,11 @@ impl Engine<'_> {
     }
 
     pub(super) fn on_exec(&mut self, tid: i32) -> Result<(), TraceError> {
-        // execve killed every other thread; `tid` is now the leader.
+        // execve killed every other thread; `tid` is now the leader. The
+        // old image's counters went with it (read at the exec hook).
         self.threads.retain(|&t, _| t == tid);
         self.execs += 1;
+        self.retire_counters();
         for b in &mut self.bps {
             b.installed = false;
         }
@@ -140,6 +146,43 @@ impl Engine<'_> {
                 Err(Errno::ECHILD) => return Ok(LoopEnd::Gone),
                 Err(e) => return Err(os("waitpid", errno(e))),
             }
+            self.tick()?;
         }
+    }
+
+    /// Periodic work between events: `--interval` reports, and the
+    /// `--fail-after-hits` test hook of the counters mode.
+    fn tick(&mut self) -> Result<(), TraceError> {
+        let now = Instant::now();
+        if let (Some(n), Some(at)) = (self.fail_after, self.fail_check) {
+            if self.plan.counters && now >= at {
+                self.fail_check = Some(now + Duration::from_millis(5));
+                self.read_counters();
+                let counted: u64 = self
+                    .counts()
+                    .iter()
+                    .zip(&self.plan.points)
+                    .filter(|(_, p)| p.probe.counts())
+                    .map(|(c, _)| c)
+                    .sum();
+                if counted >= n {
+                    return Err(TraceError::Other(format!(
+                        "failing on purpose after {n} counted events (--fail-after-hits)"
+                    )));
+                }
+            }
+        }
+        if let Some((every, next)) = self.interval {
+            if now >= next {
+                self.interval = Some((every, (next + every).max(now)));
+                self.read_counters();
+                let counts = self.counts();
+                let elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
+                if let Some(p) = self.progress.as_mut() {
+                    p(&counts, elapsed);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@
 //! - [`threads`]: the thread state machine (stopping, resuming,
 //!   single-stepping, detaching);
 //! - [`breakpoints`]: planting breakpoints and stepping over a hit;
+//! - [`counters`]: the counters mode's block, patches and counters;
+//! - [`inject`]: system calls run inside the program (`mmap` ...);
 //! - [`signals`]: deferscope's own signals;
 //! - [`mem`] and [`sys`]: the process's memory, raw ptrace and waitpid.
 //!
@@ -16,7 +18,9 @@
 //! are handled afterwards, in order.
 
 mod breakpoints;
+mod counters;
 mod events;
+mod inject;
 mod mem;
 mod signals;
 mod start;
@@ -24,13 +28,15 @@ mod sys;
 mod threads;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::plan::Plan;
 use crate::report::End;
-use crate::{Outcome, TraceError};
+use crate::rewrite::Fallback;
+use crate::{CountingOutcome, Outcome, TraceError};
 
 use breakpoints::Bp;
+use counters::Counting;
 use mem::ProcMem;
 
 pub use start::{attach, launch};
@@ -77,6 +83,19 @@ enum Mode {
     Attach,
 }
 
+/// How a plan point is counted in this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// By the program itself: this counter of the block.
+    Counter(usize),
+    /// By a breakpoint; in counters mode, the reason it was not patched.
+    Breakpoint(Option<Fallback>),
+}
+
+/// Called with the counts so far (per plan point) and the time since
+/// counting began, every `--interval`.
+pub type Progress<'a> = &'a mut dyn FnMut(&[u64], Duration);
+
 /// Why the event loop returned.
 enum LoopEnd {
     /// No tracee is left: the program is gone.
@@ -120,6 +139,25 @@ struct Engine<'p> {
     /// The current hit's original instruction has run (emulated or
     /// stepped).
     ran: bool,
+    /// How each plan point is counted.
+    via: Vec<Via>,
+    /// Counters mode: the block and patches of the current image.
+    counting: Option<Counting>,
+    /// Counts of earlier images of the program (before an `execve` of the
+    /// same binary), per plan point.
+    base: Vec<u64>,
+    /// Time spent mapping the block and patching, in all.
+    patch_time: Duration,
+    /// Why the counters mode could not start (every point then keeps its
+    /// breakpoint).
+    counters_error: Option<String>,
+    /// Counters mode, `--fail-after-hits`: when to look at the counters
+    /// next.
+    fail_check: Option<Instant>,
+    /// `--interval`: the period and the next report.
+    interval: Option<(Duration, Instant)>,
+    /// Whom to tell at each `--interval`.
+    progress: Option<Progress<'p>>,
 }
 
 impl<'p> Engine<'p> {
@@ -147,6 +185,14 @@ impl<'p> Engine<'p> {
             single_step: false,
             fail_after: None,
             ran: false,
+            via: vec![Via::Breakpoint(None); plan.points.len()],
+            counting: None,
+            base: vec![0; plan.points.len()],
+            patch_time: Duration::ZERO,
+            counters_error: None,
+            fail_check: None,
+            interval: None,
+            progress: None,
         }
     }
 
@@ -158,7 +204,19 @@ impl<'p> Engine<'p> {
                 .map(|(&(point, ret), &n)| (point, ret, n))
                 .collect(),
             pid: self.main,
-            hits: self.hits.clone(),
+            hits: self.counts(),
+            counting: self.plan.counters.then(|| CountingOutcome {
+                counter: self
+                    .via
+                    .iter()
+                    .map(|v| match v {
+                        Via::Counter(_) => Ok(()),
+                        Via::Breakpoint(f) => Err(f.unwrap_or(Fallback::NoBlock)),
+                    })
+                    .collect(),
+                patch_time: self.patch_time,
+                error: self.counters_error.clone(),
+            }),
             emulated: self.emulated,
             stepped: self.stepped,
             end: self.end.unwrap_or(End::Detached),

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
 
 use super::sys::os;
 use crate::TraceError;
@@ -40,7 +41,7 @@ const HANDLED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, li
 
 /// Install the handlers. They are installed without SA_RESTART, so that a
 /// signal interrupts the blocking `waitpid` and the loop looks at `STOP`.
-pub(super) fn install_handlers(forward_to: i32, tick: bool) -> Result<(), TraceError> {
+pub(super) fn install_handlers(forward_to: i32, tick: Option<Duration>) -> Result<(), TraceError> {
     FORWARD_TO.store(forward_to, Ordering::Relaxed);
     STOP.store(false, Ordering::Relaxed);
     for sig in HANDLED {
@@ -58,10 +59,10 @@ pub(super) fn install_handlers(forward_to: i32, tick: bool) -> Result<(), TraceE
             return Err(os("sigaction", io::Error::last_os_error()));
         }
     }
-    if tick {
+    if let Some(tick) = tick {
         // A periodic SIGALRM bounds how long `waitpid` can block, so that
-        // --duration and a stop request are seen even when the program
-        // produces no events.
+        // --duration, --interval and a stop request are seen even when the
+        // program produces no events.
         // SAFETY: as above; the handler does nothing. setitimer reads the
         // itimerval we pass and writes nothing (old value pointer null).
         let r = unsafe {
@@ -70,8 +71,8 @@ pub(super) fn install_handlers(forward_to: i32, tick: bool) -> Result<(), TraceE
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
             let period = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 100_000,
+                tv_sec: tick.as_secs() as libc::time_t,
+                tv_usec: tick.subsec_micros().max(1000) as libc::suseconds_t,
             };
             let it = libc::itimerval {
                 it_interval: period,

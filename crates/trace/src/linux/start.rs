@@ -6,7 +6,7 @@ use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -14,16 +14,17 @@ use nix::unistd::Pid;
 
 use super::signals::{install_handlers, restore_handlers};
 use super::sys::{chain, errno, os, pipe, read_errno, reap};
-use super::{Engine, LoopEnd, Mode, St, Thread};
+use super::{Engine, LoopEnd, Mode, Progress, St, Thread};
 use crate::plan::Plan;
 use crate::{Options, Outcome, TraceError};
 
 /// Run `program` with `argv` under the tracer until it exits.
-pub fn launch(
-    plan: &Plan,
+pub fn launch<'p>(
+    plan: &'p Plan,
     program: &Path,
     argv: &[OsString],
     opts: &Options,
+    progress: Progress<'p>,
 ) -> Result<Outcome, TraceError> {
     let shown = program.display().to_string();
     let path = CString::new(program.as_os_str().as_bytes())
@@ -83,16 +84,12 @@ pub fn launch(
         libc::close(err_w);
     }
     let mut eng = Engine::new(plan, Mode::Launch, pid);
-    eng.single_step = opts.single_step;
-    eng.fail_after = opts.fail_after_hits;
-    let opts = ptrace::Options::PTRACE_O_EXITKILL
-        | ptrace::Options::PTRACE_O_TRACECLONE
-        | ptrace::Options::PTRACE_O_TRACEEXEC;
-    let seized = ptrace::seize(Pid::from_raw(pid), opts);
+    let tick = eng.configure(opts, progress);
+    let seized = ptrace::seize(Pid::from_raw(pid), seize_options(plan, true));
     if seized.is_ok() {
         // Before the program starts: a signal meant for it must not end
         // deferscope instead.
-        if let Err(e) = install_handlers(pid, false) {
+        if let Err(e) = install_handlers(pid, tick) {
             // SAFETY: closing our pipe ends; the child reads EOF and exits.
             unsafe {
                 libc::close(go_w);
@@ -151,10 +148,17 @@ pub fn launch(
 
 /// Trace the running process `pid` for `duration` (or until deferscope is
 /// interrupted, or the process exits), then detach.
-pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceError> {
+pub fn attach<'p>(
+    plan: &'p Plan,
+    pid: i32,
+    opts: &Options,
+    progress: Progress<'p>,
+) -> Result<Outcome, TraceError> {
     let mut eng = Engine::new(plan, Mode::Attach, pid);
-    eng.single_step = opts.single_step;
-    eng.fail_after = opts.fail_after_hits;
+    let tick = eng
+        .configure(opts, progress)
+        .unwrap_or(Duration::from_millis(100))
+        .min(Duration::from_millis(100));
     // Seize every thread; threads that appear meanwhile are either cloned
     // by a seized thread (traced automatically) or seen by the next pass.
     let mut seen = HashSet::new();
@@ -170,7 +174,7 @@ pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceErr
         }
         for tid in tids {
             seen.insert(tid);
-            match ptrace::seize(Pid::from_raw(tid), ptrace::Options::PTRACE_O_TRACECLONE) {
+            match ptrace::seize(Pid::from_raw(tid), seize_options(plan, false)) {
                 Ok(()) => {
                     eng.threads
                         .entry(tid)
@@ -197,7 +201,7 @@ pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceErr
         eng.done = true;
         return Err(TraceError::Other(format!("pid {pid}: no such process")));
     }
-    install_handlers(0, true)?;
+    install_handlers(0, Some(tick))?;
     let res = (|| {
         eng.stop_all()?;
         if !eng.threads.contains_key(&pid) {
@@ -210,10 +214,13 @@ pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceErr
                 Some(d) => format!("for {:.1} s (or until Ctrl-C)", d.as_secs_f64()),
                 None => "until Ctrl-C or its exit".into(),
             };
-            eprintln!(
-                "deferscope: tracing pid {pid} ({} breakpoints) {until}",
-                eng.bps.len()
-            );
+            let counters = eng.counting.as_ref().map_or(0, |c| c.placed.len());
+            let how = if plan.counters {
+                format!("{counters} counters, {} breakpoints", eng.bps.len())
+            } else {
+                format!("{} breakpoints", eng.bps.len())
+            };
+            eprintln!("deferscope: tracing pid {pid} ({how}) {until}");
         }
         let deadline = opts.duration.map(|d| Instant::now() + d);
         eng.run(deadline)
@@ -229,4 +236,38 @@ pub fn attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceErr
     restore_handlers();
     res?;
     Ok(eng.outcome())
+}
+
+/// `PTRACE_SEIZE` options: new threads traced from their first
+/// instruction; for a launched program, exec events and death with the
+/// tracer; in counters mode, a stop at each thread's exit, where the
+/// counters are read while the memory is still there.
+fn seize_options(plan: &Plan, launch: bool) -> ptrace::Options {
+    let mut o = ptrace::Options::PTRACE_O_TRACECLONE;
+    if launch {
+        o |= ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACEEXEC;
+    }
+    if plan.counters {
+        o |= ptrace::Options::PTRACE_O_TRACEEXIT;
+    }
+    o
+}
+
+impl<'p> Engine<'p> {
+    /// Take the options; the tick period the event loop needs, if any.
+    fn configure(&mut self, opts: &Options, progress: Progress<'p>) -> Option<Duration> {
+        self.single_step = opts.single_step;
+        self.fail_after = opts.fail_after_hits;
+        let mut tick = None;
+        if let Some(every) = opts.interval {
+            self.interval = Some((every, Instant::now() + every));
+            self.progress = Some(progress);
+            tick = Some(every.min(Duration::from_millis(100)));
+        }
+        if self.plan.counters && opts.fail_after_hits.is_some() {
+            self.fail_check = Some(Instant::now());
+            tick = Some(Duration::from_millis(5));
+        }
+        tick
+    }
 }

@@ -1,6 +1,8 @@
 //! The thread state machine: resuming, stopping everyone, single-stepping
 //! one thread, and detaching from all.
 
+use std::time::Duration;
+
 use nix::errno::Errno;
 use nix::sys::ptrace;
 use nix::unistd::Pid;
@@ -164,9 +166,53 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Stop everything, take out every breakpoint and detach, leaving the
-    /// program as it would have been without us.
+    /// Stop everything, take out every breakpoint and patch, unmap the
+    /// trampoline block and detach, leaving the program as it would have
+    /// been without us.
     pub(super) fn detach_all(&mut self) -> Result<(), TraceError> {
+        let mut tries = 0;
+        let keep_block = loop {
+            self.stop_and_settle()?;
+            if self.threads.is_empty() || !self.trampolines_busy()? {
+                break false;
+            }
+            // A signal handler runs on a thread whose pc it saved inside a
+            // trampoline: let it return, then stop everyone again.
+            tries += 1;
+            if tries == 50 {
+                break true;
+            }
+            self.release()?;
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let Some(&any) = self.threads.keys().next() else {
+            self.done = true;
+            return Ok(());
+        };
+        self.remove_counters(any, keep_block)?;
+        self.uninstall(any)?;
+        let tids: Vec<i32> = self.threads.keys().copied().collect();
+        for tid in tids {
+            let t = self.threads.get_mut(&tid).unwrap();
+            let (sig, info) = t.sigs.pop_front().unwrap_or((0, None));
+            let rest: Vec<i32> = t.sigs.drain(..).map(|(s, _)| s).collect();
+            if let Some(info) = info {
+                let _ = ptrace::setsiginfo(Pid::from_raw(tid), &info);
+            }
+            let _ = resume_req(libc::PTRACE_DETACH, tid, sig);
+            for s in rest {
+                // SAFETY: tgkill takes plain integers.
+                unsafe { libc::syscall(libc::SYS_tgkill, self.main, tid, s) };
+            }
+        }
+        self.threads.clear();
+        self.done = true;
+        Ok(())
+    }
+
+    /// Stop every thread and settle every pending event, until each thread
+    /// is held in a state it can be detached in.
+    fn stop_and_settle(&mut self) -> Result<(), TraceError> {
         self.stop_all()?;
         loop {
             // Listening threads must be in a ptrace-stop to be detached.
@@ -223,31 +269,9 @@ impl Engine<'_> {
                 .values()
                 .any(|t| matches!(t.st, St::Stopping | St::Starting | St::Parked));
             if trapped == 0 && !busy && self.queue.is_empty() {
-                break;
+                return Ok(());
             }
         }
-        let Some(&any) = self.threads.keys().next() else {
-            self.done = true;
-            return Ok(());
-        };
-        self.uninstall(any)?;
-        let tids: Vec<i32> = self.threads.keys().copied().collect();
-        for tid in tids {
-            let t = self.threads.get_mut(&tid).unwrap();
-            let (sig, info) = t.sigs.pop_front().unwrap_or((0, None));
-            let rest: Vec<i32> = t.sigs.drain(..).map(|(s, _)| s).collect();
-            if let Some(info) = info {
-                let _ = ptrace::setsiginfo(Pid::from_raw(tid), &info);
-            }
-            let _ = resume_req(libc::PTRACE_DETACH, tid, sig);
-            for s in rest {
-                // SAFETY: tgkill takes plain integers.
-                unsafe { libc::syscall(libc::SYS_tgkill, self.main, tid, s) };
-            }
-        }
-        self.threads.clear();
-        self.done = true;
-        Ok(())
     }
 
     /// Whether `tid` has a SIGTRAP pending (`SigPnd` in its status).
@@ -326,6 +350,7 @@ impl Engine<'_> {
             }
             Mode::Attach => {
                 let _ = self.detach_all();
+                self.restore_text_anyhow();
                 if self.bps.iter().any(|b| b.installed) {
                     // Last resort: /proc/PID/mem needs no stopped thread.
                     if let Some(m) = self.mem.as_mut() {
