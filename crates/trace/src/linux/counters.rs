@@ -489,27 +489,32 @@ pub(super) fn block_candidates(used: &[(u64, u64)], lo: u64, hi: u64, len: u64) 
         }
         prev = prev.max(b);
     }
+    // Above the text before below it; with the wide pad before the
+    // narrow one; nearest first.
     let (mut above, mut below) = (Vec::new(), Vec::new());
     for pad in PADS {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
         for &(g0, g1) in &gaps {
             let (s0, s1) = (g0.max(min_start), g1.min(max_end));
             if g0 >= hi {
                 let at = (s0 + pad).next_multiple_of(ALIGN);
                 if at + len + pad <= s1 {
-                    above.push(at);
+                    up.push(at);
                 }
             } else if g1 <= lo {
                 let Some(at) = s1.checked_sub(len + pad).map(|a| a / ALIGN * ALIGN) else {
                     continue;
                 };
                 if at >= s0 + pad {
-                    below.push(at);
+                    down.push(at);
                 }
             }
         }
+        up.sort_unstable();
+        down.sort_unstable_by(|a, b| b.cmp(a));
+        above.extend(up);
+        below.extend(down);
     }
-    above.sort_unstable();
-    below.sort_unstable_by(|a, b| b.cmp(a));
     let mut out: Vec<u64> = above.into_iter().chain(below).collect();
     out.dedup();
     out
@@ -532,7 +537,8 @@ mod tests {
         let c = block_candidates(&used, 0x401000, 0x800000, 0x20000);
         assert_eq!(c[0], 0x1200000 + (64 << 20));
         for &at in &c {
-            assert!(at + 0x20000 - 0x401000 < 1 << 31, "{at:#x}");
+            assert!((at + 0x20000).abs_diff(0x401000) < 1 << 31, "{at:#x}");
+            assert!(at.abs_diff(0x800000) < 1 << 31, "{at:#x}");
             assert!(used.iter().all(|&(a, b)| at + 0x20000 <= a || at >= b));
         }
         // No room above (a mapping right after the image, then out of
