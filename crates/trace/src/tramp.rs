@@ -198,7 +198,53 @@ fn relocate_tramp(
     insns: u8,
     count: Count,
 ) -> Option<Vec<u8>> {
-    let mut block = Vec::with_capacity(insns as usize + 5);
+    let mut dec = Decoder::with_ip(64, &p.orig, addr, DecoderOptions::NONE);
+    let moved: Vec<Instruction> = dec.iter().take(insns as usize).collect();
+    let moved_len: usize = moved.iter().map(Instruction::len).sum();
+    if moved.len() != insns as usize || moved_len != p.orig.len() {
+        return None;
+    }
+    if moved.iter().any(Instruction::is_ip_rel_memory_operand) {
+        return relocate_tramp_encoded(at, ctr, addr, p, moved, count);
+    }
+    // Nothing refers to its own address: the bytes move as they are.
+    let mut b = Vec::with_capacity(1 + 8 + 1 + p.orig.len() + 5);
+    let inc = |b: &mut Vec<u8>| -> Option<()> {
+        let disp = rel32(at + b.len() as u64 + 8, ctr)?;
+        b.extend_from_slice(&[0xf0, 0x48, 0xff, 0x05]);
+        b.extend_from_slice(&disp.to_le_bytes());
+        Some(())
+    };
+    match count {
+        Count::Before => inc(&mut b)?,
+        Count::SaveFlags => {
+            b.push(0x9c); // PUSHFQ
+            inc(&mut b)?;
+            b.push(0x9d); // POPFQ
+        }
+        Count::After => {}
+    }
+    b.extend_from_slice(&p.orig);
+    if count == Count::After {
+        inc(&mut b)?;
+    }
+    let back = rel32(at + b.len() as u64 + 5, addr + p.orig.len() as u64)?;
+    b.push(0xe9);
+    b.extend_from_slice(&back.to_le_bytes());
+    Some(b)
+}
+
+/// [`relocate_tramp`] for instructions with a RIP-relative operand:
+/// iced's block encoder re-encodes them for the new address.
+fn relocate_tramp_encoded(
+    at: u64,
+    ctr: u64,
+    addr: u64,
+    p: &Patch,
+    moved: Vec<Instruction>,
+    count: Count,
+) -> Option<Vec<u8>> {
+    let mut block = Vec::with_capacity(moved.len() + 5);
     if count == Count::SaveFlags {
         block.push(Instruction::with(Code::Pushfq));
     }
@@ -207,12 +253,6 @@ fn relocate_tramp(
     }
     if count == Count::SaveFlags {
         block.push(Instruction::with(Code::Popfq));
-    }
-    let mut dec = Decoder::with_ip(64, &p.orig, addr, DecoderOptions::NONE);
-    let moved: Vec<Instruction> = dec.iter().take(insns as usize).collect();
-    let moved_len: usize = moved.iter().map(Instruction::len).sum();
-    if moved.len() != insns as usize || moved_len != p.orig.len() {
-        return None;
     }
     block.extend(moved);
     if count == Count::After {
@@ -319,6 +359,38 @@ mod tests {
             want.push("jmp 000000000040100Ch".to_string());
             assert_eq!(got, want, "{count:?}");
         }
+    }
+
+    #[test]
+    fn a_stack_store_moves_as_it_is() {
+        // MOVQ AX, 0x48(SP), flags live: PUSHFQ; LOCK INCQ; POPFQ; the
+        // store; JMP back.
+        let orig = [0x48, 0x89, 0x44, 0x24, 0x48];
+        let p = patch(
+            0x401000,
+            &orig,
+            Rewrite::Relocate {
+                insns: 1,
+                count: Count::SaveFlags,
+            },
+        );
+        let layout = Layout::new(0x500000, 1, [&p].into_iter());
+        let e = encode(&layout, 0, &[(0, &p)]);
+        let pl = &e.placed[0];
+        let got = text(&e.code[..(pl.tramp.1 - pl.tramp.0) as usize], pl.tramp.0);
+        assert_eq!(
+            got,
+            [
+                "pushfq",
+                "lock inc qword ptr [500000h]",
+                "popfq",
+                "mov [rsp+48h],rax",
+                "jmp 0000000000401005h"
+            ]
+        );
+        let mut jmp = vec![0xe9];
+        jmp.extend_from_slice(&((layout.code() as i64 - 0x401005) as i32).to_le_bytes());
+        assert_eq!(pl.new, jmp);
     }
 
     #[test]

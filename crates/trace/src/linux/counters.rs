@@ -7,7 +7,8 @@
 //! possible (a CPU profile then files a sample taken inside a trampoline
 //! under `runtime._ExternalCode`: sigprof, runtime/proc.go, go1.19 to
 //! go1.27, accounts a pc it cannot unwind that is above `etext` there),
-//! 64 MiB clear of its neighbours (a cgo program's `brk` heap can grow).
+//! 512 MiB clear of its neighbours where it fits (a cgo program's `brk`
+//! heap grows there), else 64 MiB or 1 MiB.
 //! It is mapped read-write with `MAP_FIXED_NOREPLACE`, the code is written
 //! through `/proc/PID/mem`, and the code pages are then made read and
 //! execute only (`mprotect`): no page of the program is ever writable and
@@ -28,8 +29,10 @@ use crate::TraceError;
 
 /// The reach of a rel32, less a margin.
 const REACH: u64 = (1 << 31) - (16 << 20);
-/// Space left between the block and the mappings around it.
-const PADS: [u64; 2] = [64 << 20, 1 << 20];
+/// Space left between the block and the mappings around it, tried in
+/// turn: 512 MiB leaves a cgo program's `brk` heap, which starts up to
+/// 32 MiB after the image, room to grow.
+const PADS: [u64; 3] = [512 << 20, 64 << 20, 1 << 20];
 /// Bytes of each thread's stack searched for a pc saved in a signal
 /// frame (Go's signal stacks are 32 KiB).
 const STACK_SCAN: u64 = 64 << 10;
@@ -39,8 +42,11 @@ pub(super) struct Counting {
     pub(super) layout: Layout,
     /// Still mapped.
     pub(super) mapped: bool,
-    /// Every patch, written or about to be.
+    /// Every patch.
     pub(super) placed: Vec<Placed>,
+    /// The original text around the patches: (run-time address, bytes).
+    /// Written back at the end.
+    pub(super) spans: Vec<(u64, Vec<u8>)>,
     /// The plan point of each counter.
     pub(super) points: Vec<usize>,
     /// The counters as last read.
@@ -107,7 +113,7 @@ impl Engine<'_> {
         if cands.is_empty() {
             return Ok(());
         }
-        self.check_text(&cands)?;
+        let mut spans = self.read_spans(&cands)?;
         let sized = Layout::new(0, cands.len(), cands.iter().map(|c| c.1));
         let base = match self.map_block(tid, sized.len()) {
             Ok(b) => b,
@@ -133,6 +139,7 @@ impl Engine<'_> {
             layout,
             mapped: true,
             placed: Vec::new(),
+            spans: Vec::new(),
             points: cands.iter().map(|c| c.0).collect(),
             last: vec![0; cands.len()],
         });
@@ -162,31 +169,69 @@ impl Engine<'_> {
                 errno(Errno::from_raw(-r as i32)),
             ));
         }
-        for pl in enc.placed {
-            let i = cands[pl.index].0;
-            self.counting.as_mut().unwrap().placed.push(pl.clone());
-            self.write_text(tid, pl.addr, &pl.new)?;
-            self.via[i] = Via::Counter(pl.index);
+        // Each span of text once: the original bytes kept to put back,
+        // the patches applied, written in one go.
+        let orig = spans.clone();
+        for pl in &enc.placed {
+            let sp = spans
+                .iter_mut()
+                .find(|sp| {
+                    sp.0 <= pl.addr && pl.addr + pl.new.len() as u64 <= sp.0 + sp.1.len() as u64
+                })
+                .ok_or_else(|| TraceError::Other(format!("no text span for {:#x}", pl.addr)))?;
+            let off = (pl.addr - sp.0) as usize;
+            sp.1[off..off + pl.new.len()].copy_from_slice(&pl.new);
+            self.via[cands[pl.index].0] = Via::Counter(pl.index);
+        }
+        let c = self.counting.as_mut().unwrap();
+        c.placed = enc.placed;
+        c.spans = orig;
+        for (addr, bytes) in &spans {
+            self.write_text(tid, *addr, bytes)?;
         }
         self.patch_time += t0.elapsed();
         Ok(())
     }
 
-    /// The process's text must still be the file's where it is patched.
-    fn check_text(&mut self, cands: &[(usize, &Patch)]) -> Result<(), TraceError> {
-        let (lo, hi) = self.plan.text;
+    /// The process's text around the patches, as spans (run-time
+    /// address, bytes) that each cover the patches starting in one page;
+    /// the text must still be the file's where it is patched.
+    fn read_spans(&mut self, cands: &[(usize, &Patch)]) -> Result<Vec<(u64, Vec<u8>)>, TraceError> {
         let bias = self.bias;
-        let mut text = vec![0u8; (hi - lo) as usize];
-        self.mem()?
-            .read_code(lo.wrapping_add(bias), &mut text)
-            .map_err(|e| os("cannot read the program's code", e))?;
+        let mut ranges: Vec<(u64, u64)> = cands
+            .iter()
+            .map(|(_, p)| {
+                let a = p.pc.wrapping_add(bias);
+                (a, a + p.orig.len() as u64)
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in ranges {
+            match spans.last_mut() {
+                Some(s) if a >> 12 <= (s.1 - 1) >> 12 => s.1 = s.1.max(b),
+                _ => spans.push((a, b)),
+            }
+        }
+        let mut out = Vec::with_capacity(spans.len());
+        for (a, b) in spans {
+            let mut buf = vec![0u8; (b - a) as usize];
+            self.mem()?
+                .read_code(a, &mut buf)
+                .map_err(|e| os(format!("cannot read the program's code at {a:#x}"), e))?;
+            out.push((a, buf));
+        }
         for (_, p) in cands {
-            let off = (p.pc - lo) as usize;
-            if text.get(off..off + p.orig.len()) != Some(&p.orig[..]) {
-                let addr = p.pc.wrapping_add(bias);
+            let a = p.pc.wrapping_add(bias);
+            let sp = out
+                .iter()
+                .find(|s| s.0 <= a && a < s.0 + s.1.len() as u64)
+                .expect("every patch is in a span");
+            let off = (a - sp.0) as usize;
+            if sp.1.get(off..off + p.orig.len()) != Some(&p.orig[..]) {
                 return Err(TraceError::Other(format!(
-                    "the code at {addr:#x} differs from the file{}",
-                    if text.get(off) == Some(&0xcc) {
+                    "the code at {a:#x} differs from the file{}",
+                    if sp.1.get(off) == Some(&0xcc) {
                         " (a breakpoint is already there: another debugger?)"
                     } else {
                         ""
@@ -194,7 +239,7 @@ impl Engine<'_> {
                 )));
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Every stopped thread's pc, and (attach mode) the 8-byte words on
@@ -428,15 +473,15 @@ impl Engine<'_> {
             return Ok(());
         }
         self.read_counters();
-        let placed = std::mem::take(&mut self.counting.as_mut().unwrap().placed);
+        let spans = std::mem::take(&mut self.counting.as_mut().unwrap().spans);
         let mut first_err = None;
-        for pl in &placed {
-            if let Err(e) = self.write_text(tid, pl.addr, &pl.orig) {
+        for (addr, bytes) in &spans {
+            if let Err(e) = self.write_text(tid, *addr, bytes) {
                 first_err.get_or_insert(e);
             }
         }
         if let Some(e) = first_err {
-            self.counting.as_mut().unwrap().placed = placed;
+            self.counting.as_mut().unwrap().spans = spans;
             return Err(e);
         }
         let c = self.counting.as_mut().unwrap();
@@ -465,10 +510,10 @@ impl Engine<'_> {
         let Some(c) = self.counting.as_mut() else {
             return;
         };
-        let placed = std::mem::take(&mut c.placed);
+        let spans = std::mem::take(&mut c.spans);
         if let Some(m) = self.mem.as_mut() {
-            for pl in &placed {
-                let _ = m.write_code(pl.addr, &pl.orig);
+            for (addr, bytes) in &spans {
+                let _ = m.write_code(*addr, bytes);
             }
         }
     }
@@ -497,8 +542,13 @@ pub(super) fn block_candidates(used: &[(u64, u64)], lo: u64, hi: u64, len: u64) 
         for &(g0, g1) in &gaps {
             let (s0, s1) = (g0.max(min_start), g1.min(max_end));
             if g0 >= hi {
-                let at = (s0 + pad).next_multiple_of(ALIGN);
-                if at + len + pad <= s1 {
+                let Some(at) = s0
+                    .checked_add(pad)
+                    .and_then(|a| a.checked_next_multiple_of(ALIGN))
+                else {
+                    continue;
+                };
+                if at.checked_add(len + pad).is_some_and(|e| e <= s1) {
                     up.push(at);
                 }
             } else if g1 <= lo {
@@ -535,12 +585,24 @@ mod tests {
             (0x7ffff7ff0000, 0x7ffffffff000),
         ];
         let c = block_candidates(&used, 0x401000, 0x800000, 0x20000);
-        assert_eq!(c[0], 0x1200000 + (64 << 20));
+        assert_eq!(c[0], 0x1200000 + (512 << 20));
         for &at in &c {
             assert!((at + 0x20000).abs_diff(0x401000) < 1 << 31, "{at:#x}");
             assert!(at.abs_diff(0x800000) < 1 << 31, "{at:#x}");
             assert!(used.iter().all(|&(a, b)| at + 0x20000 <= a || at >= b));
         }
+        // The gap after the last mapping (vsyscall) ends at the top of the
+        // address space: no candidate wraps around it.
+        let used = [
+            (0x5500_0000_0000, 0x5500_0100_0000),
+            (0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000),
+        ];
+        let c = block_candidates(&used, 0x5500_0000_1000, 0x5500_0080_0000, 0x20000);
+        assert!(
+            c.iter().all(|&a| a.abs_diff(0x5500_0000_0000) < 1 << 31),
+            "{c:#x?}"
+        );
+        assert_eq!(c[0], 0x5500_0100_0000 + (512 << 20));
         // No room above (a mapping right after the image, then out of
         // reach): below the text.
         let used = [(0x1000_0000, 0x9000_0000)];
