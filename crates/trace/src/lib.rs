@@ -149,6 +149,8 @@ pub struct CountingOutcome {
     pub patch_time: Duration,
     /// Why no point could be patched, when the block could not be mapped.
     pub error: Option<String>,
+    /// The trampoline block of the last image: (address, bytes).
+    pub block: Option<(u64, u64)>,
 }
 
 /// How the counts are taken.

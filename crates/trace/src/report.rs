@@ -59,6 +59,10 @@ pub struct Patching {
     /// Why no point could be patched (the block could not be mapped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the trampoline block was mapped in the process, and its size
+    /// (unmapped again at a detach).
+    pub block_addr: Option<u64>,
+    pub block_bytes: Option<u64>,
 }
 
 /// How many points fell back to a breakpoint for one reason.
@@ -443,6 +447,8 @@ mod tests {
                 patch_ms: 0.5,
                 counted: 8000,
                 error: None,
+                block_addr: Some(0x2160_0000),
+                block_bytes: Some(8192),
             }),
             sites: vec![
                 SiteCount {

@@ -110,6 +110,8 @@ fn patching(plan: &Plan, out: &Outcome) -> Option<Patching> {
         plan_ms: plan.patch_plan_time.as_secs_f64() * 1e3,
         patch_ms: c.patch_time.as_secs_f64() * 1e3,
         error: c.error.clone(),
+        block_addr: c.block.map(|b| b.0),
+        block_bytes: c.block.map(|b| b.1),
         ..Patching::default()
     };
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();

@@ -16,6 +16,8 @@
 //!   check --verify (see report.rs).
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
+//! - `trace::*`: `deferscope trace` against the fixture's own counters, the
+//!   untraced run and the file's bytes (trace.rs, trace_counters.rs).
 
 mod badinput;
 mod cli;
@@ -28,6 +30,7 @@ mod oracle;
 mod report;
 mod sweep;
 mod trace;
+mod trace_counters;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -45,5 +48,6 @@ fn main() {
     trials.extend(oracle::trials());
     trials.extend(report::trials());
     trials.extend(trace::trials());
+    trials.extend(trace_counters::trials());
     libtest_mimic::run(&args, trials).exit();
 }

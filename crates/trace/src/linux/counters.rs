@@ -129,6 +129,7 @@ impl Engine<'_> {
             }
         };
         let layout = sized.at(base);
+        self.last_block = Some((base, layout.len()));
         let numbered: Vec<(usize, &Patch)> =
             cands.iter().enumerate().map(|(k, c)| (k, c.1)).collect();
         let enc = tramp::encode(&layout, bias, &numbered);

@@ -51,24 +51,34 @@ impl Engine<'_> {
             (args[0], args[1], args[2], args[3], args[4], args[5]);
         r.rip = at;
         let res = self.step_syscall(tid, at, r);
+        let mut back = saved;
+        if let Ok((_, Some(finished))) = res {
+            back.rax = finished;
+        }
         // The thread may have died; then there is nothing to restore.
-        let restored = ptrace::setregs(pid, saved);
-        let ret = res?;
+        let restored = ptrace::setregs(pid, back);
+        let (ret, _) = res?;
         restored.map_err(|e| os("PTRACE_SETREGS", errno(e)))?;
         Ok(ret)
     }
 
     /// Single-step `tid` with registers `r` until it is past the
-    /// `SYSCALL` at `at`. The registers are set again before each step:
-    /// resumed from the stop at the end of an `execve`, the kernel first
-    /// finishes that call (RAX = 0) and reports the step before running
-    /// a single instruction.
+    /// `SYSCALL` at `at`: the call's result, and the result of the
+    /// thread's own system call if it was still finishing.
+    ///
+    /// A thread stopped at a `PTRACE_EVENT_CLONE` or `_EXEC` stop is in the
+    /// middle of that call: resumed, the kernel first finishes it, storing
+    /// its result in RAX (over ours), and reports the step before running a
+    /// single instruction. That result belongs to the thread (a clone's
+    /// child id): it goes back with the saved registers, and the step is
+    /// taken again with ours.
     fn step_syscall(
         &mut self,
         tid: i32,
         at: u64,
         r: libc::user_regs_struct,
-    ) -> Result<i64, TraceError> {
+    ) -> Result<(i64, Option<u64>), TraceError> {
+        let mut finished = None;
         let pid = Pid::from_raw(tid);
         for _ in 0..64 {
             ptrace::setregs(pid, r).map_err(|e| os("PTRACE_SETREGS", errno(e)))?;
@@ -108,13 +118,16 @@ impl Engine<'_> {
                 }
             }
             if regs.rip == at + 2 {
-                return Ok(regs.rax as i64);
+                return Ok((regs.rax as i64, finished));
             }
             if regs.rip != at {
                 return Err(TraceError::Other(format!(
                     "thread {tid} left the injected system call at {:#x}",
                     regs.rip
                 )));
+            }
+            if regs.rax != r.rax && finished.is_none() {
+                finished = Some(regs.rax);
             }
             // Still before the SYSCALL (a stop came first): step again.
         }

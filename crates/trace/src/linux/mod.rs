@@ -151,6 +151,8 @@ struct Engine<'p> {
     /// Why the counters mode could not start (every point then keeps its
     /// breakpoint).
     counters_error: Option<String>,
+    /// Where the last block was mapped: (address, bytes).
+    last_block: Option<(u64, u64)>,
     /// Counters mode, `--fail-after-hits`: when to look at the counters
     /// next.
     fail_check: Option<Instant>,
@@ -190,6 +192,7 @@ impl<'p> Engine<'p> {
             base: vec![0; plan.points.len()],
             patch_time: Duration::ZERO,
             counters_error: None,
+            last_block: None,
             fail_check: None,
             interval: None,
             progress: None,
@@ -216,6 +219,7 @@ impl<'p> Engine<'p> {
                     .collect(),
                 patch_time: self.patch_time,
                 error: self.counters_error.clone(),
+                block: self.last_block,
             }),
             emulated: self.emulated,
             stepped: self.stepped,
