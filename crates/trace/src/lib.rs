@@ -2,8 +2,9 @@
 //! executes, exactly, on every thread.
 //!
 //! `deferscope scan` says where the defers are; this crate counts them at
-//! run time. There is no sampling and no probe that can miss: every defer
-//! site's pc gets a breakpoint, and every hit is one execution.
+//! run time. There is no sampling and no probe that can miss: every
+//! defer site is patched to count itself (or gets a breakpoint), and every
+//! count is one execution.
 //!
 //! # Design
 //!
@@ -12,17 +13,83 @@
 //! heap-allocated defer, or the instruction that stores an open-coded
 //! defer's closure into its slot. Each executes exactly once per execution
 //! of its `defer` statement. Three runtime functions, found by name in the
-//! pclntab, are traced too: `runtime.gopanic` (every panic, including the
+//! pclntab, are counted too: `runtime.gopanic` (every panic, including the
 //! runtime's own, such as a nil dereference), `runtime.gorecover` (every
 //! call of `recover()`) and `runtime.recovery` (every panic that a
-//! `recover()` stopped). Their breakpoints sit just after the function's
+//! `recover()` stopped). Their probes sit just after the function's
 //! stack-bound check rather than on the entry, which `runtime.morestack`
 //! re-runs after growing the stack or a preemption (counting that call
-//! twice); the caller of `gopanic`/`gorecover` is read from the return
-//! address at SP. Uprobes would see only the `deferproc*` calls
-//! and never an open-coded defer, and uretprobes corrupt Go stacks
-//! (`landscape.md` §1.5); breakpoints on the sites themselves see all
-//! three kinds.
+//! twice). Uprobes would see only the `deferproc*` calls and never an
+//! open-coded defer, and uretprobes corrupt Go stacks (`landscape.md`
+//! §1.5); probes on the sites themselves see all three kinds.
+//!
+//! **Two methods** ([`Method`]). *Counters* (the default): the program
+//! counts for itself in patched code, a few nanoseconds per event, and the
+//! tracer only reads the counters; a point that cannot be patched safely
+//! keeps a breakpoint. *Breakpoints*: an `int3` on every point and a
+//! ptrace stop per event (13-16 µs each), the tracer counting the hits.
+//!
+//! **The counters mode** ([`rewrite`], [`tramp`], `linux::counters`).
+//! At the exec stop (launch) or with every thread stopped (attach), the
+//! tracer runs an `mmap` system call inside the process (`linux::inject`:
+//! a stopped thread's registers pointed at `SYSCALL` bytes of the text,
+//! one single step, the registers put back) for a block within rel32
+//! reach of the text; the block holds one 8-byte counter per point (one
+//! cache line each) and one trampoline per patch, and its code pages are
+//! then made read+execute. Then each point is patched, every thread still
+//! stopped:
+//!
+//! - a stack- or heap-allocated site's `CALL runtime.deferproc*` becomes a
+//!   `CALL` of its trampoline, `LOCK INCQ counter; JMP runtime.deferproc*`:
+//!   the return address the CPU pushed is the original one, the stack is
+//!   the same, so `deferproc` records the same caller pc and sp and the
+//!   unwinder sees nothing new. Flags need no care across a call;
+//! - an open-coded site's closure store (and the runtime probes' first
+//!   instructions) move to the trampoline, re-encoded for their new
+//!   address where RIP-relative, after (or before) the increment, then a
+//!   `JMP` back; a `JMP rel32` and `int3` padding replace them;
+//! - every `CALL runtime.gopanic` and `CALL runtime.gorecover` gets its own
+//!   counter the same way as a `deferproc` call: those counts are the
+//!   per-function panic and recover tables (in breakpoints mode the
+//!   tracer reads the return address at each hit instead). The entry
+//!   probes still count the totals; a total beyond the calls' sum (a call
+//!   the byte scan could not see) is shown as `?`.
+//!
+//! A trampoline never calls, so no pc inside the block ever becomes a
+//! return address on a goroutine stack (the unwinder throws "unexpected
+//! return pc" on a pc outside Go code). A signal can arrive while a thread
+//! runs a trampoline: SIGURG (asynchronous preemption) is then ignored,
+//! because `isAsyncSafePoint` (runtime/preempt.go, go1.19 to go1.27) finds
+//! no Go function at the pc and refuses, and the runtime tries again
+//! later; a CPU profiler's SIGPROF cannot unwind from the pc (`sigprof` and
+//! the unwinder's silent-errors mode, runtime/proc.go and traceback.go,
+//! go1.19 to go1.27) and files the sample under `runtime._ExternalCode`,
+//! since the block lies above `etext`.
+//!
+//! Where a point is patched, and why not elsewhere, is decided from the
+//! file before the program starts ([`rewrite`]): the function is decoded
+//! whole, no branch (jump tables included) may target the inside of the
+//! replaced bytes, moved instructions must be unable to fault or depend on
+//! their address, and the increment goes where the flags it clobbers are
+//! dead (else inside `PUSHFQ`/`POPFQ`, whose safety on Go stacks the
+//! [`rewrite`] docs argue). When attaching, two more rules: no thread's pc, and
+//! no pc saved on a thread's stack (a signal frame's), may lie inside the
+//! replaced bytes; and a patch that replaces several instructions is
+//! refused outside the runtime, since a goroutine preempted asynchronously
+//! between them would resume mid-`JMP` (the runtime never preempts
+//! `runtime.*` asynchronously). Each refused point keeps a breakpoint and
+//! the report says how many and why.
+//!
+//! Counters are read from `/proc/PID/mem`: at each thread's
+//! `PTRACE_EVENT_EXIT` (the thread that ends the process stops there
+//! while the memory is still there; the tracer waits up to 20 ms for the
+//! other threads to stop running first), at a breakpoint on
+//! `syscall.runtime_BeforeExec` (an `execve` discards them), every
+//! `--interval`, and when detaching. Detaching stops every thread, steps any
+//! thread whose pc is in a trampoline out of it, waits while a pc saved on
+//! a thread's stack points into one (a signal handler that interrupted a
+//! trampoline has yet to return), reads the counters, writes back every
+//! original byte and unmaps the block.
 //!
 //! **The ptrace state machine** (`linux`). One tracer thread traces every
 //! thread of the program with `PTRACE_SEIZE` and `PTRACE_O_TRACECLONE`, so
@@ -40,21 +107,22 @@
 //!
 //! - *Launch*: the child waits on a pipe until it has been seized (with
 //!   `PTRACE_O_EXITKILL`, so that it never outlives a crashed tracer), then
-//!   `execve`s the program; the `PTRACE_EVENT_EXEC` stop plants the
-//!   breakpoints. stdin, stdout and stderr stay the program's; deferscope
+//!   `execve`s the program; the `PTRACE_EVENT_EXEC` stop patches the text
+//!   and plants the breakpoints. stdin, stdout and stderr stay the program's; deferscope
 //!   exits with its exit status, or 128 + the signal that killed it.
 //!   SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to deferscope by another process
 //!   are forwarded; a terminal's Ctrl-C reaches the program directly. If
-//!   the tracer fails, it says so, takes every breakpoint out, detaches,
-//!   lets the program run on untraced to its end, and exits 2.
+//!   the tracer fails, it says so, takes every breakpoint and patch out,
+//!   detaches, lets the program run on untraced to its end, and exits 2.
 //! - *Attach*: every thread in `/proc/PID/task` is seized (listing again
 //!   until no new one appears), all are stopped with `PTRACE_INTERRUPT`, the
-//!   breakpoints are planted, and the program runs. At the end (duration,
-//!   SIGINT to deferscope, or an error) every thread is stopped again, a
-//!   thread caught on a breakpoint is rewound to the original instruction
-//!   (one stopped with the breakpoint's SIGTRAP still pending first takes
-//!   it), every original byte is written back, and each thread is detached
-//!   with any signal it was due. A failed hit puts its thread back on the
+//!   text is patched and the breakpoints planted, and the program runs. At
+//!   the end (duration, SIGINT to deferscope, or an error) every thread is
+//!   stopped again, a thread caught on a breakpoint is rewound to the
+//!   original instruction (one stopped with the breakpoint's SIGTRAP still
+//!   pending first takes it), the counters mode's block is taken out as
+//!   above, every original byte is written back, and each thread is
+//!   detached with any signal it was due. A failed hit puts its thread back on the
 //!   breakpoint's address before the error propagates, so the same cleanup
 //!   applies after an error.
 //!

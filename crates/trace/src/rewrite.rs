@@ -9,8 +9,12 @@
 //!   trampoline counts and *jumps* to the original callee. The return
 //!   address the CPU pushed is the original one, so the callee, the
 //!   unwinder and `runtime.Callers` see exactly what they see untraced.
-//!   Flags need no care: no flag is live across a call in Go's ABIs (the
-//!   callee's own stack check overwrites them).
+//!   Flags need no care: "the arithmetic status flags are treated like
+//!   scratch registers and not preserved across calls"
+//!   (cmd/compile/abi-internal.md; assembly ABI0 functions assume nothing
+//!   either), and `LOCK INC` leaves DF, the one flag the ABI fixes, alone.
+//!   `LOCK` makes every increment atomic, so counts are exact with any
+//!   number of threads.
 //! - **relocate**: the instruction at the point (an open-coded defer's
 //!   closure-slot store, or the first instructions of a runtime function
 //!   after its stack check), and as many following instructions as it
