@@ -82,7 +82,7 @@
 //!
 //! Counters are read from `/proc/PID/mem`: at each thread's
 //! `PTRACE_EVENT_EXIT` (the thread that ends the process stops there
-//! while the memory is still there; the tracer waits up to 20 ms for the
+//! while the memory is still there; the tracer waits up to 2 ms for the
 //! other threads to stop running first), at a breakpoint on
 //! `syscall.runtime_BeforeExec` (an `execve` discards them), every
 //! `--interval`, and when detaching. Detaching stops every thread, steps any

@@ -17,7 +17,8 @@
 //! - `sweep::*`: truncated and bit-flipped binaries end in a result or an
 //!   error, never a panic or a hang.
 //! - `trace::*`: `deferscope trace` against the fixture's own counters, the
-//!   untraced run and the file's bytes (trace.rs, trace_counters.rs).
+//!   untraced run and the file's bytes (trace.rs, trace_counters.rs), and on
+//!   real third-party programs (trace_real.rs).
 
 mod badinput;
 mod cli;
@@ -31,6 +32,7 @@ mod report;
 mod sweep;
 mod trace;
 mod trace_counters;
+mod trace_real;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -49,5 +51,6 @@ fn main() {
     trials.extend(report::trials());
     trials.extend(trace::trials());
     trials.extend(trace_counters::trials());
+    trials.extend(trace_real::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -400,15 +400,17 @@ impl Engine<'_> {
 
     /// A thread reports its exit. When the whole process exits, the
     /// thread that called `exit_group` (or took the fatal signal) stops
-    /// here while the kernel kills the others; once none of them runs,
-    /// the counters are final. Waits at most 20 ms.
+    /// here while the kernel kills the others (a thread killed so runs no
+    /// more user code once it enters the kernel: the kill interrupts one
+    /// running on another CPU at once); once none of them runs, the
+    /// counters are final. Waits at most 2 ms.
     pub(super) fn on_exit_event(&mut self, tid: i32) {
         if self.counting.is_none() {
             return;
         }
-        let end = Instant::now() + Duration::from_millis(20);
+        let end = Instant::now() + Duration::from_millis(2);
         while Instant::now() < end && self.others_running(tid) {
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(100));
         }
         self.read_counters();
     }
