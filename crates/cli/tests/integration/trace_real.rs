@@ -225,15 +225,16 @@ fn go_tools(goroot: &Path) -> Result<(), Failed> {
     check_same(&run(&go, &["help", "build"], &d, &env), "go-help")
 }
 
+/// A trial's body, given the program's path.
+type Check = Box<dyn FnOnce(&Path) -> Result<(), Failed> + Send>;
+
 pub fn trials() -> Vec<Trial> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         return Vec::new();
     }
     let real = cache_root().join("real");
     let mut v = Vec::new();
-    let mut add = |name: &str,
-                   path: PathBuf,
-                   f: Box<dyn FnOnce(&Path) -> Result<(), Failed> + Send>| {
+    let mut add = |name: &str, path: PathBuf, f: Check| {
         if path.is_file() {
             v.push(Trial::test(format!("trace::real::{name}"), move || {
                 f(&path)
