@@ -241,13 +241,13 @@ pub(crate) fn parse_own(stdout: &[u8]) -> Result<Own, Failed> {
             continue;
         }
         let n: u64 = n.parse().map_err(|_| format!("bad count in {line:?}"))?;
+        // A program that execs itself prints its counters once per image:
+        // they add up.
         match k {
-            "panics" => own.panics = n,
-            "recovers" => own.recovers = n,
-            "recovered" => own.recovered = n,
-            _ => {
-                own.sites.insert(k.to_owned(), n);
-            }
+            "panics" => own.panics += n,
+            "recovers" => own.recovers += n,
+            "recovered" => own.recovered += n,
+            _ => *own.sites.entry(k.to_owned()).or_default() += n,
         }
     }
     if own.sites.is_empty() {

@@ -9,6 +9,8 @@
 //!   with GOMAXPROCS=1, and with GOMAXPROCS=8 and the CPU profiler on
 //!   (SIGPROF landing in trampolines);
 //! - `exact::attach_pprof_gomaxprocs8`: the same attached;
+//! - `exact::reexec`: the program execs itself; both images' counts add up
+//!   (the first image's counters are read at `syscall.runtime_BeforeExec`);
 //! - `transparent::preempt`: tight loops of defers on 2 x GOMAXPROCS
 //!   goroutines, preempted asynchronously (SIGURG) while registering
 //!   defers, with the profiler on: same output, exact counts;
@@ -386,6 +388,10 @@ pub fn trials() -> Vec<Trial> {
         v.push(mk(
             |b, tag| check_exact(b, &["work", "5"], PPROF8, true, tag),
             "exact::pprof_gomaxprocs8",
+        ));
+        v.push(mk(
+            |b, tag| check_exact(b, &["reexec", "2"], &[], true, tag),
+            "exact::reexec",
         ));
         v.push(mk(
             |b, tag| crate::trace::check_attach_exact_env(b, tag, PPROF8),
