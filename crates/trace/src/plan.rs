@@ -204,67 +204,79 @@ impl Plan {
             patch_plan_bytes: 0,
         };
         if opts.counters {
-            let t0 = Instant::now();
-            let read = |a: u64, n: u64| img.read(a, n);
-            let funcs = std::mem::take(&mut plan.funcs);
-            let mut planner = Planner::new(&read, &funcs);
-            let called: Vec<(u64, Probe)> = ix
-                .find_funcs(&["runtime.gopanic", "runtime.gorecover"])
-                .into_iter()
-                .zip([Probe::PanicCall, Probe::RecoverCall])
-                .filter_map(|(f, p)| Some((f?.entry, p)))
-                .collect();
-            if let Some(t) = text_bytes {
-                let targets: Vec<u64> = called.iter().map(|c| c.0).collect();
-                for (pc, k) in rewrite::find_calls(t, text.0, &targets) {
-                    if planner.is_instruction(pc) {
-                        if let Some(code) = code_at(pc) {
-                            plan.points.push(Point {
-                                pc,
-                                probe: called[k].1,
-                                code,
-                            });
-                        }
+            plan.plan_counters(&img, &ix, text_bytes, &code_at);
+        }
+        Ok(plan)
+    }
+
+    /// The counters mode's part: the calls of `gopanic` / `gorecover` and
+    /// the exec hook as more points, and every point's patch.
+    fn plan_counters(
+        &mut self,
+        img: &deferscope_load::Image<'_>,
+        ix: &deferscope_index::GoIndex<'_>,
+        text_bytes: Option<&[u8]>,
+        code_at: &dyn Fn(u64) -> Option<Vec<u8>>,
+    ) {
+        let t0 = Instant::now();
+        let read = |a: u64, n: u64| img.read(a, n);
+        let funcs = std::mem::take(&mut self.funcs);
+        let mut planner = Planner::new(&read, &funcs);
+        let called: Vec<(u64, Probe)> = ix
+            .find_funcs(&["runtime.gopanic", "runtime.gorecover"])
+            .into_iter()
+            .zip([Probe::PanicCall, Probe::RecoverCall])
+            .filter_map(|(f, p)| Some((f?.entry, p)))
+            .collect();
+        if let Some(t) = text_bytes {
+            let targets: Vec<u64> = called.iter().map(|c| c.0).collect();
+            for (pc, k) in rewrite::find_calls(t, self.text.0, &targets) {
+                if planner.is_instruction(pc) {
+                    if let Some(code) = code_at(pc) {
+                        self.points.push(Point {
+                            pc,
+                            probe: called[k].1,
+                            code,
+                        });
                     }
                 }
             }
-            let hooks = ix.find_funcs(&[
-                "syscall.runtime_BeforeExec",
-                "runtime.syscall_runtime_BeforeExec",
-            ]);
-            if let Some(f) = hooks.into_iter().flatten().next() {
-                if let Some(code) = code_at(f.entry) {
-                    plan.points.push(Point {
-                        pc: f.entry,
-                        probe: Probe::Exec,
-                        code,
-                    });
-                }
-            }
-            let report_kind = |i: usize| plan.sites[i].kind;
-            plan.patches = plan
-                .points
-                .iter()
-                .map(|p| {
-                    let want = match p.probe {
-                        Probe::Site(i) => match report_kind(i) {
-                            deferscope_analyze::Kind::OpenCoded => Want::Relocate,
-                            _ => Want::Call,
-                        },
-                        Probe::Panic | Probe::Recover | Probe::Recovered => Want::Relocate,
-                        Probe::PanicCall | Probe::RecoverCall => Want::Call,
-                        // A hook, not a count: it stays a breakpoint.
-                        Probe::Exec => return Err(Fallback::NotDirectCall),
-                    };
-                    planner.plan(p.pc, want)
-                })
-                .collect();
-            plan.patch_plan_bytes = planner.decoded_bytes;
-            drop(planner);
-            plan.funcs = funcs;
-            plan.patch_plan_time = t0.elapsed();
         }
-        Ok(plan)
+        let hooks = ix.find_funcs(&[
+            "syscall.runtime_BeforeExec",
+            "runtime.syscall_runtime_BeforeExec",
+        ]);
+        if let Some(f) = hooks.into_iter().flatten().next() {
+            if let Some(code) = code_at(f.entry) {
+                self.points.push(Point {
+                    pc: f.entry,
+                    probe: Probe::Exec,
+                    code,
+                });
+            }
+        }
+        let sites = &self.sites;
+        self.patches = self
+            .points
+            .iter()
+            .map(|p| {
+                let want = match p.probe {
+                    Probe::Site(i) => match sites[i].kind {
+                        deferscope_analyze::Kind::OpenCoded => Want::Relocate,
+                        _ => Want::Call,
+                    },
+                    Probe::Panic | Probe::Recover | Probe::Recovered => Want::Relocate,
+                    Probe::PanicCall | Probe::RecoverCall => Want::Call,
+                    // A hook, not a count: it stays a breakpoint.
+                    Probe::Exec => return Err(Fallback::NotDirectCall),
+                };
+                planner.plan(p.pc, want)
+            })
+            .collect();
+        self.patch_plan_bytes = planner.decoded_bytes;
+        drop(planner);
+        self.funcs = funcs;
+        self.patch_plan_time = t0.elapsed();
     }
 
     /// The function containing link-time address `pc`.

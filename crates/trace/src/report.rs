@@ -314,6 +314,12 @@ impl TraceReport {
             }
             writeln!(w, "  {what} {}", parts.join(", "))?;
         }
+        self.write_tracing(w)
+    }
+
+    /// The last lines: how the counting went.
+    fn write_tracing(&self, w: &mut impl Write) -> io::Result<()> {
+        let t = &self.totals;
         let stepped = if t.single_stepped > 0 {
             format!(
                 ", {} single-stepped with the other threads stopped",
