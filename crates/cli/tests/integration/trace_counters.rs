@@ -22,6 +22,8 @@
 //!   stdout, stderr (the runtime's traceback, byte for byte: its pcs are
 //!   return addresses, which the patches do not change) and exit status 2
 //!   the same;
+//! - `transparent::saved_flags`: a site whose trampoline saves the flags
+//!   (PUSHFQ/POPFQ; go1.21.13 to go1.27.3) runs, output unchanged;
 //! - `detach_restores_text`: after `--pid P --duration 1` the text read
 //!   from `/proc/P/mem` equals the file's bytes, the block is unmapped, and
 //!   the program finishes with its untraced output;
@@ -166,6 +168,27 @@ fn check_crash(bin: &Path, tag: &str) -> Result<(), Failed> {
 
 /// A loadable segment: link-time address, file offset, size.
 type Segment = (u64, u64, u64);
+
+/// `netdns` with GODEBUG=netdns=go+2: the same output (the resolver's
+/// debug lines on stderr included), and net.initConfVal's defer counted
+/// once by a counter. The compiler keeps a comparison's flags live across
+/// that site's closure store in go1.21.13 to go1.27.3 (not go1.19), so
+/// its trampoline saves them with PUSHFQ/POPFQ there.
+fn check_saved_flags(bin: &Path, tag: &str) -> Result<(), Failed> {
+    let env = &[("GODEBUG", "netdns=go+2")];
+    let (plain, tr, report) = both(bin, &["netdns"], env, &[], tag)?;
+    same_run(&plain, &tr, true)?;
+    let site = report["sites"]
+        .as_array()
+        .ok_or("no sites")?
+        .iter()
+        .find(|s| s["function"] == "net.initConfVal")
+        .ok_or("no net.initConfVal site")?;
+    if site["count"] != 1 || site["method"] != "counter" {
+        return Err(format!("net.initConfVal: {site}").into());
+    }
+    Ok(())
+}
 
 /// The exec segments of an ELF64 file (each `PT_LOAD` with `PF_X`), and
 /// `e_entry`.
@@ -409,6 +432,7 @@ pub fn trials() -> Vec<Trial> {
             "transparent::stack",
         ));
         v.push(mk(check_crash, "transparent::crash"));
+        v.push(mk(check_saved_flags, "transparent::saved_flags"));
         v.push(mk(check_detach_text, "detach_restores_text"));
         v.push(mk(check_interval, "interval"));
         let (ver2, goroot2) = (ver.clone(), goroot.clone());
