@@ -287,16 +287,36 @@ pub struct TraceArgs {
     /// when the process exits).
     #[arg(long, value_name = "SECONDS", requires = "pid")]
     pub duration: Option<f64>,
+    /// How to count: `counters` (the program counts for itself in patched
+    /// code, a few ns per event; a breakpoint only where a site cannot be
+    /// patched safely) or `breakpoints` (a ptrace stop per event, ~15 µs).
+    #[arg(long, value_enum, default_value_t = TraceMode::Counters)]
+    pub mode: TraceMode,
+    /// Also write running totals every SECONDS to the report stream
+    /// (stderr or --out), without stopping the program.
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
     /// Step over every breakpoint by stopping all threads and single-stepping
     /// instead of emulating the instruction (slower; for testing).
     #[arg(long, hide = true)]
     pub single_step: bool,
-    /// Fail on purpose after N breakpoint hits (testing the cleanup).
+    /// Fail on purpose after N breakpoint hits, or in counters mode once N
+    /// events are counted (testing the cleanup).
     #[arg(long, hide = true, value_name = "N")]
     pub fail_after_hits: Option<u64>,
+    /// Print the counters mode's patch plan (points patched, breakpoints
+    /// and why) without running the program.
+    #[arg(long, hide = true)]
+    pub plan_only: bool,
     /// The program to run, and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM", required_unless_present = "pid")]
     pub program: Vec<std::ffi::OsString>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceMode {
+    Counters,
+    Breakpoints,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -96,6 +96,11 @@ pub enum RuntimeFn {
     /// them between machinery frames (`(*_panic).nextFrame` runs its walk
     /// through `systemstack`), so a run of machinery goes on through them.
     StackSwitch,
+    /// The runtime's hook just before `execve` (`syscall.runtime_BeforeExec`,
+    /// linknamed; `runtime.syscall_runtime_BeforeExec` where the pclntab
+    /// names it on the runtime's side): the last moment a traced program's
+    /// own counters can be read before the image is replaced.
+    BeforeExec,
 }
 
 /// The part of the defer machinery a runtime function belongs to.
@@ -120,7 +125,9 @@ impl Phase {
 }
 
 /// Every role with an exact name.
-const NAMES: [(&str, RuntimeFn); 28] = [
+const NAMES: [(&str, RuntimeFn); 30] = [
+    ("syscall.runtime_BeforeExec", RuntimeFn::BeforeExec),
+    ("runtime.syscall_runtime_BeforeExec", RuntimeFn::BeforeExec),
     ("runtime.systemstack", RuntimeFn::StackSwitch),
     ("runtime.systemstack_switch", RuntimeFn::StackSwitch),
     ("runtime.mcall", RuntimeFn::StackSwitch),
@@ -160,10 +167,10 @@ const NAMES: [(&str, RuntimeFn); 28] = [
 impl RuntimeFn {
     /// The role of the function named `name`, if it has one.
     pub fn of(name: &str) -> Option<RuntimeFn> {
-        let r = name.strip_prefix("runtime.")?;
         if let Some(&(_, f)) = NAMES.iter().find(|(n, _)| *n == name) {
             return Some(f);
         }
+        let r = name.strip_prefix("runtime.")?;
         if r.starts_with("mallocgcSmall") || r.starts_with("mallocgcTiny") {
             Some(RuntimeFn::MallocgcSized)
         } else if r.starts_with("mallocgc") {
@@ -224,7 +231,7 @@ impl RuntimeFn {
             | RunOpenDeferFrame | DeferCallSave | ReflectcallSave | PanicStart | PanicNextFrame
             | InitOpenCodedDefers => Phase::Panic,
             Newobject | MallocgcSized | Mallocgc | RaceFuncEnter | RaceFuncExit
-            | GcWriteBarrier | StackSwitch => return None,
+            | GcWriteBarrier | StackSwitch | BeforeExec => return None,
         })
     }
 
@@ -297,7 +304,7 @@ impl Runtime {
             let Some(bytes) = ix.pcln.name_bytes(&f) else {
                 continue;
             };
-            if !bytes.starts_with(b"runtime.") {
+            if !bytes.starts_with(b"runtime.") && !bytes.starts_with(b"syscall.runtime_") {
                 continue;
             }
             let name = ix.name(&f);
@@ -438,7 +445,8 @@ mod tests {
         assert_eq!(RuntimeFn::of("main.deferproc"), None);
         for (n, f) in NAMES {
             assert_eq!(RuntimeFn::of(n), Some(f));
-            if f != RuntimeFn::StackSwitch {
+            // Roles with several names give their first.
+            if ![RuntimeFn::StackSwitch, RuntimeFn::BeforeExec].contains(&f) {
                 assert_eq!(f.name(), n);
             }
         }

@@ -2,8 +2,9 @@
 //! executes, exactly, on every thread.
 //!
 //! `deferscope scan` says where the defers are; this crate counts them at
-//! run time. There is no sampling and no probe that can miss: every defer
-//! site's pc gets a breakpoint, and every hit is one execution.
+//! run time. There is no sampling and no probe that can miss: every
+//! defer site is patched to count itself (or gets a breakpoint), and every
+//! count is one execution.
 //!
 //! # Design
 //!
@@ -12,17 +13,83 @@
 //! heap-allocated defer, or the instruction that stores an open-coded
 //! defer's closure into its slot. Each executes exactly once per execution
 //! of its `defer` statement. Three runtime functions, found by name in the
-//! pclntab, are traced too: `runtime.gopanic` (every panic, including the
+//! pclntab, are counted too: `runtime.gopanic` (every panic, including the
 //! runtime's own, such as a nil dereference), `runtime.gorecover` (every
 //! call of `recover()`) and `runtime.recovery` (every panic that a
-//! `recover()` stopped). Their breakpoints sit just after the function's
+//! `recover()` stopped). Their probes sit just after the function's
 //! stack-bound check rather than on the entry, which `runtime.morestack`
 //! re-runs after growing the stack or a preemption (counting that call
-//! twice); the caller of `gopanic`/`gorecover` is read from the return
-//! address at SP. Uprobes would see only the `deferproc*` calls
-//! and never an open-coded defer, and uretprobes corrupt Go stacks
-//! (`landscape.md` §1.5); breakpoints on the sites themselves see all
-//! three kinds.
+//! twice). Uprobes would see only the `deferproc*` calls and never an
+//! open-coded defer, and uretprobes corrupt Go stacks (`landscape.md`
+//! §1.5); probes on the sites themselves see all three kinds.
+//!
+//! **Two methods** ([`Method`]). *Counters* (the default): the program
+//! counts for itself in patched code, a few nanoseconds per event, and the
+//! tracer only reads the counters; a point that cannot be patched safely
+//! keeps a breakpoint. *Breakpoints*: an `int3` on every point and a
+//! ptrace stop per event (13-16 µs each), the tracer counting the hits.
+//!
+//! **The counters mode** ([`rewrite`], [`tramp`], `linux::counters`).
+//! At the exec stop (launch) or with every thread stopped (attach), the
+//! tracer runs an `mmap` system call inside the process (`linux::inject`:
+//! a stopped thread's registers pointed at `SYSCALL` bytes of the text,
+//! one single step, the registers put back) for a block within rel32
+//! reach of the text; the block holds one 8-byte counter per point (one
+//! cache line each) and one trampoline per patch, and its code pages are
+//! then made read+execute. Then each point is patched, every thread still
+//! stopped:
+//!
+//! - a stack- or heap-allocated site's `CALL runtime.deferproc*` becomes a
+//!   `CALL` of its trampoline, `LOCK INCQ counter; JMP runtime.deferproc*`:
+//!   the return address the CPU pushed is the original one, the stack is
+//!   the same, so `deferproc` records the same caller pc and sp and the
+//!   unwinder sees nothing new. Flags need no care across a call;
+//! - an open-coded site's closure store (and the runtime probes' first
+//!   instructions) move to the trampoline, re-encoded for their new
+//!   address where RIP-relative, after (or before) the increment, then a
+//!   `JMP` back; a `JMP rel32` and `int3` padding replace them;
+//! - every `CALL runtime.gopanic` and `CALL runtime.gorecover` gets its own
+//!   counter the same way as a `deferproc` call: those counts are the
+//!   per-function panic and recover tables (in breakpoints mode the
+//!   tracer reads the return address at each hit instead). The entry
+//!   probes still count the totals; a total beyond the calls' sum (a call
+//!   the byte scan could not see) is shown as `?`.
+//!
+//! A trampoline never calls, so no pc inside the block ever becomes a
+//! return address on a goroutine stack (the unwinder throws "unexpected
+//! return pc" on a pc outside Go code). A signal can arrive while a thread
+//! runs a trampoline: SIGURG (asynchronous preemption) is then ignored,
+//! because `isAsyncSafePoint` (runtime/preempt.go, go1.19 to go1.27) finds
+//! no Go function at the pc and refuses, and the runtime tries again
+//! later; a CPU profiler's SIGPROF cannot unwind from the pc (`sigprof` and
+//! the unwinder's silent-errors mode, runtime/proc.go and traceback.go,
+//! go1.19 to go1.27) and files the sample under `runtime._ExternalCode`,
+//! since the block lies above `etext`.
+//!
+//! Where a point is patched, and why not elsewhere, is decided from the
+//! file before the program starts ([`rewrite`]): the function is decoded
+//! whole, no branch (jump tables included) may target the inside of the
+//! replaced bytes, moved instructions must be unable to fault or depend on
+//! their address, and the increment goes where the flags it clobbers are
+//! dead (else inside `PUSHFQ`/`POPFQ`, whose safety on Go stacks the
+//! [`rewrite`] docs argue). When attaching, two more rules: no thread's pc, and
+//! no pc saved on a thread's stack (a signal frame's), may lie inside the
+//! replaced bytes; and a patch that replaces several instructions is
+//! refused outside the runtime, since a goroutine preempted asynchronously
+//! between them would resume mid-`JMP` (the runtime never preempts
+//! `runtime.*` asynchronously). Each refused point keeps a breakpoint and
+//! the report says how many and why.
+//!
+//! Counters are read from `/proc/PID/mem`: at each thread's
+//! `PTRACE_EVENT_EXIT` (the thread that ends the process stops there
+//! while the memory is still there; the tracer waits up to 2 ms for the
+//! other threads to stop running first), at a breakpoint on
+//! `syscall.runtime_BeforeExec` (an `execve` discards them), every
+//! `--interval`, and when detaching. Detaching stops every thread, steps any
+//! thread whose pc is in a trampoline out of it, waits while a pc saved on
+//! a thread's stack points into one (a signal handler that interrupted a
+//! trampoline has yet to return), reads the counters, writes back every
+//! original byte and unmaps the block.
 //!
 //! **The ptrace state machine** (`linux`). One tracer thread traces every
 //! thread of the program with `PTRACE_SEIZE` and `PTRACE_O_TRACECLONE`, so
@@ -40,21 +107,22 @@
 //!
 //! - *Launch*: the child waits on a pipe until it has been seized (with
 //!   `PTRACE_O_EXITKILL`, so that it never outlives a crashed tracer), then
-//!   `execve`s the program; the `PTRACE_EVENT_EXEC` stop plants the
-//!   breakpoints. stdin, stdout and stderr stay the program's; deferscope
+//!   `execve`s the program; the `PTRACE_EVENT_EXEC` stop patches the text
+//!   and plants the breakpoints. stdin, stdout and stderr stay the program's; deferscope
 //!   exits with its exit status, or 128 + the signal that killed it.
 //!   SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to deferscope by another process
 //!   are forwarded; a terminal's Ctrl-C reaches the program directly. If
-//!   the tracer fails, it says so, takes every breakpoint out, detaches,
-//!   lets the program run on untraced to its end, and exits 2.
+//!   the tracer fails, it says so, takes every breakpoint and patch out,
+//!   detaches, lets the program run on untraced to its end, and exits 2.
 //! - *Attach*: every thread in `/proc/PID/task` is seized (listing again
 //!   until no new one appears), all are stopped with `PTRACE_INTERRUPT`, the
-//!   breakpoints are planted, and the program runs. At the end (duration,
-//!   SIGINT to deferscope, or an error) every thread is stopped again, a
-//!   thread caught on a breakpoint is rewound to the original instruction
-//!   (one stopped with the breakpoint's SIGTRAP still pending first takes
-//!   it), every original byte is written back, and each thread is detached
-//!   with any signal it was due. A failed hit puts its thread back on the
+//!   text is patched and the breakpoints planted, and the program runs. At
+//!   the end (duration, SIGINT to deferscope, or an error) every thread is
+//!   stopped again, a thread caught on a breakpoint is rewound to the
+//!   original instruction (one stopped with the breakpoint's SIGTRAP still
+//!   pending first takes it), the counters mode's block is taken out as
+//!   above, every original byte is written back, and each thread is
+//!   detached with any signal it was due. A failed hit puts its thread back on the
 //!   breakpoint's address before the error propagates, so the same cleanup
 //!   applies after an error.
 //!
@@ -82,14 +150,23 @@ pub mod emulate;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod linux;
 pub mod plan;
+pub mod planreport;
 pub mod report;
+pub mod rewrite;
+mod tally;
+pub mod tramp;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use plan::{Plan, Probe};
-pub use report::{ByFunction, End, SiteCount, Totals, TraceReport};
+use serde::Serialize;
+
+use crate::rewrite::Fallback;
+
+pub use plan::{Plan, PlanOptions, Probe};
+pub use planreport::PlanReport;
+pub use report::{ByFunction, End, Patching, ReasonCount, SiteCount, Totals, TraceReport};
 
 /// Why a trace could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -112,13 +189,15 @@ pub enum TraceError {
     Other(String),
 }
 
-/// What the engine measured: hits per plan point, and how the program
+/// What the engine measured: counts per plan point, and how the program
 /// ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub pid: i32,
-    /// Breakpoint hits per [`Plan::points`] entry.
+    /// Counts per [`Plan::points`] entry: counters and breakpoint hits.
     pub hits: Vec<u64>,
+    /// Counters mode: how each point was counted.
+    pub counting: Option<CountingOutcome>,
     pub emulated: u64,
     pub stepped: u64,
     pub end: End,
@@ -128,9 +207,58 @@ pub struct Outcome {
     pub callers: Vec<(usize, u64, u64)>,
 }
 
+/// The counters mode's side of an [`Outcome`].
+#[derive(Clone, Debug)]
+pub struct CountingOutcome {
+    /// Per plan point: counted by the program itself (`Ok`), or on a
+    /// breakpoint and why.
+    pub counter: Vec<Result<(), Fallback>>,
+    /// Time spent mapping the block and patching the text.
+    pub patch_time: Duration,
+    /// Why no point could be patched, when the block could not be mapped.
+    pub error: Option<String>,
+    /// The trampoline block of the last image: (address, bytes).
+    pub block: Option<(u64, u64)>,
+}
+
+/// How the counts are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// The program counts for itself in patched code; breakpoints only
+    /// where a point cannot be patched safely.
+    #[default]
+    Counters,
+    /// A breakpoint on every point; the tracer counts each hit.
+    Breakpoints,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Counters => "counters",
+            Method::Breakpoints => "breakpoints",
+        }
+    }
+}
+
+/// Running totals, given to the `--interval` callback.
+#[derive(Clone, Debug, Serialize)]
+pub struct Running {
+    /// Seconds since counting began.
+    pub elapsed_s: f64,
+    pub totals: Totals,
+    pub panics: u64,
+    pub recovers: u64,
+    pub recovered: u64,
+}
+
 /// How to trace.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// Counters (default) or breakpoints.
+    pub method: Method,
+    /// Report running totals this often (`launch_with` / `attach_with`).
+    pub interval: Option<Duration>,
     /// Attach mode: detach after this long (default: at SIGINT/SIGTERM to
     /// deferscope, or when the process exits).
     pub duration: Option<Duration>,
@@ -141,8 +269,9 @@ pub struct Options {
     /// Attach mode: say on stderr when the breakpoints are in and counting
     /// has begun (`deferscope: tracing pid N ...`).
     pub announce: bool,
-    /// Fail on purpose at this breakpoint hit, to test the cleanup: the
-    /// breakpoints are taken out and the program runs on untraced.
+    /// Fail on purpose at this breakpoint hit (counters mode: once this
+    /// many events are counted), to test the cleanup: the breakpoints and
+    /// patches are taken out and the program runs on untraced.
     pub fail_after_hits: Option<u64>,
 }
 
@@ -154,12 +283,25 @@ pub fn launch(
     args: &[OsString],
     opts: &Options,
 ) -> Result<TraceReport, TraceError> {
+    launch_with(program, args, opts, &mut |_| {})
+}
+
+/// [`launch`], calling `on_interval` with the running totals every
+/// `opts.interval`.
+pub fn launch_with(
+    program: &OsStr,
+    args: &[OsString],
+    opts: &Options,
+    on_interval: &mut dyn FnMut(&Running),
+) -> Result<TraceReport, TraceError> {
     supported()?;
     let path = resolve_program(program)?;
-    let plan = Plan::new(&path)?;
+    let plan = Plan::with(&path, plan_options(opts))?;
     let mut argv = vec![program.to_owned()];
     argv.extend(args.iter().cloned());
-    let out = run_launch(&plan, &path, &argv, opts)?;
+    let mut progress =
+        |counts: &[u64], elapsed: Duration| on_interval(&tally::running(&plan, counts, elapsed));
+    let out = run_launch(&plan, &path, &argv, opts, &mut progress)?;
     Ok(build_report(
         &plan,
         &out,
@@ -168,10 +310,37 @@ pub fn launch(
     ))
 }
 
+fn plan_options(opts: &Options) -> PlanOptions {
+    PlanOptions {
+        counters: opts.method == Method::Counters,
+    }
+}
+
+/// Plan the counters mode for `program` without running it: which points
+/// get a counter and which keep a breakpoint, and why.
+pub fn plan_only(program: &OsStr) -> Result<PlanReport, TraceError> {
+    let path = resolve_program(program)?;
+    let plan = Plan::with(&path, PlanOptions { counters: true })?;
+    Ok(PlanReport::new(
+        &plan,
+        program.to_string_lossy().into_owned(),
+    ))
+}
+
 /// Attach to the running process `pid`, count for `opts.duration` (or until
 /// deferscope gets SIGINT or SIGTERM, or the process exits), then take every
 /// breakpoint out and detach, leaving the process running.
 pub fn attach(pid: i32, opts: &Options) -> Result<TraceReport, TraceError> {
+    attach_with(pid, opts, &mut |_| {})
+}
+
+/// [`attach`], calling `on_interval` with the running totals every
+/// `opts.interval`.
+pub fn attach_with(
+    pid: i32,
+    opts: &Options,
+    on_interval: &mut dyn FnMut(&Running),
+) -> Result<TraceReport, TraceError> {
     supported()?;
     if pid <= 0 {
         return Err(TraceError::Other(format!("bad pid {pid}")));
@@ -186,8 +355,10 @@ pub fn attach(pid: i32, opts: &Options) -> Result<TraceReport, TraceError> {
             what: format!("pid {pid}: cannot read {}", exe.display()),
             source: e,
         })?;
-    let plan = Plan::new(&exe)?;
-    let out = run_attach(&plan, pid, opts)?;
+    let plan = Plan::with(&exe, plan_options(opts))?;
+    let mut progress =
+        |counts: &[u64], elapsed: Duration| on_interval(&tally::running(&plan, counts, elapsed));
+    let out = run_attach(&plan, pid, opts, &mut progress)?;
     Ok(build_report(&plan, &out, "attach", shown))
 }
 
@@ -203,28 +374,44 @@ fn supported() -> Result<(), TraceError> {
     }
 }
 
+/// Called with the counts per plan point and the time since counting
+/// began.
+type OnCounts<'a> = &'a mut dyn FnMut(&[u64], Duration);
+
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn run_launch(
-    plan: &Plan,
+fn run_launch<'p>(
+    plan: &'p Plan,
     path: &Path,
     argv: &[OsString],
     opts: &Options,
+    progress: OnCounts<'p>,
 ) -> Result<Outcome, TraceError> {
-    linux::launch(plan, path, argv, opts)
+    linux::launch(plan, path, argv, opts, progress)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-fn run_attach(plan: &Plan, pid: i32, opts: &Options) -> Result<Outcome, TraceError> {
-    linux::attach(plan, pid, opts)
+fn run_attach<'p>(
+    plan: &'p Plan,
+    pid: i32,
+    opts: &Options,
+    progress: OnCounts<'p>,
+) -> Result<Outcome, TraceError> {
+    linux::attach(plan, pid, opts, progress)
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn run_launch(_: &Plan, _: &Path, _: &[OsString], _: &Options) -> Result<Outcome, TraceError> {
+fn run_launch(
+    _: &Plan,
+    _: &Path,
+    _: &[OsString],
+    _: &Options,
+    _: OnCounts<'_>,
+) -> Result<Outcome, TraceError> {
     supported().map(|()| unreachable!("supported() fails on this platform"))
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-fn run_attach(_: &Plan, _: i32, _: &Options) -> Result<Outcome, TraceError> {
+fn run_attach(_: &Plan, _: i32, _: &Options, _: OnCounts<'_>) -> Result<Outcome, TraceError> {
     supported().map(|()| unreachable!("supported() fails on this platform"))
 }
 
@@ -282,103 +469,7 @@ fn is_executable(p: &Path) -> bool {
     p.is_file()
 }
 
-/// Turn per-breakpoint hits into the report.
-pub fn build_report(
-    plan: &Plan,
-    out: &Outcome,
-    mode: &'static str,
-    program: String,
-) -> TraceReport {
-    let mut totals = Totals {
-        sites: plan.sites.len(),
-        emulated: out.emulated,
-        single_stepped: out.stepped,
-        ..Totals::default()
-    };
-    let (mut panics, mut recovers, mut recovered) = (0, 0, 0);
-    let mut counts = vec![0u64; plan.sites.len()];
-    for (p, &n) in plan.points.iter().zip(&out.hits) {
-        totals.breakpoint_hits += n;
-        match p.probe {
-            Probe::Site(i) => counts[i] += n,
-            Probe::Panic => panics += n,
-            Probe::Recover => recovers += n,
-            Probe::Recovered => recovered += n,
-        }
-    }
-    let mut sites: Vec<SiteCount> = plan
-        .sites
-        .iter()
-        .zip(&counts)
-        .map(|(s, &count)| SiteCount {
-            function: s.function.clone(),
-            file: s.file.clone(),
-            line: s.line,
-            kind: s.kind,
-            pc: s.pc,
-            count,
-        })
-        .collect();
-    for s in &sites {
-        totals.add(s.kind, s.count);
-        if s.count > 0 {
-            totals.sites_run += 1;
-        }
-    }
-    sites.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.file.cmp(&b.file))
-            .then(a.line.cmp(&b.line))
-            .then(a.pc.cmp(&b.pc))
-    });
-    let by_caller = |want: Probe| -> Vec<ByFunction> {
-        let mut m: std::collections::BTreeMap<String, u64> = Default::default();
-        for &(point, ret, n) in &out.callers {
-            if plan.points[point].probe == want {
-                // The call may be a function's last instruction (gopanic
-                // does not return): name the function of the CALL.
-                let f = plan.func_at(ret.wrapping_sub(1)).unwrap_or("?");
-                *m.entry(f.to_owned()).or_default() += n;
-            }
-        }
-        let mut v: Vec<ByFunction> = m
-            .into_iter()
-            .map(|(function, count)| ByFunction { function, count })
-            .collect();
-        v.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.function.cmp(&b.function))
-        });
-        v
-    };
-    let (exit_code, signal, detached) = match out.end {
-        End::Exited(c) => (Some(c), None, false),
-        End::Signaled(s) => (None, Some(s), false),
-        End::Detached => (None, None, true),
-    };
-    TraceReport {
-        program,
-        pid: out.pid,
-        mode,
-        go_version: plan.binary.go_version.clone(),
-        elapsed_s: out.elapsed.as_secs_f64(),
-        exit_code,
-        signal,
-        signal_name: signal.and_then(signal_name),
-        detached,
-        totals,
-        panics,
-        recovers,
-        recovered,
-        panics_by_function: by_caller(Probe::Panic),
-        recovers_by_function: by_caller(Probe::Recover),
-        sites,
-        est_defer_ns: None,
-        cost_table: None,
-    }
-}
+pub use tally::build_report;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,19 @@
 //! What to trace: every defer site of a binary, and three runtime entry
 //! points, each with the original bytes of the instruction a breakpoint
-//! will replace.
+//! will replace. In counters mode also every call of `runtime.gopanic`
+//! and `runtime.gorecover` (their callers), the hook that reads the
+//! counters before an `execve`, and the patch of each point
+//! ([`crate::rewrite`]).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use deferscope_analyze::{BinaryInfo, Site};
-use deferscope_load::{Arch, Format};
+use deferscope_index::runtime::{Runtime, RuntimeFn};
+use deferscope_index::GoIndex;
+use deferscope_load::{Arch, Format, Image};
 
+use crate::rewrite::{self, Fallback, Patch, Planner, Want};
 use crate::TraceError;
 
 /// What a breakpoint counts. Runtime probes sit after the function's
@@ -21,6 +28,29 @@ pub enum Probe {
     Recover,
     /// `runtime.recovery`: one hit per panic that a `recover()` stopped.
     Recovered,
+    /// Counters mode: one `CALL runtime.gopanic`; its count is the
+    /// calling function's share of the panics.
+    PanicCall,
+    /// Counters mode: one `CALL runtime.gorecover` (a `recover()` call).
+    RecoverCall,
+    /// Counters mode: `syscall.runtime_BeforeExec`, a breakpoint that
+    /// counts nothing: the program is about to `execve`, which discards
+    /// the counters, so the tracer reads them first.
+    Exec,
+}
+
+impl Probe {
+    /// Counts defers, panics or recovers (all but [`Probe::Exec`]).
+    pub fn counts(self) -> bool {
+        self != Probe::Exec
+    }
+}
+
+/// What to plan for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// Plan the counters mode: patches, call sites, the exec hook.
+    pub counters: bool,
 }
 
 /// One breakpoint: a link-time address and the instruction found there.
@@ -54,13 +84,29 @@ pub struct Plan {
     /// Every function as (entry, end, name), in address order: names the
     /// callers of `runtime.gopanic` and `runtime.gorecover`.
     pub funcs: Vec<(u64, u64, String)>,
+    /// Planned for the counters mode.
+    pub counters: bool,
+    /// Counters mode: per point (same order as `points`), its patch or why
+    /// it keeps a breakpoint. Empty in breakpoints mode.
+    pub patches: Vec<Result<Patch, Fallback>>,
+    /// Link-time text range: the first function's entry to the last one's
+    /// end.
+    pub text: (u64, u64),
+    /// Link-time address of the bytes `0f 05` (`syscall`) in the text: the
+    /// tracer runs injected system calls there.
+    pub syscall_at: Option<u64>,
+    /// Time spent planning the patches (finding the call sites, decoding
+    /// and checking functions).
+    pub patch_plan_time: Duration,
+    /// Bytes of code decoded for the patch plan.
+    pub patch_plan_bytes: u64,
 }
 
 /// The runtime functions whose entries are traced, with what they count.
-const RUNTIME_PROBES: [(&str, Probe); 3] = [
-    ("runtime.gopanic", Probe::Panic),
-    ("runtime.gorecover", Probe::Recover),
-    ("runtime.recovery", Probe::Recovered),
+const RUNTIME_PROBES: [(RuntimeFn, Probe); 3] = [
+    (RuntimeFn::Gopanic, Probe::Panic),
+    (RuntimeFn::Gorecover, Probe::Recover),
+    (RuntimeFn::Recovery, Probe::Recovered),
 ];
 
 impl Plan {
@@ -69,8 +115,21 @@ impl Plan {
     /// Only linux/amd64 ELF binaries can be traced; anything else is an
     /// [`TraceError::Unsupported`] with the reason.
     pub fn new(path: &Path) -> Result<Plan, TraceError> {
-        let mapped = deferscope_load::Mapped::open(path)?;
-        let img = mapped.image()?;
+        Plan::with(path, PlanOptions::default())
+    }
+
+    /// [`Plan::new`], and with `opts.counters` the counters mode's points
+    /// and patches.
+    pub fn with(path: &Path, opts: PlanOptions) -> Result<Plan, TraceError> {
+        deferscope_analyze::with_binary(path, |img, ix| Plan::of(path, img, ix, opts))
+    }
+
+    fn of(
+        path: &Path,
+        img: &Image<'_>,
+        ix: &GoIndex<'_>,
+        opts: PlanOptions,
+    ) -> Result<Plan, TraceError> {
         let shown = path.display().to_string();
         if img.format != Format::Elf || img.arch != Arch::Amd64 {
             return Err(TraceError::Unsupported(format!(
@@ -79,16 +138,22 @@ impl Plan {
                 img.arch.goarch()
             )));
         }
-        let ix = deferscope_index::GoIndex::new(&img)
-            .map_err(|e| TraceError::Other(format!("{shown}: {e}")))?;
-        let report = deferscope_analyze::scan(&shown, &img, &ix)?;
+        let rt = Runtime::find(ix);
+        let report = deferscope_analyze::run(
+            &shown,
+            img,
+            ix,
+            &deferscope_analyze::Filter::default(),
+            deferscope_analyze::Request::default(),
+        )?
+        .scan;
         if report.binary.goos != "linux" {
             return Err(TraceError::Unsupported(format!(
                 "{shown}: built for {}; deferscope trace runs linux/amd64 programs",
                 report.binary.goos
             )));
         }
-        let elf_entry = elf_entry(mapped.bytes()).ok_or_else(|| {
+        let elf_entry = elf_entry(img.data()).ok_or_else(|| {
             TraceError::Other(format!("{shown}: cannot read the ELF entry point"))
         })?;
         let code_at = |pc: u64| -> Option<Vec<u8>> {
@@ -108,9 +173,10 @@ impl Plan {
                 code,
             });
         }
-        let names: Vec<&str> = RUNTIME_PROBES.iter().map(|(n, _)| *n).collect();
-        for (f, (_, probe)) in ix.find_funcs(&names).into_iter().zip(RUNTIME_PROBES) {
-            let Some(f) = f else { continue };
+        for (role, probe) in RUNTIME_PROBES {
+            let Some(f) = rt.entry(role).and_then(|e| ix.func_for_pc(e)) else {
+                continue;
+            };
             let Some(body) = img.read(f.entry, f.end.saturating_sub(f.entry)) else {
                 continue;
             };
@@ -126,11 +192,19 @@ impl Plan {
             what: format!("cannot stat {shown}"),
             source: e,
         })?;
-        let funcs = ix
+        let funcs: Vec<(u64, u64, String)> = ix
             .funcs()
             .map(|f| (f.entry, f.end, ix.name(&f).to_owned()))
             .collect();
-        Ok(Plan {
+        let text = (
+            funcs.first().map_or(0, |f| f.0),
+            funcs.iter().map(|f| f.1).max().unwrap_or(0),
+        );
+        let text_bytes = img.read(text.0, text.1.saturating_sub(text.0));
+        let syscall_at = text_bytes
+            .and_then(|t| memchr::memmem::find(t, b"\x0f\x05"))
+            .map(|off| text.0 + off as u64);
+        let mut plan = Plan {
             funcs,
             path: path.to_owned(),
             binary: report.binary,
@@ -138,7 +212,82 @@ impl Plan {
             points,
             elf_entry,
             file_id,
-        })
+            counters: opts.counters,
+            patches: Vec::new(),
+            text,
+            syscall_at,
+            patch_plan_time: Duration::ZERO,
+            patch_plan_bytes: 0,
+        };
+        if opts.counters {
+            plan.plan_counters(img, &rt, text_bytes, &code_at);
+        }
+        Ok(plan)
+    }
+
+    /// The counters mode's part: the calls of `gopanic` / `gorecover` and
+    /// the exec hook as more points, and every point's patch.
+    fn plan_counters(
+        &mut self,
+        img: &Image<'_>,
+        rt: &Runtime,
+        text_bytes: Option<&[u8]>,
+        code_at: &dyn Fn(u64) -> Option<Vec<u8>>,
+    ) {
+        let t0 = Instant::now();
+        let read = |a: u64, n: u64| img.read(a, n);
+        let funcs = std::mem::take(&mut self.funcs);
+        let mut planner = Planner::new(&read, &funcs);
+        let called: Vec<(u64, Probe)> = [RuntimeFn::Gopanic, RuntimeFn::Gorecover]
+            .into_iter()
+            .zip([Probe::PanicCall, Probe::RecoverCall])
+            .filter_map(|(f, p)| Some((rt.entry(f)?, p)))
+            .collect();
+        if let Some(t) = text_bytes {
+            let targets: Vec<u64> = called.iter().map(|c| c.0).collect();
+            for (pc, k) in rewrite::find_calls(t, self.text.0, &targets) {
+                if planner.is_instruction(pc) {
+                    if let Some(code) = code_at(pc) {
+                        self.points.push(Point {
+                            pc,
+                            probe: called[k].1,
+                            code,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(entry) = rt.entry(RuntimeFn::BeforeExec) {
+            if let Some(code) = code_at(entry) {
+                self.points.push(Point {
+                    pc: entry,
+                    probe: Probe::Exec,
+                    code,
+                });
+            }
+        }
+        let sites = &self.sites;
+        self.patches = self
+            .points
+            .iter()
+            .map(|p| {
+                let want = match p.probe {
+                    Probe::Site(i) => match sites[i].kind {
+                        deferscope_analyze::Kind::OpenCoded => Want::Relocate,
+                        _ => Want::Call,
+                    },
+                    Probe::Panic | Probe::Recover | Probe::Recovered => Want::Relocate,
+                    Probe::PanicCall | Probe::RecoverCall => Want::Call,
+                    // A hook, not a count: it stays a breakpoint.
+                    Probe::Exec => return Err(Fallback::NotDirectCall),
+                };
+                planner.plan(p.pc, want)
+            })
+            .collect();
+        self.patch_plan_bytes = planner.decoded_bytes;
+        drop(planner);
+        self.funcs = funcs;
+        self.patch_plan_time = t0.elapsed();
     }
 
     /// The function containing link-time address `pc`.

@@ -27,6 +27,49 @@ pub struct SiteCount {
     /// The site's pc as `deferscope scan` gives it (link-time address).
     pub pc: u64,
     pub count: u64,
+    /// How it was counted: `counter` (by the program itself, in patched
+    /// code) or `breakpoint`.
+    pub method: &'static str,
+    /// Counters mode, a site on a breakpoint: why it was not patched
+    /// (`branch-target` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<&'static str>,
+}
+
+/// The counters mode's patching.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Patching {
+    /// Points that count: defer sites, the three runtime probes, and every
+    /// call of `runtime.gopanic` and `runtime.gorecover`.
+    pub points: usize,
+    /// Points the program counts itself.
+    pub patched: usize,
+    /// Points left on a breakpoint.
+    pub breakpoints: usize,
+    /// Breakpoints by reason, most first.
+    pub fallbacks: Vec<ReasonCount>,
+    /// Milliseconds spent planning the patches (decoding the functions,
+    /// before the program starts).
+    pub plan_ms: f64,
+    /// Milliseconds with the program stopped while the block was mapped
+    /// and the text patched.
+    pub patch_ms: f64,
+    /// Events the program counted itself.
+    pub counted: u64,
+    /// Why no point could be patched (the block could not be mapped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the trampoline block was mapped in the process, and its size
+    /// (unmapped again at a detach).
+    pub block_addr: Option<u64>,
+    pub block_bytes: Option<u64>,
+}
+
+/// How many points fell back to a breakpoint for one reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReasonCount {
+    pub reason: &'static str,
+    pub count: usize,
 }
 
 /// Calls of a runtime entry point made by one function.
@@ -50,7 +93,8 @@ pub struct Totals {
     /// Defer sites in the binary, and how many of them ran at least once.
     pub sites: usize,
     pub sites_run: usize,
-    /// Breakpoint hits: defers plus runtime entry points.
+    /// Breakpoint hits: defers plus runtime entry points (counters mode:
+    /// those of the points left on breakpoints).
     pub breakpoint_hits: u64,
     /// Hits stepped over by emulating the instruction.
     pub emulated: u64,
@@ -78,6 +122,8 @@ pub struct TraceReport {
     pub pid: i32,
     /// `launch` or `attach`.
     pub mode: &'static str,
+    /// `counters` or `breakpoints` (`--mode`).
+    pub method: &'static str,
     pub go_version: Option<String>,
     /// Seconds from the first breakpoint planted to the end.
     pub elapsed_s: f64,
@@ -102,6 +148,8 @@ pub struct TraceReport {
     pub panics_by_function: Vec<ByFunction>,
     /// `recovers` by the function that called `recover()`.
     pub recovers_by_function: Vec<ByFunction>,
+    /// Counters mode: what was patched (null in breakpoints mode).
+    pub patching: Option<Patching>,
     /// Every defer site, hottest first (then by file and line).
     pub sites: Vec<SiteCount>,
     /// Estimated nanoseconds spent in defer machinery: each site's count
@@ -167,8 +215,12 @@ impl TraceReport {
     /// panics: 224 (192 recovered); recover() called 512 times
     ///   panics in main.recoverPanic 80, runtime.sigpanic 80
     ///   recover() in main.recoverInt 352, main.recoverErr 160
-    /// tracing: 22 312 breakpoint hits, 22 312 emulated
+    /// tracing: counters: 2 320 of 2 320 points patched in 2.1 ms, 0 on breakpoints
+    ///   22 312 events counted by the program; 0 breakpoint hits, 0 emulated
     /// ```
+    ///
+    /// (breakpoints mode: `tracing: breakpoints: 22 312 breakpoint hits,
+    /// 22 312 emulated`.)
     pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
         let t = &self.totals;
         let go = self
@@ -217,12 +269,17 @@ impl TraceReport {
                 .collect();
             let cw = counts.iter().map(String::len).max().unwrap_or(0).max(5);
             let lw = locs.iter().map(String::len).max().unwrap_or(0);
+            // Counters mode names each site's method.
+            let via = self.patching.is_some();
+            let mw = if via { 12 } else { 0 };
             writeln!(w)?;
-            writeln!(w, "  {:>cw$}  {:<15}  site", "count", "kind")?;
+            let head = if via { "method" } else { "" };
+            writeln!(w, "  {:>cw$}  {:<15}  {head:<mw$}site", "count", "kind")?;
             for ((s, c), l) in run.iter().zip(&counts).zip(&locs) {
+                let m = if via { s.method } else { "" };
                 writeln!(
                     w,
-                    "  {c:>cw$}  {:<15}  {l:<lw$}  {}",
+                    "  {c:>cw$}  {:<15}  {m:<mw$}{l:<lw$}  {}",
                     s.kind.as_str(),
                     s.function
                 )?;
@@ -257,6 +314,12 @@ impl TraceReport {
             }
             writeln!(w, "  {what} {}", parts.join(", "))?;
         }
+        self.write_tracing(w)
+    }
+
+    /// The last lines: how the counting went.
+    fn write_tracing(&self, w: &mut impl Write) -> io::Result<()> {
+        let t = &self.totals;
         let stepped = if t.single_stepped > 0 {
             format!(
                 ", {} single-stepped with the other threads stopped",
@@ -265,12 +328,41 @@ impl TraceReport {
         } else {
             String::new()
         };
-        writeln!(
-            w,
-            "tracing: {} breakpoint hits, {} emulated{stepped}",
-            group(t.breakpoint_hits),
-            group(t.emulated)
-        )?;
+        match &self.patching {
+            None => writeln!(
+                w,
+                "tracing: breakpoints: {} breakpoint hits, {} emulated{stepped}",
+                group(t.breakpoint_hits),
+                group(t.emulated)
+            )?,
+            Some(p) => {
+                let why: Vec<String> = p
+                    .fallbacks
+                    .iter()
+                    .map(|r| format!("{} {}", r.reason, group(r.count as u64)))
+                    .collect();
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", why.join(", "))
+                };
+                writeln!(
+                    w,
+                    "tracing: counters: {} of {} points patched in {:.1} ms, {} on breakpoints{why}",
+                    group(p.patched as u64),
+                    group(p.points as u64),
+                    p.patch_ms,
+                    group(p.breakpoints as u64),
+                )?;
+                writeln!(
+                    w,
+                    "  {} events counted by the program; {} breakpoint hits, {} emulated{stepped}",
+                    group(p.counted),
+                    group(t.breakpoint_hits),
+                    group(t.emulated)
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -333,6 +425,7 @@ mod tests {
             program: "./prog".into(),
             pid: 42,
             mode: "launch",
+            method: "counters",
             go_version: Some("go1.22.10".into()),
             elapsed_s: 1.5,
             exit_code,
@@ -348,6 +441,21 @@ mod tests {
                 count: 3,
             }],
             recovers_by_function: vec![],
+            patching: Some(Patching {
+                points: 6,
+                patched: 5,
+                breakpoints: 1,
+                fallbacks: vec![ReasonCount {
+                    reason: "branch-target",
+                    count: 1,
+                }],
+                plan_ms: 1.0,
+                patch_ms: 0.5,
+                counted: 8000,
+                error: None,
+                block_addr: Some(0x2160_0000),
+                block_bytes: Some(8192),
+            }),
             sites: vec![
                 SiteCount {
                     function: "main.hot".into(),
@@ -356,6 +464,8 @@ mod tests {
                     kind: Kind::OpenCoded,
                     pc: 0x401000,
                     count: 8000,
+                    method: "counter",
+                    fallback: None,
                 },
                 SiteCount {
                     function: "main.loop".into(),
@@ -364,6 +474,8 @@ mod tests {
                     kind: Kind::HeapAllocated,
                     pc: 0x402000,
                     count: 2,
+                    method: "breakpoint",
+                    fallback: Some("branch-target"),
                 },
                 SiteCount {
                     function: "main.cold".into(),
@@ -372,6 +484,8 @@ mod tests {
                     kind: Kind::StackAllocated,
                     pc: 0x403000,
                     count: 0,
+                    method: "counter",
+                    fallback: None,
                 },
             ],
             est_defer_ns: None,
@@ -388,9 +502,14 @@ mod tests {
         assert!(s.contains("panics: 3 (2 recovered); recover() called 5 times"));
         assert!(s.contains("  panics in main.boom 3\n"), "{s}");
         assert!(
-            s.contains("8 000  open-coded       /src/main.go:10  main.hot"),
+            s.contains("8 000  open-coded       counter     /src/main.go:10  main.hot"),
             "{s}"
         );
+        assert!(
+            s.contains("tracing: counters: 5 of 6 points patched in 0.5 ms, 1 on breakpoints: branch-target 1"),
+            "{s}"
+        );
+        assert!(s.contains("  8 000 events counted by the program; 0 breakpoint hits"));
         assert!(!s.contains("main.cold"));
         assert!(s.contains("(1 sites never ran)"));
         // Summary first, then the sites hottest first, then panics.
@@ -424,9 +543,13 @@ mod tests {
         assert_eq!(v["totals"]["open-coded"], 8000);
         assert_eq!(v["sites"][0]["count"], 8000);
         assert_eq!(v["sites"][0]["kind"], "open-coded");
-        for k in ["function", "file", "line", "kind", "pc", "count"] {
+        for k in ["function", "file", "line", "kind", "pc", "count", "method"] {
             assert!(v["sites"][1].get(k).is_some(), "{k}");
         }
+        assert_eq!(v["sites"][1]["fallback"], "branch-target");
+        assert!(v["sites"][0].get("fallback").is_none());
+        assert_eq!(v["method"], "counters");
+        assert_eq!(v["patching"]["fallbacks"][0]["reason"], "branch-target");
         assert_eq!(v["panics"], 3);
         assert_eq!(v["recovers"], 5);
     }

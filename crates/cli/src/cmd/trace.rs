@@ -1,41 +1,78 @@
 //! `deferscope trace`: run a program (or attach to one) and count every
 //! defer it executes. The work is `deferscope-trace`'s; this module turns
-//! flags into a call, writes the report, and exits with the program's
-//! status.
+//! flags into a call, writes the report (and the `--interval` totals),
+//! and exits with the program's status.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use deferscope_trace::report::group;
+use deferscope_trace::{Method, Running};
 
-use crate::cli::{OutputFormat, TraceArgs};
+use crate::cli::{OutputFormat, TraceArgs, TraceMode};
 
 pub fn run(args: TraceArgs) -> Result<()> {
+    if args.plan_only {
+        let program = args
+            .program
+            .first()
+            .context("no program given (deferscope trace --plan-only -- PROGRAM)")?;
+        let plan = deferscope_trace::plan_only(program)?;
+        let mut w = io::BufWriter::new(io::stdout().lock());
+        match args.format {
+            OutputFormat::Text => plan.write_text(&mut w)?,
+            OutputFormat::Json => plan.write_json(&mut w)?,
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    let seconds = |flag: &str, v: Option<f64>| -> Result<Option<Duration>> {
+        match v {
+            Some(s) if !(s.is_finite() && s > 0.0) => bail!("--{flag} must be > 0 seconds"),
+            Some(s) => Ok(Some(Duration::from_secs_f64(s))),
+            None => Ok(None),
+        }
+    };
+    let opts = deferscope_trace::Options {
+        method: match args.mode {
+            TraceMode::Counters => Method::Counters,
+            TraceMode::Breakpoints => Method::Breakpoints,
+        },
+        interval: seconds("interval", args.interval)?,
+        duration: seconds("duration", args.duration)?,
+        single_step: args.single_step,
+        announce: args.pid.is_some(),
+        fail_after_hits: args.fail_after_hits,
+    };
     // Open the output first: a bad --out should fail before the program
     // runs, not after.
     let mut file = match &args.out {
         Some(p) => Some(File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
     };
-    let opts = deferscope_trace::Options {
-        duration: match args.duration {
-            Some(s) if !(s.is_finite() && s > 0.0) => bail!("--duration must be > 0 seconds"),
-            Some(s) => Some(Duration::from_secs_f64(s)),
-            None => None,
-        },
-        single_step: args.single_step,
-        announce: args.pid.is_some(),
-        fail_after_hits: args.fail_after_hits,
-    };
-    let mut report = match args.pid {
-        Some(pid) => deferscope_trace::attach(pid, &opts)?,
-        None => {
-            let (program, rest) = args
-                .program
-                .split_first()
-                .context("no program given (deferscope trace -- PROGRAM ARGS...)")?;
-            deferscope_trace::launch(program, rest, &opts)?
+    let format = args.format;
+    let lines = opts.interval.is_some();
+    let mut report = {
+        let mut stderr = io::stderr();
+        let sink: &mut dyn Write = match file.as_mut() {
+            Some(f) => f,
+            None => &mut stderr,
+        };
+        let mut on_interval = |r: &Running| {
+            // A failed write of a progress line is not worth stopping for.
+            let _ = write_running(sink, r, format);
+        };
+        match args.pid {
+            Some(pid) => deferscope_trace::attach_with(pid, &opts, &mut on_interval)?,
+            None => {
+                let (program, rest) = args
+                    .program
+                    .split_first()
+                    .context("no program given (deferscope trace -- PROGRAM ARGS...)")?;
+                deferscope_trace::launch_with(program, rest, &opts, &mut on_interval)?
+            }
         }
     };
     // Time in defer machinery: counts x the cost table explain uses (the
@@ -47,15 +84,21 @@ pub fn run(args: TraceArgs) -> Result<()> {
     );
     let write = |w: &mut dyn Write| -> io::Result<()> {
         let mut w = io::BufWriter::new(w);
-        match args.format {
+        match format {
             OutputFormat::Text => report.write_text(&mut w)?,
+            // With --interval the stream is JSON Lines: the report too is
+            // one line.
+            OutputFormat::Json if lines => {
+                serde_json::to_writer(&mut w, &report)?;
+                writeln!(w)?
+            }
             OutputFormat::Json => report.write_json(&mut w)?,
         }
         w.flush()
     };
     match file.as_mut() {
         Some(f) => write(f)
-            .and_then(|()| f.sync_all())
+            .and_then(|()| sync_if_file(f))
             .context("cannot write the report")?,
         None => write(&mut io::stderr().lock()).context("cannot write the report")?,
     }
@@ -65,4 +108,40 @@ pub fn run(args: TraceArgs) -> Result<()> {
         std::process::exit(status);
     }
     Ok(())
+}
+
+/// `fsync` a regular file; a pipe, a terminal or `/dev/null` cannot be
+/// synced (EINVAL) and has nothing to sync.
+fn sync_if_file(f: &File) -> io::Result<()> {
+    if f.metadata()?.file_type().is_file() {
+        f.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
+/// One `--interval` line: text, or a JSON object `{"running": ...}`.
+fn write_running(w: &mut dyn Write, r: &Running, format: OutputFormat) -> io::Result<()> {
+    let t = &r.totals;
+    match format {
+        OutputFormat::Text => writeln!(
+            w,
+            "trace: running {:.1} s: {} defers (open-coded {}, stack-allocated {}, \
+             heap-allocated {}) at {} sites; panics {} ({} recovered); recover() called {} times",
+            r.elapsed_s,
+            group(t.defers),
+            group(t.open_coded),
+            group(t.stack_allocated),
+            group(t.heap_allocated),
+            group(t.sites_run as u64),
+            group(r.panics),
+            group(r.recovered),
+            group(r.recovers)
+        )?,
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *w, &serde_json::json!({ "running": r }))?;
+            writeln!(w)?;
+        }
+    }
+    w.flush()
 }

@@ -23,6 +23,9 @@
 //!   error, never a panic or a hang.
 //! - `profile::*`: `deferscope profile` against the workloads' own timings
 //!   and allocation counts and `go tool pprof` (see profile.rs).
+//! - `trace::*`: `deferscope trace` against the fixture's own counters, the
+//!   untraced run and the file's bytes (trace.rs, trace_counters.rs), and on
+//!   real third-party programs (trace_real.rs).
 
 mod badinput;
 mod batch;
@@ -38,6 +41,8 @@ mod report;
 mod snapshots;
 mod sweep;
 mod trace;
+mod trace_counters;
+mod trace_real;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -58,5 +63,7 @@ fn main() {
     trials.extend(report::trials());
     trials.extend(snapshots::trials());
     trials.extend(trace::trials());
+    trials.extend(trace_counters::trials());
+    trials.extend(trace_real::trials());
     libtest_mimic::run(&args, trials).exit();
 }

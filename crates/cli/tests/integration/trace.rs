@@ -43,10 +43,10 @@ use crate::badinput::deferscope;
 use crate::fixtures::{cache_root, committed_root, entries, repo_root, toolchains};
 
 /// Longest any traced run may take before the trial fails.
-const LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const LIMIT: Duration = Duration::from_secs(120);
 
 /// `fixtures/go/trace` built with one toolchain, once per test run.
-fn fixture(version: &str, goroot: &Path) -> Result<PathBuf, Failed> {
+pub(crate) fn fixture(version: &str, goroot: &Path) -> Result<PathBuf, Failed> {
     static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
     // One build at a time: they are CPU-bound and the machine is small.
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
@@ -102,7 +102,11 @@ fn build_fixture(version: &str, goroot: &Path) -> Result<PathBuf, String> {
 // Processes with time limits.
 
 /// Run `cmd` with `input` on stdin; fail if it takes longer than `limit`.
-fn output_within(mut cmd: Command, input: &[u8], limit: Duration) -> Result<Output, Failed> {
+pub(crate) fn output_within(
+    mut cmd: Command,
+    input: &[u8],
+    limit: Duration,
+) -> Result<Output, Failed> {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -124,7 +128,7 @@ fn output_within(mut cmd: Command, input: &[u8], limit: Duration) -> Result<Outp
     })
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+pub(crate) fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = r.read_to_end(&mut v);
@@ -132,7 +136,7 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> 
     })
 }
 
-fn wait_within(child: &mut Child, limit: Duration) -> Result<ExitStatus, Failed> {
+pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> Result<ExitStatus, Failed> {
     let end = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait()? {
@@ -148,7 +152,7 @@ fn wait_within(child: &mut Child, limit: Duration) -> Result<ExitStatus, Failed>
 }
 
 /// Lines of a child's stderr, as they come.
-fn lines_of(r: ChildStderr) -> mpsc::Receiver<String> {
+pub(crate) fn lines_of(r: ChildStderr) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines() {
@@ -162,7 +166,11 @@ fn lines_of(r: ChildStderr) -> mpsc::Receiver<String> {
 }
 
 /// Wait for a line containing `want`; the lines seen are returned on failure.
-fn expect_line(rx: &mpsc::Receiver<String>, want: &str, what: &str) -> Result<(), Failed> {
+pub(crate) fn expect_line(
+    rx: &mpsc::Receiver<String>,
+    want: &str,
+    what: &str,
+) -> Result<(), Failed> {
     let end = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     while let Some(left) = end.checked_duration_since(Instant::now()) {
@@ -175,7 +183,7 @@ fn expect_line(rx: &mpsc::Receiver<String>, want: &str, what: &str) -> Result<()
     Err(format!("{what}: no line with {want:?}; saw {seen:?}").into())
 }
 
-fn kill(pid: u32, sig: &str) -> Result<(), Failed> {
+pub(crate) fn kill(pid: u32, sig: &str) -> Result<(), Failed> {
     let s = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()?;
@@ -186,7 +194,7 @@ fn kill(pid: u32, sig: &str) -> Result<(), Failed> {
 }
 
 /// The signal that killed the process, on Unix.
-fn signal_of(s: ExitStatus) -> Option<i32> {
+pub(crate) fn signal_of(s: ExitStatus) -> Option<i32> {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -199,7 +207,7 @@ fn signal_of(s: ExitStatus) -> Option<i32> {
     }
 }
 
-fn describe(s: ExitStatus) -> String {
+pub(crate) fn describe(s: ExitStatus) -> String {
     match (s.code(), signal_of(s)) {
         (Some(c), _) => format!("exit {c}"),
         (_, Some(sig)) => format!("signal {sig}"),
@@ -212,28 +220,34 @@ fn describe(s: ExitStatus) -> String {
 
 /// The program's own counters.
 #[derive(Debug, Default)]
-struct Own {
-    sites: BTreeMap<String, u64>,
-    panics: u64,
-    recovers: u64,
-    recovered: u64,
+pub(crate) struct Own {
+    pub(crate) sites: BTreeMap<String, u64>,
+    pub(crate) panics: u64,
+    pub(crate) recovers: u64,
+    pub(crate) recovered: u64,
 }
 
-fn parse_own(stdout: &[u8]) -> Result<Own, Failed> {
+pub(crate) fn parse_own(stdout: &[u8]) -> Result<Own, Failed> {
     let text = String::from_utf8_lossy(stdout);
     let mut own = Own::default();
     for line in text.lines() {
-        let (k, n) = line
-            .rsplit_once(' ')
-            .ok_or_else(|| format!("bad counter line {line:?}"))?;
+        // Counter lines are "file.go:LINE N", "panics N", "recovers N",
+        // "recovered N"; other modes print other lines too.
+        let Some((k, n)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let counter = k.contains(".go:") || matches!(k, "panics" | "recovers" | "recovered");
+        if !counter {
+            continue;
+        }
         let n: u64 = n.parse().map_err(|_| format!("bad count in {line:?}"))?;
+        // A program that execs itself prints its counters once per image:
+        // they add up.
         match k {
-            "panics" => own.panics = n,
-            "recovers" => own.recovers = n,
-            "recovered" => own.recovered = n,
-            _ => {
-                own.sites.insert(k.to_owned(), n);
-            }
+            "panics" => own.panics += n,
+            "recovers" => own.recovers += n,
+            "recovered" => own.recovered += n,
+            _ => *own.sites.entry(k.to_owned()).or_default() += n,
         }
     }
     if own.sites.is_empty() {
@@ -243,7 +257,7 @@ fn parse_own(stdout: &[u8]) -> Result<Own, Failed> {
 }
 
 /// Traced counts of the main package's sites that ran, by `file:line`.
-fn traced_main(report: &Value) -> Result<BTreeMap<String, u64>, Failed> {
+pub(crate) fn traced_main(report: &Value) -> Result<BTreeMap<String, u64>, Failed> {
     let mut m = BTreeMap::new();
     for s in report["sites"].as_array().ok_or("no sites array")? {
         let f = s["function"].as_str().ok_or("site without function")?;
@@ -257,7 +271,7 @@ fn traced_main(report: &Value) -> Result<BTreeMap<String, u64>, Failed> {
 }
 
 /// `recover()` calls made by the main package.
-fn main_recovers(report: &Value) -> u64 {
+pub(crate) fn main_recovers(report: &Value) -> u64 {
     report["recovers_by_function"]
         .as_array()
         .into_iter()
@@ -274,7 +288,7 @@ fn main_recovers(report: &Value) -> u64 {
 /// Every traced count equals the program's own; `exact_runtime` also
 /// requires panics and recoveries to match (they do when the whole run
 /// was traced).
-fn compare(own: &Own, report: &Value, whole_run: bool) -> Result<(), Failed> {
+pub(crate) fn compare(own: &Own, report: &Value, whole_run: bool) -> Result<(), Failed> {
     let traced = traced_main(report)?;
     let mut diffs = Vec::new();
     for k in own.sites.keys().chain(traced.keys()) {
@@ -334,20 +348,20 @@ fn compare(own: &Own, report: &Value, whole_run: bool) -> Result<(), Failed> {
     Ok(())
 }
 
-fn report_file(tag: &str) -> PathBuf {
+pub(crate) fn report_file(tag: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trace-reports");
     let _ = std::fs::create_dir_all(&d);
     d.join(format!("{tag}-{}.json", std::process::id()))
 }
 
-fn read_report(p: &Path) -> Result<Value, Failed> {
+pub(crate) fn read_report(p: &Path) -> Result<Value, Failed> {
     let text =
         std::fs::read_to_string(p).map_err(|e| format!("no report at {}: {e}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("bad JSON report: {e}: {text}").into())
 }
 
 /// `deferscope trace [extra] --format json --out FILE -- bin args...`
-fn traced(bin: &Path, args: &[&str], extra: &[&str], tag: &str) -> (Command, PathBuf) {
+pub(crate) fn traced(bin: &Path, args: &[&str], extra: &[&str], tag: &str) -> (Command, PathBuf) {
     let out = report_file(tag);
     let mut c = deferscope();
     c.arg("trace")
@@ -360,7 +374,7 @@ fn traced(bin: &Path, args: &[&str], extra: &[&str], tag: &str) -> (Command, Pat
     (c, out)
 }
 
-fn untraced(bin: &Path, args: &[&str]) -> Command {
+pub(crate) fn untraced(bin: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(args);
     c
@@ -370,7 +384,12 @@ fn untraced(bin: &Path, args: &[&str]) -> Command {
 // Trials.
 
 /// Launch, count, compare with the program's counters.
-fn check_counts(bin: &Path, args: &[&str], extra: &[&str], tag: &str) -> Result<(), Failed> {
+pub(crate) fn check_counts(
+    bin: &Path,
+    args: &[&str],
+    extra: &[&str],
+    tag: &str,
+) -> Result<(), Failed> {
     let (cmd, rep) = traced(bin, args, extra, tag);
     let out = output_within(cmd, b"", LIMIT)?;
     if out.status.code() != Some(0) {
@@ -395,9 +414,19 @@ fn check_counts(bin: &Path, args: &[&str], extra: &[&str], tag: &str) -> Result<
 
 /// Attach to a process that waits on stdin, let it run its whole workload
 /// while attached, detach on SIGINT to deferscope, then let it finish.
-fn check_attach_exact(bin: &Path, tag: &str) -> Result<(), Failed> {
+pub(crate) fn check_attach_exact(bin: &Path, tag: &str) -> Result<(), Failed> {
+    check_attach_exact_env(bin, tag, &[])
+}
+
+/// [`check_attach_exact`] with the program's environment extended.
+pub(crate) fn check_attach_exact_env(
+    bin: &Path,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> Result<(), Failed> {
     let mut prog = Command::new(bin)
         .args(["gated", "5"])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -526,7 +555,12 @@ fn check_detach(bin: &Path, tag: &str) -> Result<(), Failed> {
 }
 
 /// stdout and exit status with and without tracing.
-fn check_transparent(bin: &Path, args: &[&str], input: &[u8], tag: &str) -> Result<(), Failed> {
+pub(crate) fn check_transparent(
+    bin: &Path,
+    args: &[&str],
+    input: &[u8],
+    tag: &str,
+) -> Result<(), Failed> {
     let plain = output_within(untraced(bin, args), input, LIMIT)?;
     let (cmd, rep) = traced(bin, args, &[], tag);
     let tr = output_within(cmd, input, LIMIT)?;
@@ -570,7 +604,7 @@ fn check_transparent(bin: &Path, args: &[&str], input: &[u8], tag: &str) -> Resu
 }
 
 /// The pid of the program deferscope launched, once it runs `bin`.
-fn traced_child(ds: &Child, bin: &Path) -> Result<u32, Failed> {
+pub(crate) fn traced_child(ds: &Child, bin: &Path) -> Result<u32, Failed> {
     let children = format!("/proc/{0}/task/{0}/children", ds.id());
     let want = bin.canonicalize()?;
     let end = Instant::now() + Duration::from_secs(30);
@@ -867,8 +901,19 @@ pub fn trials() -> Vec<Trial> {
         };
         v.push(mk(|b, tag| check_counts(b, &["work"], &[], tag), "counts"));
         v.push(mk(
-            |b, tag| check_counts(b, &["work", "2"], &["--single-step"], tag),
-            "single_step",
+            |b, tag| check_counts(b, &["work"], &["--mode", "breakpoints"], tag),
+            "breakpoints::counts",
+        ));
+        v.push(mk(
+            |b, tag| {
+                check_counts(
+                    b,
+                    &["work", "2"],
+                    &["--mode", "breakpoints", "--single-step"],
+                    tag,
+                )
+            },
+            "breakpoints::single_step",
         ));
         v.push(mk(check_attach_exact, "attach_exact"));
         v.push(mk(check_detach, "detach"));
@@ -894,7 +939,7 @@ pub fn trials() -> Vec<Trial> {
             "cleanup::launch",
         ));
         v.push(mk(
-            |b, tag| check_cleanup_launch(b, &["--single-step"], tag),
+            |b, tag| check_cleanup_launch(b, &["--mode", "breakpoints", "--single-step"], tag),
             "cleanup::launch_single_step",
         ));
         v.push(mk(check_cleanup_attach, "cleanup::attach"));

@@ -151,7 +151,13 @@ pub fn write_batch(b: &Batch<Binary>, w: &mut impl Write) -> io::Result<()> {
             .as_ref()
             .ok_or_else(|| io::Error::other("the HTML report needs the explain pass"))?;
         write!(w, "<template id=\"b-{i}\">")?;
-        write_body(&a.analysis.scan, x, a.listings.as_ref(), a.analysis.profile.as_ref(), w)?;
+        write_body(
+            &a.analysis.scan,
+            x,
+            a.listings.as_ref(),
+            a.analysis.profile.as_ref(),
+            w,
+        )?;
         w.write_all(b"</template>\n")?;
     }
     w.write_all(b"<script type=\"text/plain\" id=\"report-js\">")?;
