@@ -39,7 +39,6 @@
 
 pub mod annotate;
 pub mod arm64;
-pub mod facts;
 pub mod source;
 pub mod symbols;
 pub mod tabwriter;

@@ -28,7 +28,8 @@ use iced_x86::{
     OpKind, Register,
 };
 
-use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
+use deferscope_decode::{facts_amd64, Facts};
+
 use crate::{push_hex, Dialect};
 
 /// Name lookup: `addr -> (symbol, symbol address)`.
@@ -258,7 +259,7 @@ impl X86 {
             self.intel.format(&ins, &mut s);
             text.push_str(&s);
         }
-        (ins.len(), facts(&ins))
+        (ins.len(), facts_amd64(&ins))
     }
 
     fn go_syntax(
@@ -623,89 +624,6 @@ fn imm_value(ins: &Instruction, i: u32) -> i64 {
         OpKind::Immediate32to64 => ins.immediate32to64(),
         _ => 0,
     }
-}
-
-/// The facts `annotate` needs.
-fn facts(ins: &Instruction) -> Facts {
-    let mut f = Facts::default();
-    let m = ins.mnemonic();
-    if m == Mnemonic::Call {
-        f.call = Some(match ins.op_kind(0) {
-            OpKind::NearBranch64 | OpKind::NearBranch32 => Call::Direct(ins.near_branch_target()),
-            _ => Call::Indirect,
-        });
-        return f;
-    }
-    let reg = |r: Register| r.full_register() as u16;
-    let n = ins.op_count();
-    let sp_mem = |k: u32| {
-        ins.op_kind(k) == OpKind::Memory
-            && ins.memory_base() == Register::RSP
-            && ins.memory_index() == Register::None
-    };
-    let imm = |k: u32| -> Option<u64> {
-        deferscope_decode::amd64::is_immediate(ins.op_kind(k)).then(|| ins.immediate(k))
-    };
-    let size = ins.memory_size().size() as u8;
-    let off = ins.memory_displacement64() as i64;
-    if n == 2 && sp_mem(0) {
-        let op = match m {
-            Mnemonic::Mov
-            | Mnemonic::Movups
-            | Mnemonic::Movaps
-            | Mnemonic::Movdqu
-            | Mnemonic::Movdqa
-            | Mnemonic::Movq
-            | Mnemonic::Movd
-            | Mnemonic::Movss
-            | Mnemonic::Movsd => match ins.op_kind(1) {
-                OpKind::Register => {
-                    let r = ins.op_register(1);
-                    if r == Register::XMM15 {
-                        MemOp::Store(Value::Imm(0))
-                    } else {
-                        MemOp::Store(Value::Reg(reg(r)))
-                    }
-                }
-                _ => MemOp::Store(Value::Imm(imm(1).unwrap_or(0))),
-            },
-            Mnemonic::Test => imm(1).map_or(MemOp::Other, MemOp::Test),
-            _ => MemOp::Other,
-        };
-        f.sp = Some(SpMem { off, size, op });
-    } else if n == 2 && sp_mem(1) && ins.op_kind(0) == OpKind::Register {
-        let d = reg(ins.op_register(0));
-        if m == Mnemonic::Lea {
-            f.lea_sp = Some((d, off));
-        } else {
-            let op = if matches!(m, Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx) {
-                MemOp::Load(d)
-            } else {
-                MemOp::Other
-            };
-            f.sp = Some(SpMem { off, size, op });
-        }
-        f.dest = Some(d);
-    } else if n >= 1 && ins.op_kind(0) == OpKind::Register {
-        let d = reg(ins.op_register(0));
-        if let Some(v) = imm(1) {
-            f.imm_op = match m {
-                Mnemonic::Or => Some((ImmOp::Or(v), d, d)),
-                Mnemonic::And => Some((ImmOp::And(v), d, d)),
-                Mnemonic::Test => Some((ImmOp::Test(v), d, d)),
-                _ => None,
-            };
-        } else if n == 2 && ins.op_kind(1) == OpKind::Register && m == Mnemonic::Mov {
-            f.copy = Some((d, reg(ins.op_register(1))));
-        }
-        if !matches!(
-            m,
-            Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Bt
-        ) {
-            f.dest = Some(d);
-        }
-    }
-    f
 }
 
 #[cfg(test)]

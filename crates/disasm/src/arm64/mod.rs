@@ -35,7 +35,10 @@
 //! - `syntax`: the mnemonic (Go's names for loads and stores, `W`/`F`/`V`
 //!   marks) and the operand order, after `alias`: the fixed forms and
 //!   the Arm ARM's preferred aliases;
-//! - `facts`: what the instruction does, for the annotator.
+//!
+//! What the instruction does, for the annotator, is deferscope-decode's
+//! answer ([`deferscope_decode::facts_arm64`]): the decoder here keeps only
+//! the state it needs, the REGTMP base set by the instruction before.
 //!
 //! Spellings are data: [`COND_NAMES`], [`NO_W_SUFFIX`], [`ALIAS_OP`],
 //! [`HINT_NAMES`].
@@ -49,7 +52,6 @@
 //! (floating-point immediates, system registers).
 
 mod alias;
-mod facts;
 mod operands;
 mod syntax;
 #[cfg(test)]
@@ -58,13 +60,12 @@ mod tests;
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 
+use deferscope_decode::{facts_arm64, regtmp_sp_base, Facts};
 use yaxpeax_arch::{Decoder, U8Reader};
-use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand, SizeCode};
+use yaxpeax_arm::armv8::a64::{InstDecoder, Instruction, Opcode, Operand};
 
-use crate::facts::Facts;
 use crate::x86::Lookup;
 use crate::{push_dec, Dialect};
-use facts::facts;
 use operands::{push_gpr, write_arg};
 use syntax::Scratch;
 
@@ -79,11 +80,10 @@ pub struct Arm64 {
     /// page address)`. The instruction right after it that uses the
     /// register completes the address (see the module doc).
     adrp: Cell<Option<(u64, u16, u64)>>,
-    /// The last instruction decoded, if it set a register to RSP plus a
-    /// constant (`ADD $(1<<12), RSP, R27`): `(pc, register, offset)`. Go's
-    /// assembler reaches a frame slot beyond the 12-bit immediate that way,
-    /// through REGTMP, and uses it in the very next instruction
-    /// (`MOVB ZR, 63(R27)`), whose facts then name the slot `off(RSP)`.
+    /// The last instruction decoded, if it set REGTMP to RSP plus a
+    /// constant (`ADD $(1<<12), RSP, R27`, see
+    /// [`deferscope_decode::regtmp_sp_base`]): `(pc, register, offset)`.
+    /// The very next instruction's facts then name its slot `off(RSP)`.
     sp_base: Cell<Option<(u64, u16, i64)>>,
     /// Buffers and names reused from one instruction to the next.
     scratch: RefCell<Scratch>,
@@ -138,32 +138,20 @@ impl Arm64 {
             let page = (pc & !0xfff).wrapping_add(off as u64);
             self.adrp.set(Some((pc, rd, page)));
         }
-        if let (Opcode::ADD, Operand::RegisterOrSP(SizeCode::X, rd), Operand::RegisterOrSP(_, 31)) =
-            (ins.opcode, ins.operands[0], ins.operands[1])
-        {
-            let k = match ins.operands[2] {
-                Operand::Immediate(v) => Some(v as i64),
-                Operand::ImmShift(v, s) => Some((v as i64) << s),
-                _ => None,
-            };
-            // R27 (REGTMP) only: the assembler's scratch, set and used
-            // within one instruction's expansion, never a branch target
-            // in between.
-            if let Some(k) = k.filter(|_| rd == 27) {
-                self.sp_base.set(Some((pc, rd, k)));
-            }
+        if let Some((rd, k)) = regtmp_sp_base(&ins) {
+            self.sp_base.set(Some((pc, rd, k)));
         }
         if go_syntax {
             if let Some((_, reg, page)) = pair {
                 if self.adrp_pair(&ins, word, pc, (reg, page), syms, text) {
-                    return (4, facts(&ins, pc, base));
+                    return (4, facts_arm64(&ins, pc, base));
                 }
             }
             self.go_syntax(&ins, word, pc, syms, text);
         } else {
             let _ = write!(text, "{ins}");
         }
-        (4, facts(&ins, pc, base))
+        (4, facts_arm64(&ins, pc, base))
     }
 
     /// The instruction after `ADRP reg` that completes a data address:
