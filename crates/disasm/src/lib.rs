@@ -169,10 +169,10 @@ impl std::ops::Sub for Stats {
 
 /// Line information for the pcs of one listed function (gosym's
 /// `PCToLine`: pcs outside every Go function have no file and line 0; pcs
-/// in a function but not in its tables have no file and line -1).
+/// in a function but not in its tables get debug/gosym's answer,
+/// [`deferscope_index::Pclntab::gosym_pos`]).
 struct Liner<'a, 'd> {
     ix: &'a GoIndex<'d>,
-    syms: &'a Symbols<'d>,
     cur: Option<(Func, LineTable<'d>)>,
 }
 
@@ -189,7 +189,7 @@ impl<'d> Liner<'_, 'd> {
             None => ("", 0),
             Some((f, lt)) => match lt.at(pc) {
                 Some((file, line)) => (file, line as i64),
-                None => self.syms.gosym_pos(self.ix, f, pc),
+                None => self.ix.pcln.gosym_pos(f, pc),
             },
         }
     }
@@ -403,11 +403,7 @@ impl<'a, 'd> Worker<'a, 'd> {
             ctx,
             x86: x86::X86::new(ctx.dialect),
             arm: arm64::Arm64::new(ctx.dialect),
-            liner: Liner {
-                ix,
-                syms: ctx.syms,
-                cur: None,
-            },
+            liner: Liner { ix, cur: None },
             sources,
             text: String::new(),
             arena: String::new(),
