@@ -287,6 +287,7 @@ fn scan_impl(code: &[u8], entry: u64, flow: bool, mut sink: impl FnMut(Event)) {
 /// call, its access to an `off(SP)` slot, a register-with-constant
 /// operation, `LEAQ off(SP), R`, the register it writes and a register
 /// copy.
+#[inline]
 pub fn facts(ins: &Instruction) -> Facts {
     let mut f = Facts::default();
     let m = ins.mnemonic();

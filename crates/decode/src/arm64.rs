@@ -83,14 +83,9 @@ pub fn scan_flow(code: &[u8], entry: u64, mut sink: impl FnMut(Event)) {
 
 /// Flow facts of one word (Arm ARM C4.1 encoding groups).
 fn flow_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMut(Event)) {
-    if !branch_word(w, pc, sink) {
-        data_word(w, pc, page, sink);
-    }
-}
-
-/// Branches, returns and halts: true when `w` is one (its event sent).
-fn branch_word(w: u32, pc: u64, sink: &mut impl FnMut(Event)) -> bool {
     let next = pc + 4;
+    let rd = (w & 31) as u8;
+    let rn = ((w >> 5) & 31) as u8;
     let jump = |target: Option<u64>, cond: bool| Event::Jump {
         pc,
         next,
@@ -100,44 +95,31 @@ fn branch_word(w: u32, pc: u64, sink: &mut impl FnMut(Event)) -> bool {
     // B imm26
     if w >> 26 == 0b000101 {
         let off = sext(w & 0x03ff_ffff, 26) * 4;
-        sink(jump(Some(pc.wrapping_add(off as u64)), false));
-        return true;
+        return sink(jump(Some(pc.wrapping_add(off as u64)), false));
     }
     // B.cond, CBZ/CBNZ (imm19), TBZ/TBNZ (imm14)
     if w & 0xff00_0010 == 0x5400_0000 || w & 0x7e00_0000 == 0x3400_0000 {
         let off = sext((w >> 5) & 0x7ffff, 19) * 4;
-        sink(jump(Some(pc.wrapping_add(off as u64)), true));
-        return true;
+        return sink(jump(Some(pc.wrapping_add(off as u64)), true));
     }
     if w & 0x7e00_0000 == 0x3600_0000 {
         let off = sext((w >> 5) & 0x3fff, 14) * 4;
-        sink(jump(Some(pc.wrapping_add(off as u64)), true));
-        return true;
+        return sink(jump(Some(pc.wrapping_add(off as u64)), true));
     }
-    let ev = match w & 0xffff_fc1f {
-        0xd61f_0000 => Some(jump(None, false)),
-        0xd65f_0000 => Some(Event::Ret { pc, next }),
-        0xd63f_0000 => Some(Event::CallIndirect { pc }),
-        _ => None,
-    };
-    if let Some(ev) = ev {
-        sink(ev);
-        return true;
+    match w & 0xffff_fc1f {
+        0xd61f_0000 => return sink(jump(None, false)),
+        0xd65f_0000 => return sink(Event::Ret { pc, next }),
+        0xd63f_0000 => return sink(Event::CallIndirect { pc }),
+        _ => {}
     }
     // BRK, UDF
     if w & 0xffe0_001f == 0xd420_0000 || w >> 16 == 0 {
-        sink(Event::Halt { pc, next });
-        return true;
+        return sink(Event::Halt { pc, next });
     }
     // BL: handled by `word`; it clobbers every register (the caller's job).
-    w >> 26 == 0b100101
-}
-
-/// Address loads, SP offsets, register moves, loads and stores, and the
-/// registers other instructions overwrite.
-fn data_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMut(Event)) {
-    let rd = (w & 31) as u8;
-    let rn = ((w >> 5) & 31) as u8;
+    if w >> 26 == 0b100101 {
+        return;
+    }
     // ADRP
     if w & 0x9f00_0000 == 0x9000_0000 {
         let imm = (((w >> 5) & 0x7ffff) << 2) | ((w >> 29) & 3);
@@ -186,6 +168,15 @@ fn data_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMu
             }
         });
     }
+    mem_word(w, pc, page, sink);
+}
+
+/// Loads and stores of 64-bit registers (any base), and the registers
+/// other instructions overwrite: the rest of [`flow_word`].
+#[inline(always)]
+fn mem_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMut(Event)) {
+    let rd = (w & 31) as u8;
+    let rn = ((w >> 5) & 31) as u8;
     let base = if rn == 31 { crate::SP } else { rn };
     // STR Xt, [Xn, #imm] (unsigned offset) / LDR Xt, [Xn, #imm]
     match w & 0xffc0_0000 {
@@ -274,6 +265,7 @@ enum Access {
     Load,
 }
 
+#[inline]
 fn access(op: Opcode) -> Option<Access> {
     match op {
         Opcode::STR
@@ -295,6 +287,7 @@ fn access(op: Opcode) -> Option<Access> {
 
 /// Bytes a single-register load or store moves: by the opcode's byte and
 /// halfword forms, else by the register (`W` 4, `Q` 16, else 8).
+#[inline]
 fn access_size(op: Opcode, reg: &Operand) -> u8 {
     match op {
         Opcode::STRB | Opcode::STURB | Opcode::LDRB | Opcode::LDURB => 1,
@@ -308,6 +301,7 @@ fn access_size(op: Opcode, reg: &Operand) -> u8 {
 }
 
 /// A general register's number.
+#[inline]
 fn reg_of(o: &Operand) -> Option<u16> {
     match *o {
         Operand::Register(_, n) | Operand::RegisterOrSP(_, n) => Some(n),
@@ -320,6 +314,7 @@ fn reg_of(o: &Operand) -> Option<u16> {
 /// instruction's expansion and never a branch target in between. Returns
 /// `(27, k)`, the `base` to pass to [`facts`] for the very next
 /// instruction (`MOVB ZR, 63(R27)`), whose slot is then `off(RSP)`.
+#[inline]
 pub fn regtmp_sp_base(ins: &Instruction) -> Option<(u16, i64)> {
     let (Opcode::ADD, Operand::RegisterOrSP(SizeCode::X, rd), Operand::RegisterOrSP(_, 31)) =
         (ins.opcode, ins.operands[0], ins.operands[1])
@@ -338,6 +333,7 @@ pub fn regtmp_sp_base(ins: &Instruction) -> Option<(u16, i64)> {
 /// `base`: a register known to hold RSP plus a constant
 /// ([`regtmp_sp_base`] of the instruction before); a memory operand based
 /// on it is an `off(RSP)` slot.
+#[inline]
 pub fn facts(ins: &Instruction, pc: u64, base: Option<(u16, i64)>) -> Facts {
     let mut f = Facts::default();
     let ops = &ins.operands;
@@ -366,9 +362,9 @@ pub fn facts(ins: &Instruction, pc: u64, base: Option<(u16, i64)>) -> Facts {
             }
             f.dest = reg_of(&ops[0]);
         }
-        Opcode::ORR | Opcode::AND | Opcode::ANDS => logical_facts(ins, &mut f),
+        Opcode::ORR | Opcode::AND | Opcode::ANDS => return logical_facts(ins),
         op => match access(op) {
-            Some(a) => mem_facts(ins, a, base, &mut f),
+            Some(a) => return mem_facts(ins, a, base),
             None => {
                 if let Some(d) = reg_of(&ops[0]) {
                     if !matches!(
@@ -387,7 +383,8 @@ pub fn facts(ins: &Instruction, pc: u64, base: Option<(u16, i64)>) -> Facts {
 
 /// A load or store of an `off(SP)` slot (or of `off(base)`, see
 /// [`facts`]); nothing for other addresses.
-fn mem_facts(ins: &Instruction, a: Access, base: Option<(u16, i64)>, f: &mut Facts) {
+fn mem_facts(ins: &Instruction, a: Access, base: Option<(u16, i64)>) -> Facts {
+    let mut f = Facts::default();
     let ops = &ins.operands;
     let sp_mem = |o: &Operand| match *o {
         Operand::RegPreIndex(31, off, false) => Some(off as i64),
@@ -438,11 +435,13 @@ fn mem_facts(ins: &Instruction, a: Access, base: Option<(u16, i64)>, f: &mut Fac
             }
         }
     }
+    f
 }
 
 /// ORR/AND/ANDS: with an immediate, the deferBits operations (`ORR $v,
 /// ZR, Rd` is a constant load); `ORR Rm, ZR, Rd` is a register copy.
-fn logical_facts(ins: &Instruction, f: &mut Facts) {
+fn logical_facts(ins: &Instruction) -> Facts {
+    let mut f = Facts::default();
     let ops = &ins.operands;
     let d = reg_of(&ops[0]);
     if let (Some(d), Some(s)) = (d, reg_of(&ops[1])) {
@@ -470,6 +469,7 @@ fn logical_facts(ins: &Instruction, f: &mut Facts) {
     if ins.opcode != Opcode::ANDS || !matches!(ops[0], Operand::Register(_, 31)) {
         f.dest = d;
     }
+    f
 }
 
 pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {

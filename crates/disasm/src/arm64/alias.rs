@@ -14,12 +14,14 @@ use crate::push_dec;
 /// HINT #0..#5 by name.
 pub const HINT_NAMES: [&str; 6] = ["NOOP", "YIELD", "WFE", "WFI", "SEV", "SEVL"];
 
+#[inline]
 fn is_zr(o: &Operand) -> bool {
     matches!(o, Operand::Register(_, 31))
 }
 
 /// Step 1: instructions with one fixed spelling, printed whole. False
 /// (nothing written) for the others.
+#[inline]
 pub(super) fn fixed_form(l: &Line, out: &mut String) -> bool {
     let (ins, word) = (l.ins, l.word);
     match ins.opcode {
@@ -87,6 +89,7 @@ pub(super) fn fixed_form(l: &Line, out: &mut String) -> bool {
 
 /// Step 2: the preferred alias, printed whole. False (nothing written)
 /// when the instruction has none.
+#[inline]
 pub(super) fn preferred_alias(l: &Line, out: &mut String) -> bool {
     let (ops, n, opn, word) = (l.ops, l.n, l.ins.opcode, l.word);
     let (w, mov) = (l.w(), l.mov());

@@ -31,6 +31,7 @@ pub(super) struct Arg {
 }
 
 /// Replace an operand's text: the new text goes at the end of `buf`.
+#[inline]
 pub(super) fn set_text(buf: &mut String, a: &mut Arg, text: &str) {
     a.s = buf.len();
     buf.push_str(text);
@@ -38,6 +39,7 @@ pub(super) fn set_text(buf: &mut String, a: &mut Arg, text: &str) {
 }
 
 /// Append every part to `out`.
+#[inline]
 pub(super) fn cat(out: &mut String, parts: &[&str]) {
     for p in parts {
         out.push_str(p);
@@ -72,6 +74,7 @@ pub(super) fn sysreg_name(r: u16) -> String {
 }
 
 /// Go's name for a condition used as an operand (`HS`, `LO`).
+#[inline]
 pub(super) fn cond_arg(c: u8) -> &'static str {
     match c & 15 {
         2 => "HS",
@@ -81,6 +84,7 @@ pub(super) fn cond_arg(c: u8) -> &'static str {
 }
 
 /// `R<n>`; register 31 is `RSP` where `sp`, else `ZR`.
+#[inline]
 pub(super) fn push_gpr(b: &mut String, n: u16, sp: bool) {
     match (n, sp) {
         (31, true) => b.push_str("RSP"),

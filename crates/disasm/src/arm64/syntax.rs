@@ -115,6 +115,7 @@ impl OpInfo {
 struct DiscHasher(u64);
 
 impl Hasher for DiscHasher {
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
@@ -127,6 +128,7 @@ impl Hasher for DiscHasher {
 
 /// Put the opcode's name in `op`; its flags: ([`ALIAS_OP`] name, no `W`
 /// suffix, scalar FP by name).
+#[inline]
 fn op_name(
     names: &mut HashMap<Discriminant<Opcode>, OpInfo, BuildHasherDefault<DiscHasher>>,
     opcode: &Opcode,
@@ -166,31 +168,37 @@ pub(super) struct Line<'a> {
 }
 
 impl Line<'_> {
+    #[inline]
     pub(super) fn args(&self) -> &[Arg] {
         &self.argv[..self.n]
     }
 
+    #[inline]
     fn args_mut(&mut self) -> &mut [Arg] {
         &mut self.argv[..self.n]
     }
 
     /// Operand `i`'s text.
+    #[inline]
     pub(super) fn t(&self, i: usize) -> &str {
         let a = self.args()[i];
         &self.buf[a.s..a.e]
     }
 
     /// Replace operand `i`'s text.
+    #[inline]
     fn set(&mut self, i: usize, text: &str) {
         let n = self.n;
         set_text(self.buf, &mut self.argv[..n][i], text);
     }
 
+    #[inline]
     fn swap(&mut self, i: usize, j: usize) {
         self.args_mut().swap(i, j);
     }
 
     /// The `W` suffix of a 32-bit form.
+    #[inline]
     pub(super) fn w(&self) -> &'static str {
         if self.w0 {
             "W"
@@ -200,6 +208,7 @@ impl Line<'_> {
     }
 
     /// Go's register move for the operand size.
+    #[inline]
     pub(super) fn mov(&self) -> &'static str {
         if self.w0 {
             "MOVW"
@@ -232,27 +241,38 @@ impl Arm64 {
             .position(|o| matches!(o, Operand::Nothing))
             .unwrap_or(ins.operands.len());
         let ops = &ins.operands[..n];
-        let (alias, no_w, fp_name) = op_name(names, &ins.opcode, op);
+        // B.cond, DMB and DSB always have a fixed form (step 1), which
+        // needs no name: their variants carry data, so a name would be
+        // made afresh for each one.
+        let named = !matches!(ins.opcode, Opcode::Bcc(_) | Opcode::DMB(_) | Opcode::DSB(_));
+        let (alias, no_w, fp_name) = if named {
+            op_name(names, &ins.opcode, op)
+        } else {
+            (None, false, false)
+        };
         let fp_op = fp_name
             || matches!(
                 ins.opcode,
                 Opcode::LDP | Opcode::STP | Opcode::LDR | Opcode::STR | Opcode::LDUR | Opcode::STUR
             );
-        let mut argv = [Arg::default(); 4];
-        for (a, o) in argv.iter_mut().zip(ops) {
-            let s = buf.len();
-            let w = write_arg(o, pc, syms, fp_op, buf);
-            *a = Arg { s, e: buf.len(), w };
-        }
         let mut l = Line {
             ins,
             ops,
             word,
             buf,
-            argv,
+            argv: [Arg::default(); 4],
             n,
             w0: false,
         };
+        for (a, o) in l.argv.iter_mut().zip(ops) {
+            let s = l.buf.len();
+            let w = write_arg(o, pc, syms, fp_op, l.buf);
+            *a = Arg {
+                s,
+                e: l.buf.len(),
+                w,
+            };
+        }
         extended_register(&mut l);
         l.w0 = l.args().first().is_some_and(|a| a.w);
         if fixed_form(&l, out) || preferred_alias(&l, out) {
@@ -273,6 +293,7 @@ impl Arm64 {
 /// x/arch's decoder shows the extension unless Rn, or Rd of a
 /// non-flag-setting form, is SP (then it is LSL, omitted when 0);
 /// yaxpeax-arm always gives LSL.
+#[inline]
 fn extended_register(l: &mut Line) {
     let word = l.word;
     if word & 0x1fe0_0000 != 0x0b20_0000 || l.n != 3 {
@@ -303,6 +324,7 @@ fn extended_register(l: &mut Line) {
 /// The addressing-mode suffix of a load or store: `.W` (pre-index) or
 /// `.P` (post-index). Before go1.27 only the classic loads and stores
 /// show it.
+#[inline]
 fn mem_suffix(ins: &Instruction, ops: &[Operand], dialect: Dialect) -> &'static str {
     let mem_suffix = ops.iter().find_map(|o| match o {
         Operand::RegPreIndex(_, _, true) => Some(".W"),
@@ -337,6 +359,7 @@ fn mem_suffix(ins: &Instruction, ops: &[Operand], dialect: Dialect) -> &'static 
 
 /// A register operand's class: `W`/`X` general, `b h s d q` SIMD&FP
 /// scalar, `-` anything else.
+#[inline]
 fn reg_class(o: &Operand) -> char {
     match o {
         Operand::Register(SizeCode::W, _) | Operand::RegisterOrSP(SizeCode::W, _) => 'W',
@@ -373,6 +396,7 @@ fn cat_op(op: &mut String, parts: &[&str]) {
 
 /// Step 3: Go's spelling of the mnemonic in `op`, and the operand order.
 /// True when the instruction was printed whole.
+#[inline]
 fn go_form(l: &mut Line, op: &mut String, suffix: &str, no_w: bool, out: &mut String) -> bool {
     match l.ins.opcode {
         Opcode::LDR
