@@ -1,12 +1,17 @@
-//! amd64: direct calls and SP-relative stores, decoded with iced-x86.
+//! amd64: direct calls and SP-relative stores, decoded with iced-x86, and
+//! the [`facts`] of one decoded instruction.
 //!
 //! "Zero" stores are the ones a prologue uses to clear slots: from X15 (the
 //! zero register of Go's ABIInternal), from an immediate 0, or from a
 //! general register that an earlier instruction in the same straight-line
 //! run cleared (`XORL R, R` or `MOVQ $0, R`), as go1.17-1.19 do with R13.
+//!
+//! Which mnemonics store is decided in one place, [`store_kind`], for the
+//! events and the facts alike.
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 
+use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
 use crate::Event;
 
 /// Whether an operand is an immediate, of any encoded width. Shared by the
@@ -25,17 +30,37 @@ pub fn is_immediate(k: OpKind) -> bool {
     )
 }
 
-fn is_store_mnemonic(m: Mnemonic) -> bool {
-    matches!(
-        m,
+/// What a data-movement mnemonic writes to a memory destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Store {
+    /// The whole source operand: `MOV`, `MOVUPS`, `MOVAPS`, `MOVDQU`,
+    /// `MOVDQA`, `MOVQ`, `MOVD` (the moves Go's prologues, closure slots
+    /// and deferBits stores use).
+    Whole,
+    /// The low lane of an XMM register: `MOVSS`, `MOVSD` (scalar floats).
+    /// The facts report these stores; the events leave them out.
+    Lane,
+}
+
+/// The one list of amd64 stores: which mnemonics store their source to a
+/// memory first operand, and how.
+fn store_kind(m: Mnemonic) -> Option<Store> {
+    match m {
         Mnemonic::Mov
-            | Mnemonic::Movups
-            | Mnemonic::Movaps
-            | Mnemonic::Movdqu
-            | Mnemonic::Movdqa
-            | Mnemonic::Movq
-            | Mnemonic::Movd
-    )
+        | Mnemonic::Movups
+        | Mnemonic::Movaps
+        | Mnemonic::Movdqu
+        | Mnemonic::Movdqa
+        | Mnemonic::Movq
+        | Mnemonic::Movd => Some(Store::Whole),
+        Mnemonic::Movss | Mnemonic::Movsd => Some(Store::Lane),
+        _ => None,
+    }
+}
+
+/// A store the events ([`scan`], [`scan_flow`]) report.
+fn is_store_mnemonic(m: Mnemonic) -> bool {
+    store_kind(m) == Some(Store::Whole)
 }
 
 /// Bit for a general-purpose register's 64-bit family, if it is one.
@@ -256,6 +281,85 @@ fn scan_impl(code: &[u8], entry: u64, flow: bool, mut sink: impl FnMut(Event)) {
             }
         }
     }
+}
+
+/// The facts of one decoded instruction (see [`crate::facts`]): its
+/// call, its access to an `off(SP)` slot, a register-with-constant
+/// operation, `LEAQ off(SP), R`, the register it writes and a register
+/// copy.
+#[inline]
+pub fn facts(ins: &Instruction) -> Facts {
+    let mut f = Facts::default();
+    let m = ins.mnemonic();
+    if m == Mnemonic::Call {
+        f.call = Some(match ins.op_kind(0) {
+            OpKind::NearBranch64 | OpKind::NearBranch32 => Call::Direct(ins.near_branch_target()),
+            _ => Call::Indirect,
+        });
+        return f;
+    }
+    let reg = |r: Register| r.full_register() as u16;
+    let n = ins.op_count();
+    let sp_mem = |k: u32| {
+        ins.op_kind(k) == OpKind::Memory
+            && ins.memory_base() == Register::RSP
+            && ins.memory_index() == Register::None
+    };
+    let imm = |k: u32| -> Option<u64> { is_immediate(ins.op_kind(k)).then(|| ins.immediate(k)) };
+    let size = ins.memory_size().size() as u8;
+    let off = ins.memory_displacement64() as i64;
+    if n == 2 && sp_mem(0) {
+        let op = if store_kind(m).is_some() {
+            match ins.op_kind(1) {
+                OpKind::Register => {
+                    let r = ins.op_register(1);
+                    if r == Register::XMM15 {
+                        MemOp::Store(Value::Imm(0))
+                    } else {
+                        MemOp::Store(Value::Reg(reg(r)))
+                    }
+                }
+                _ => MemOp::Store(Value::Imm(imm(1).unwrap_or(0))),
+            }
+        } else if m == Mnemonic::Test {
+            imm(1).map_or(MemOp::Other, MemOp::Test)
+        } else {
+            MemOp::Other
+        };
+        f.sp = Some(SpMem { off, size, op });
+    } else if n == 2 && sp_mem(1) && ins.op_kind(0) == OpKind::Register {
+        let d = reg(ins.op_register(0));
+        if m == Mnemonic::Lea {
+            f.lea_sp = Some((d, off));
+        } else {
+            let op = if matches!(m, Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx) {
+                MemOp::Load(d)
+            } else {
+                MemOp::Other
+            };
+            f.sp = Some(SpMem { off, size, op });
+        }
+        f.dest = Some(d);
+    } else if n >= 1 && ins.op_kind(0) == OpKind::Register {
+        let d = reg(ins.op_register(0));
+        if let Some(v) = imm(1) {
+            f.imm_op = match m {
+                Mnemonic::Or => Some((ImmOp::Or(v), d, d)),
+                Mnemonic::And => Some((ImmOp::And(v), d, d)),
+                Mnemonic::Test => Some((ImmOp::Test(v), d, d)),
+                _ => None,
+            };
+        } else if n == 2 && ins.op_kind(1) == OpKind::Register && m == Mnemonic::Mov {
+            f.copy = Some((d, reg(ins.op_register(1))));
+        }
+        if !matches!(
+            m,
+            Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Bt
+        ) {
+            f.dest = Some(d);
+        }
+    }
+    f
 }
 
 pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {

@@ -18,11 +18,22 @@
 //! [`call_candidates`] is a cheap pre-filter over a whole text section: it
 //! finds the byte patterns of direct calls to a small set of targets without
 //! decoding, so callers decode only the functions that may matter.
+//!
+//! The disassembler, which decodes every instruction anyway, asks for the
+//! [`facts`] of one decoded instruction instead ([`facts_amd64`],
+//! [`facts_arm64`]): what it stores, loads, tests, calls and writes. Both
+//! kinds of answer come from one classification per architecture (one
+//! list of store mnemonics on amd64, one list of store opcodes on arm64),
+//! so the classifier and the annotated listing agree on what a store is.
 
 pub mod amd64;
 pub mod arm64;
+pub mod facts;
 
+pub use amd64::facts as facts_amd64;
+pub use arm64::{facts as facts_arm64, regtmp_sp_base};
 pub use deferscope_load::Arch;
+pub use facts::Facts;
 
 /// One fact about one instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! closure slots as offsets below the frame's `varp`, turned into SP
 //! offsets per instruction with the pcsp table
 //! ([`deferscope_analyze::slot_sp_offset`]). The instruction facts
-//! ([`crate::facts`]) then say which instruction stores, loads, tests or
+//! ([`deferscope_decode::facts`]) then say which instruction stores, loads, tests or
 //! clears them, and which call runs what.
 //!
 //! Labelled: deferBits zeroed / set / loaded / tested / cleared, closure
@@ -23,7 +23,7 @@ use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::{GoIndex, OpenDeferInfo, PcTable};
 use deferscope_load::Image;
 
-use crate::facts::{Call, Facts, ImmOp, MemOp, RegId, Value};
+use deferscope_decode::facts::{Call, Facts, ImmOp, MemOp, RegId, SpMem, Value};
 
 /// What a runtime function is, for the defer machinery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,13 +132,7 @@ impl Annotator {
 
     /// One optional comment per instruction of the function at `entry`.
     pub fn annotate(&self, entry: u64, insns: &[Insn]) -> Vec<Option<String>> {
-        let mut notes: Vec<Option<String>> = vec![None; insns.len()];
         let open = self.open.get(&entry);
-        // Register that holds a copy of deferBits, if known.
-        let mut bits_reg: Option<RegId> = None;
-        // An exit is under way (deferBits was just cleared): the next call
-        // is the deferred call, of the given defer when known.
-        let mut pending_run: Option<Option<u8>> = None;
         // The bits of this function's sites (the defers that have code).
         let site_bits = insns
             .iter()
@@ -146,195 +140,63 @@ impl Annotator {
                 Some(&(Kind::OpenCoded, _, Some(b))) if b < 8 => acc | 1 << b,
                 _ => acc,
             });
-        // Sites registered (closure saved) since the last deferBits store:
-        // a store that sets one of them registers; any other store of a
-        // known value after the prologue's zeroing clears a bit at an exit.
-        let mut registered = 0u8;
-        let mut zeroed = false;
-        // arm64 constants (`ORR $v, ZR, Rd`), which Go uses to build a
-        // deferBits value before the byte store.
-        let mut consts: Vec<(RegId, u64, usize)> = Vec::new();
-        for (k, Insn { pc, facts: f, .. }) in insns.iter().enumerate() {
-            let site = self.sites.get(pc);
-            let mut note: Option<String> = None;
-            if let Some(&(Kind::OpenCoded, _, Some(b))) = site {
-                if b < 8 {
-                    registered |= 1 << b;
-                }
-            }
-            if let (Some(o), Some(m)) = (open, f.sp) {
-                let delta = o.sp.at(*pc).unwrap_or(0);
-                let bits = deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset);
-                if m.off == bits && m.size == 1 {
-                    note = Some(match m.op {
-                        MemOp::Store(val) => {
-                            let known = match val {
-                                Value::Imm(v) => Some((v, None)),
-                                Value::Reg(r) => {
-                                    consts.iter().find(|c| c.0 == r).map(|c| (c.1, Some(c.2)))
-                                }
-                            };
-                            let first = !zeroed;
-                            zeroed = true;
-                            let new = std::mem::take(&mut registered);
-                            match known {
-                                Some((0, _)) if first => {
-                                    bits_reg = None;
-                                    "deferBits = 0".to_string()
-                                }
-                                Some((v, _)) if v & u64::from(new) != 0 => {
-                                    bits_reg = None;
-                                    format!(
-                                        "deferBits = {v:#x}: defer {} registered",
-                                        bit_names(v & u64::from(new))
-                                    )
-                                }
-                                Some((v, _)) if pending_run.is_none() => {
-                                    bits_reg = None;
-                                    let j = exit_bit(v, site_bits);
-                                    pending_run = Some(j);
-                                    match j {
-                                        Some(j) => {
-                                            format!("deferBits = {v:#x}: defer #{j} about to run")
-                                        }
-                                        None => format!("deferBits = {v:#x}: exit"),
-                                    }
-                                }
-                                Some((v, _)) => {
-                                    bits_reg = None;
-                                    format!("deferBits = {v:#x}")
-                                }
-                                None => {
-                                    if let Value::Reg(r) = val {
-                                        bits_reg = Some(r);
-                                    }
-                                    "store deferBits".to_string()
-                                }
-                            }
-                        }
-                        MemOp::Load(r) => {
-                            bits_reg = Some(r);
-                            "load deferBits".to_string()
-                        }
-                        MemOp::Test(v) => format!("is defer {} pending?", bit_names(v)),
-                        MemOp::Other => "deferBits".to_string(),
-                    });
-                } else if let Some(i) = o
-                    .info
-                    .closure_offsets
-                    .iter()
-                    .position(|&off| deferscope_analyze::slot_sp_offset(delta, off) == m.off)
-                {
-                    note = match m.op {
-                        MemOp::Store(Value::Imm(0)) => Some(format!("clear defer slot #{i}")),
-                        MemOp::Store(_) if site.is_some() => {
-                            Some(format!("open-coded defer #{i}: save closure in slot #{i}"))
-                        }
-                        MemOp::Store(_) => Some(format!("closure -> defer slot #{i}")),
-                        MemOp::Load(_) => {
-                            // Slots are read only at exits (spec §2.1):
-                            // the next call runs this defer.
-                            pending_run = Some(u8::try_from(i).ok());
-                            Some(format!("load defer #{i}'s closure"))
-                        }
-                        _ => None,
-                    };
-                }
-            }
-            let const_load = match f.imm_op {
-                Some((ImmOp::Or(v), d, ARM64_ZR)) if self.arm64 => Some((d, v)),
-                _ => None,
-            };
-            if note.is_none() && const_load.is_none() {
-                if let Some((op, d, s)) = f.imm_op {
-                    let on_bits = bits_reg == Some(s) || bits_reg == Some(d);
-                    let feeds_store = open.is_some() && stores_bits_soon(insns, k, d, open, self);
-                    note = match op {
-                        ImmOp::Or(v) if feeds_store || on_bits && open.is_some() => {
-                            bits_reg = Some(d);
-                            Some(format!(
-                                "deferBits |= {v:#x}: defer {} registered",
-                                bit_names(v)
-                            ))
-                        }
-                        ImmOp::And(v) if feeds_store || on_bits && open.is_some() => {
-                            bits_reg = Some(d);
-                            let cleared = !v & 0xff;
-                            pending_run = Some(lowest_bit(cleared));
-                            Some(format!(
-                                "deferBits &^= {cleared:#x}: defer {} about to run",
-                                bit_names(cleared)
-                            ))
-                        }
-                        ImmOp::Test(v) if on_bits => {
-                            Some(format!("is defer {} pending?", bit_names(v)))
-                        }
-                        ImmOp::BitZero(b) | ImmOp::BitNonZero(b) if on_bits => {
-                            Some(format!("is defer #{b} pending?"))
-                        }
-                        _ => None,
-                    };
-                }
-            }
-            if let Some(c) = f.call {
-                let role = match c {
-                    Call::Direct(t) => self.roles.get(&t).copied(),
-                    Call::Indirect => None,
-                };
-                note = match (role, site) {
-                    (Some(Role::DeferprocStack), _) => {
-                        Some(format!("register stack-allocated defer{}", site_no(site)))
-                    }
-                    (Some(Role::Deferproc), _) => {
-                        Some(format!("register heap-allocated defer{}", site_no(site)))
-                    }
-                    (Some(Role::Deferprocat), _) => Some(format!(
-                        "register heap-allocated defer{} (range-over-func body)",
-                        site_no(site)
-                    )),
-                    (Some(Role::Deferrangefunc), _) => {
-                        Some("defer frame for the range-over-func loop's defers".into())
-                    }
-                    (Some(Role::Deferreturn), _) => Some(if open.is_some() {
-                        "run pending defers (resumed here after recover)".into()
-                    } else {
-                        "run pending defers at return".into()
-                    }),
-                    (Some(Role::Gopanic), _) => Some("panic: runs deferred calls".into()),
-                    (Some(Role::Gorecover), _) => Some("recover()".into()),
-                    (Some(Role::Alloc), _) if heap_closure_before_deferproc(insns, k, self) => {
-                        Some("heap closure for the deferred call".into())
-                    }
-                    _ => match pending_run.filter(|_| open.is_some()) {
-                        Some(Some(i)) => Some(format!("run deferred call #{i} (open-coded exit)")),
-                        Some(None) => Some("run deferred call (open-coded exit)".into()),
-                        None => None,
-                    },
-                };
-                pending_run = None;
-                bits_reg = None;
-                consts.clear();
-            } else if let Some(d) = f.dest {
-                consts.retain(|c| c.0 != d);
-                if let Some((d, v)) = const_load {
-                    consts.push((d, v, k));
-                }
-                if bits_reg == Some(d)
-                    && !matches!(f.imm_op, Some((ImmOp::Or(_) | ImmOp::And(_), _, _)))
-                    && !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
-                {
-                    bits_reg = None;
-                }
-            }
-            if let Some((d, s)) = f.copy {
-                if bits_reg == Some(s) {
-                    bits_reg = Some(d);
-                }
-            }
-            notes[k] = note;
-        }
+        let mut walk = Walk {
+            open,
+            site_bits,
+            ..Walk::default()
+        };
+        let mut notes: Vec<Option<String>> = (0..insns.len())
+            .map(|k| walk.step(self, insns, k))
+            .collect();
         self.mark_defer_fn_stores(insns, &mut notes);
         notes
+    }
+
+    /// The label of a call, by the role of its target, else the deferred
+    /// call of an open-coded exit under way.
+    fn call_note(
+        &self,
+        c: Call,
+        site: Option<&(Kind, usize, Option<u8>)>,
+        insns: &[Insn],
+        k: usize,
+        walk: &Walk,
+    ) -> Option<String> {
+        let open = walk.open;
+        let role = match c {
+            Call::Direct(t) => self.roles.get(&t).copied(),
+            Call::Indirect => None,
+        };
+        match (role, site) {
+            (Some(Role::DeferprocStack), _) => {
+                Some(format!("register stack-allocated defer{}", site_no(site)))
+            }
+            (Some(Role::Deferproc), _) => {
+                Some(format!("register heap-allocated defer{}", site_no(site)))
+            }
+            (Some(Role::Deferprocat), _) => Some(format!(
+                "register heap-allocated defer{} (range-over-func body)",
+                site_no(site)
+            )),
+            (Some(Role::Deferrangefunc), _) => {
+                Some("defer frame for the range-over-func loop's defers".into())
+            }
+            (Some(Role::Deferreturn), _) => Some(if open.is_some() {
+                "run pending defers (resumed here after recover)".into()
+            } else {
+                "run pending defers at return".into()
+            }),
+            (Some(Role::Gopanic), _) => Some("panic: runs deferred calls".into()),
+            (Some(Role::Gorecover), _) => Some("recover()".into()),
+            (Some(Role::Alloc), _) if heap_closure_before_deferproc(insns, k, self) => {
+                Some("heap closure for the deferred call".into())
+            }
+            _ => match walk.pending_run.filter(|_| open.is_some()) {
+                Some(Some(i)) => Some(format!("run deferred call #{i} (open-coded exit)")),
+                Some(None) => Some("run deferred call (open-coded exit)".into()),
+                None => None,
+            },
+        }
     }
 
     /// `_defer.fn` stores: for each `CALL deferprocStack`, find the record
@@ -442,6 +304,210 @@ fn one_bit(note: &str) -> Option<u8> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
+}
+
+/// What the annotator follows through one function's instructions.
+#[derive(Default)]
+struct Walk<'a> {
+    /// The function's open-coded defer record, if it has one.
+    open: Option<&'a OpenFunc>,
+    /// The bits of this function's sites (the defers that have code).
+    site_bits: u8,
+    /// Register that holds a copy of deferBits, if known.
+    bits_reg: Option<RegId>,
+    /// An exit is under way (deferBits was just cleared): the next call
+    /// is the deferred call, of the given defer when known.
+    pending_run: Option<Option<u8>>,
+    /// Sites registered (closure saved) since the last deferBits store:
+    /// a store that sets one of them registers; any other store of a
+    /// known value after the prologue's zeroing clears a bit at an exit.
+    registered: u8,
+    zeroed: bool,
+    /// arm64 constants (`ORR $v, ZR, Rd`), which Go uses to build a
+    /// deferBits value before the byte store: (register, value, index).
+    consts: Vec<(RegId, u64, usize)>,
+}
+
+impl Walk<'_> {
+    /// The label of instruction `k`, and what it changes in the walk.
+    fn step(&mut self, a: &Annotator, insns: &[Insn], k: usize) -> Option<String> {
+        let Insn { pc, facts: f, .. } = &insns[k];
+        let site = a.sites.get(pc);
+        if let Some(&(Kind::OpenCoded, _, Some(b))) = site {
+            if b < 8 {
+                self.registered |= 1 << b;
+            }
+        }
+        let mut note = match (self.open, f.sp) {
+            (Some(o), Some(m)) => self.slot_note(o, *pc, m, site),
+            _ => None,
+        };
+        let const_load = match f.imm_op {
+            Some((ImmOp::Or(v), d, ARM64_ZR)) if a.arm64 => Some((d, v)),
+            _ => None,
+        };
+        if note.is_none() && const_load.is_none() {
+            if let Some((op, d, s)) = f.imm_op {
+                note = self.imm_note(a, insns, k, (op, d, s));
+            }
+        }
+        if let Some(c) = f.call {
+            note = a.call_note(c, site, insns, k, self);
+            self.pending_run = None;
+            self.bits_reg = None;
+            self.consts.clear();
+        } else if let Some(d) = f.dest {
+            self.consts.retain(|c| c.0 != d);
+            if let Some((d, v)) = const_load {
+                self.consts.push((d, v, k));
+            }
+            if self.bits_reg == Some(d)
+                && !matches!(f.imm_op, Some((ImmOp::Or(_) | ImmOp::And(_), _, _)))
+                && !matches!(f.sp, Some(m) if matches!(m.op, MemOp::Load(_)) && note.is_some())
+            {
+                self.bits_reg = None;
+            }
+        }
+        if let Some((d, s)) = f.copy {
+            if self.bits_reg == Some(s) {
+                self.bits_reg = Some(d);
+            }
+        }
+        note
+    }
+
+    /// An access to the deferBits slot or a closure slot of `o`.
+    fn slot_note(
+        &mut self,
+        o: &OpenFunc,
+        pc: u64,
+        m: SpMem,
+        site: Option<&(Kind, usize, Option<u8>)>,
+    ) -> Option<String> {
+        let delta = o.sp.at(pc).unwrap_or(0);
+        let bits = deferscope_analyze::slot_sp_offset(delta, o.info.deferbits_offset);
+        if m.off == bits && m.size == 1 {
+            return Some(self.deferbits_note(m.op));
+        }
+        let i = o
+            .info
+            .closure_offsets
+            .iter()
+            .position(|&off| deferscope_analyze::slot_sp_offset(delta, off) == m.off)?;
+        match m.op {
+            MemOp::Store(Value::Imm(0)) => Some(format!("clear defer slot #{i}")),
+            MemOp::Store(_) if site.is_some() => {
+                Some(format!("open-coded defer #{i}: save closure in slot #{i}"))
+            }
+            MemOp::Store(_) => Some(format!("closure -> defer slot #{i}")),
+            MemOp::Load(_) => {
+                // Slots are read only at exits (spec §2.1): the next call
+                // runs this defer.
+                self.pending_run = Some(u8::try_from(i).ok());
+                Some(format!("load defer #{i}'s closure"))
+            }
+            _ => None,
+        }
+    }
+
+    /// A store, load or test of the deferBits byte.
+    fn deferbits_note(&mut self, op: MemOp) -> String {
+        match op {
+            MemOp::Store(val) => self.deferbits_store(val),
+            MemOp::Load(r) => {
+                self.bits_reg = Some(r);
+                "load deferBits".to_string()
+            }
+            MemOp::Test(v) => format!("is defer {} pending?", bit_names(v)),
+            MemOp::Other => "deferBits".to_string(),
+        }
+    }
+
+    /// A store to deferBits: the prologue's zeroing, a registration (the
+    /// value sets a bit of a site registered since), an exit (any other
+    /// known value), or an unknown value.
+    fn deferbits_store(&mut self, val: Value) -> String {
+        let known = match val {
+            Value::Imm(v) => Some((v, None)),
+            Value::Reg(r) => self
+                .consts
+                .iter()
+                .find(|c| c.0 == r)
+                .map(|c| (c.1, Some(c.2))),
+        };
+        let first = !self.zeroed;
+        self.zeroed = true;
+        let new = std::mem::take(&mut self.registered);
+        match known {
+            Some((0, _)) if first => {
+                self.bits_reg = None;
+                "deferBits = 0".to_string()
+            }
+            Some((v, _)) if v & u64::from(new) != 0 => {
+                self.bits_reg = None;
+                format!(
+                    "deferBits = {v:#x}: defer {} registered",
+                    bit_names(v & u64::from(new))
+                )
+            }
+            Some((v, _)) if self.pending_run.is_none() => {
+                self.bits_reg = None;
+                let j = exit_bit(v, self.site_bits);
+                self.pending_run = Some(j);
+                match j {
+                    Some(j) => format!("deferBits = {v:#x}: defer #{j} about to run"),
+                    None => format!("deferBits = {v:#x}: exit"),
+                }
+            }
+            Some((v, _)) => {
+                self.bits_reg = None;
+                format!("deferBits = {v:#x}")
+            }
+            None => {
+                if let Value::Reg(r) = val {
+                    self.bits_reg = Some(r);
+                }
+                "store deferBits".to_string()
+            }
+        }
+    }
+
+    /// A register-with-constant operation on deferBits (in a register
+    /// holding it, or about to be stored to it).
+    fn imm_note(
+        &mut self,
+        a: &Annotator,
+        insns: &[Insn],
+        k: usize,
+        (op, d, s): (ImmOp, RegId, RegId),
+    ) -> Option<String> {
+        let open = self.open;
+        let on_bits = self.bits_reg == Some(s) || self.bits_reg == Some(d);
+        let feeds_store = open.is_some() && stores_bits_soon(insns, k, d, open, a);
+        match op {
+            ImmOp::Or(v) if feeds_store || on_bits && open.is_some() => {
+                self.bits_reg = Some(d);
+                Some(format!(
+                    "deferBits |= {v:#x}: defer {} registered",
+                    bit_names(v)
+                ))
+            }
+            ImmOp::And(v) if feeds_store || on_bits && open.is_some() => {
+                self.bits_reg = Some(d);
+                let cleared = !v & 0xff;
+                self.pending_run = Some(lowest_bit(cleared));
+                Some(format!(
+                    "deferBits &^= {cleared:#x}: defer {} about to run",
+                    bit_names(cleared)
+                ))
+            }
+            ImmOp::Test(v) if on_bits => Some(format!("is defer {} pending?", bit_names(v))),
+            ImmOp::BitZero(b) | ImmOp::BitNonZero(b) if on_bits => {
+                Some(format!("is defer #{b} pending?"))
+            }
+            _ => None,
+        }
+    }
 }
 
 fn site_no(site: Option<&(Kind, usize, Option<u8>)>) -> String {

@@ -39,7 +39,6 @@
 
 pub mod annotate;
 pub mod arm64;
-pub mod facts;
 pub mod source;
 pub mod symbols;
 pub mod tabwriter;
@@ -170,10 +169,10 @@ impl std::ops::Sub for Stats {
 
 /// Line information for the pcs of one listed function (gosym's
 /// `PCToLine`: pcs outside every Go function have no file and line 0; pcs
-/// in a function but not in its tables have no file and line -1).
+/// in a function but not in its tables get debug/gosym's answer,
+/// [`deferscope_index::Pclntab::gosym_pos`]).
 struct Liner<'a, 'd> {
     ix: &'a GoIndex<'d>,
-    syms: &'a Symbols<'d>,
     cur: Option<(Func, LineTable<'d>)>,
 }
 
@@ -190,7 +189,7 @@ impl<'d> Liner<'_, 'd> {
             None => ("", 0),
             Some((f, lt)) => match lt.at(pc) {
                 Some((file, line)) => (file, line as i64),
-                None => self.syms.gosym_pos(self.ix, f, pc),
+                None => self.ix.pcln.gosym_pos(f, pc),
             },
         }
     }
@@ -443,11 +442,7 @@ impl<'a, 'd> Worker<'a, 'd> {
             ctx,
             x86: x86::X86::new(ctx.dialect),
             arm: arm64::Arm64::new(ctx.dialect),
-            liner: Liner {
-                ix,
-                syms: ctx.syms,
-                cur: None,
-            },
+            liner: Liner { ix, cur: None },
             sources,
             text: String::new(),
             arena: String::new(),

@@ -13,6 +13,10 @@
 //!   its line table, which is where the linker's symbol would have ended
 //!   (alignment padding is not code). Data addresses stay numeric.
 //!
+//! Every read of Go's own tables (functions, line tables, the text
+//! bounds, debug/gosym's quirky positions) is deferscope-index's; this
+//! module reads only the object file's symbol table.
+//!
 //! Naming follows objdump's rule: an address is named by the last symbol
 //! at or below it, and only if that symbol's extent covers it. Which of
 //! several symbols at one address is "last" is decided by the order Go's
@@ -24,8 +28,7 @@
 
 use std::borrow::Cow;
 
-use deferscope_index::pclntab::Layout;
-use deferscope_index::{Func, GoIndex};
+use deferscope_index::GoIndex;
 use deferscope_load::{Format, Image};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolSection};
 
@@ -61,11 +64,6 @@ pub struct Symbols<'d> {
     /// The text section: instructions are decoded only inside it.
     pub text_start: u64,
     pub text_end: u64,
-    /// The pclntab's pc-value tables, for [`Symbols::gosym_pos`].
-    pctab: &'d [u8],
-    quantum: u64,
-    /// The pclntab from its header to the end of its section (go1.18+).
-    pcln_data: &'d [u8],
 }
 
 /// Names the linker gives to section bounds; objdump drops them.
@@ -81,82 +79,13 @@ const SECTION_MARKERS: [&str; 6] = [
 impl<'d> Symbols<'d> {
     /// Build the symbols of `img`. `use_symtab` false forces the pclntab.
     pub fn new(img: &Image<'d>, ix: &GoIndex<'d>, use_symtab: bool) -> Symbols<'d> {
-        let (text_start, text_end) = text_bounds(img, ix);
+        let (text_start, text_end) = ix.text_bounds(img);
         let mut s = None;
         if use_symtab {
             let x = go_sort::Xorshift::for_version(ix.version.map(|v| v.minor));
             s = from_symtab(img, text_start, text_end, x);
         }
-        let mut s = s.unwrap_or_else(|| from_pclntab(ix, text_start, text_end));
-        s.pctab = pctab(img, ix).unwrap_or(&[]);
-        if matches!(ix.pcln.layout, Layout::Go118 | Layout::Go120) {
-            s.pcln_data = img.read_to_end(ix.pcln.addr).unwrap_or(&[]);
-        }
-        s.quantum = u64::from(ix.pcln.quantum.max(1));
-        s
-    }
-
-    /// gosym's `PCToLine` for a pc of `f` whose line table has no
-    /// file:line: objdump still prints what the tables hold, reading a
-    /// table at offset 0 of the pc tables where the function has none
-    /// (the host object code of a race binary lists as `:-5`), and a file
-    /// only when its number is valid. -1 where no run covers `pc`.
-    pub fn gosym_pos(&self, ix: &GoIndex<'d>, f: &Func, pc: u64) -> (&'d str, i64) {
-        let value = |off: u32| -> i32 {
-            if off == 0 {
-                pcvalue_raw(self.pctab, self.quantum, f.entry, pc)
-            } else {
-                ix.pcln
-                    .pcvalue(off, f.entry)
-                    // gosym's rule: the first run ending past pc (a pc
-                    // before the entry gets the first value).
-                    .find(|r| pc < r.1)
-                    .map_or(-1, |r| r.2)
-            }
-        };
-        let fno = value(f.pcfile);
-        let file = ix
-            .pcln
-            .file(f, fno)
-            .or_else(|| self.gosym_file(f, fno))
-            .unwrap_or("");
-        (file, i64::from(value(f.pcln)))
-    }
-
-    /// gosym's file lookup for go1.18+ tables, where the compilation
-    /// unit's offset plus the file number wraps at 32 bits: a function
-    /// without a unit (offset 0xffffffff, as the race runtime's C code and
-    /// go:buildid have) and file number 1 read the first unit's file 0.
-    fn gosym_file(&self, f: &Func, fno: i32) -> Option<&'d str> {
-        if fno < 0 {
-            return None;
-        }
-        let d = self.pcln_data;
-        let u32_at = |off: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(
-                d.get(off..off.checked_add(4)?)?.try_into().ok()?,
-            ))
-        };
-        let word = |k: usize| -> Option<usize> {
-            let b = d.get(8 + 8 * k..16 + 8 * k)?;
-            usize::try_from(u64::from_le_bytes(b.try_into().ok()?)).ok()
-        };
-        // Header words (go1.18+): nfunc, nfiles, textStart, funcnametab,
-        // cutab, filetab, pctab, pclntable.
-        let (cutab, filetab, functab) = (word(4)?, word(5)?, word(7)?);
-        let funcoff = u32_at(functab.checked_add(f.index.checked_mul(8)? + 4)?)? as usize;
-        // _func: entryOff, nameOff, args, deferreturn, pcsp, pcfile, pcln,
-        // npcdata, cuOffset.
-        let cuoff = u32_at(functab.checked_add(funcoff)?.checked_add(32)?)?;
-        let at = cuoff.wrapping_add(fno as u32).wrapping_mul(4) as usize;
-        let fnoff = u32_at(cutab.checked_add(at)?)?;
-        if fnoff == u32::MAX {
-            return None;
-        }
-        let start = filetab.checked_add(fnoff as usize)?;
-        let rest = d.get(start..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        std::str::from_utf8(&rest[..end]).ok()
+        s.unwrap_or_else(|| from_pclntab(ix, text_start, text_end))
     }
 
     /// objdump's lookup: the last symbol at or below `addr`, if it covers
@@ -172,76 +101,6 @@ impl crate::x86::Lookup for Symbols<'_> {
     fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
         Symbols::lookup(self, addr)
     }
-}
-
-/// The pc-value tables of the pclntab (go1.16+ layouts): from the
-/// header's pctab offset to the end of the section.
-fn pctab<'d>(img: &Image<'d>, ix: &GoIndex<'d>) -> Option<&'d [u8]> {
-    let p = &ix.pcln;
-    let word = match p.layout {
-        Layout::Go116 => 5,
-        Layout::Go118 | Layout::Go120 => 6,
-        Layout::Go12 => return None,
-    };
-    // Header words are 8 bytes (the index reads 64-bit tables only).
-    let off = img.read_u64(p.addr + 8 + word * 8)?;
-    img.read_to_end(p.addr.checked_add(off)?)
-}
-
-/// gosym's `pcvalue`: the value at `pc` of the table at the start of `p`
-/// for a function at `entry`, -1 if no run covers it.
-fn pcvalue_raw(mut p: &[u8], quantum: u64, entry: u64, pc: u64) -> i32 {
-    fn uvarint(p: &mut &[u8]) -> Option<u32> {
-        let mut v: u32 = 0;
-        for (i, &b) in p.iter().enumerate().take(5) {
-            v |= u32::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                *p = &p[i + 1..];
-                return Some(v);
-            }
-        }
-        None
-    }
-    let (mut val, mut at, mut first) = (-1i32, entry, true);
-    loop {
-        let Some(uv) = uvarint(&mut p) else {
-            return -1;
-        };
-        if uv == 0 && !first {
-            return -1;
-        }
-        first = false;
-        let delta = if uv & 1 != 0 {
-            !((uv >> 1) as i32)
-        } else {
-            (uv >> 1) as i32
-        };
-        val = val.wrapping_add(delta);
-        let Some(d) = uvarint(&mut p) else {
-            return -1;
-        };
-        at = at.wrapping_add(u64::from(d) * quantum);
-        if pc < at {
-            return val;
-        }
-    }
-}
-
-fn text_bounds(img: &Image<'_>, ix: &GoIndex<'_>) -> (u64, u64) {
-    let name = match img.format {
-        Format::Elf | Format::Pe => ".text",
-        Format::MachO => "__text",
-    };
-    if let Some(s) = img.section(name) {
-        return (s.addr, s.addr + s.size);
-    }
-    let first = ix.func(0).map_or(0, |f| f.entry);
-    let last = ix
-        .nfunc()
-        .checked_sub(1)
-        .and_then(|i| ix.func(i))
-        .map_or(first, |f| f.end);
-    (first, last)
 }
 
 fn from_symtab<'d>(
@@ -336,9 +195,6 @@ fn from_symtab<'d>(
         source: SymbolSource::SymbolTable,
         text_start,
         text_end,
-        pctab: &[],
-        quantum: 1,
-        pcln_data: &[],
     })
 }
 
@@ -373,9 +229,6 @@ fn from_pclntab<'d>(ix: &GoIndex<'d>, text_start: u64, text_end: u64) -> Symbols
         source: SymbolSource::Pclntab,
         text_start,
         text_end,
-        pctab: &[],
-        quantum: 1,
-        pcln_data: &[],
     }
 }
 
@@ -723,9 +576,6 @@ mod tests {
             source: SymbolSource::Pclntab,
             text_start: 0,
             text_end: 0,
-            pctab: &[],
-            quantum: 1,
-            pcln_data: &[],
         }
     }
 

@@ -28,8 +28,9 @@ use iced_x86::{
     OpKind, Register,
 };
 
-use crate::facts::{Call, Facts, ImmOp, MemOp, SpMem, Value};
-use crate::{push_hex, Dialect};
+use deferscope_decode::{facts_amd64, Facts};
+
+use crate::{push_dec, push_hex, Dialect};
 
 /// Name lookup: `addr -> (symbol, symbol address)`.
 pub trait Lookup {
@@ -142,22 +143,22 @@ fn reg_name(r: Register) -> Cow<'static, str> {
         return Cow::Borrowed(REG_NAMES.get(i).copied().unwrap_or("?"));
     }
     let n = r.number();
-    let name = if r.is_xmm() {
-        format!("X{n}")
+    let (table, prefix): (&[&'static str], &str) = if r.is_xmm() {
+        (&XMM_NAMES, "X")
     } else if r.is_ymm() {
-        format!("Y{n}")
+        (&YMM_NAMES, "Y")
     } else if r.is_zmm() {
-        format!("Z{n}")
+        (&ZMM_NAMES, "Z")
     } else if r.is_k() {
-        format!("K{n}")
+        (&K_NAMES, "K")
     } else if r.is_st() {
-        format!("F{n}")
+        (&F_NAMES, "F")
     } else if r.is_mm() {
-        format!("M{n}")
+        (&M_NAMES, "M")
     } else if r.is_cr() {
-        format!("CR{n}")
+        (&CR_NAMES, "CR")
     } else if r.is_dr() {
-        format!("DR{n}")
+        (&DR_NAMES, "DR")
     } else {
         return Cow::Borrowed(match r {
             Register::ES => "ES",
@@ -170,8 +171,41 @@ fn reg_name(r: Register) -> Cow<'static, str> {
             _ => "?",
         });
     };
-    Cow::Owned(name)
+    match table.get(n) {
+        Some(&name) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("{prefix}{n}")),
+    }
 }
+
+/// Names of the numbered register files, by number: vector (`X`, `Y`,
+/// `Z`), opmask, x87, MMX, control and debug registers (x86asm's
+/// `regNames`). Printing them allocates nothing.
+const XMM_NAMES: [&str; 32] = [
+    "X0", "X1", "X2", "X3", "X4", "X5", "X6", "X7", "X8", "X9", "X10", "X11", "X12", "X13", "X14",
+    "X15", "X16", "X17", "X18", "X19", "X20", "X21", "X22", "X23", "X24", "X25", "X26", "X27",
+    "X28", "X29", "X30", "X31",
+];
+const YMM_NAMES: [&str; 32] = [
+    "Y0", "Y1", "Y2", "Y3", "Y4", "Y5", "Y6", "Y7", "Y8", "Y9", "Y10", "Y11", "Y12", "Y13", "Y14",
+    "Y15", "Y16", "Y17", "Y18", "Y19", "Y20", "Y21", "Y22", "Y23", "Y24", "Y25", "Y26", "Y27",
+    "Y28", "Y29", "Y30", "Y31",
+];
+const ZMM_NAMES: [&str; 32] = [
+    "Z0", "Z1", "Z2", "Z3", "Z4", "Z5", "Z6", "Z7", "Z8", "Z9", "Z10", "Z11", "Z12", "Z13", "Z14",
+    "Z15", "Z16", "Z17", "Z18", "Z19", "Z20", "Z21", "Z22", "Z23", "Z24", "Z25", "Z26", "Z27",
+    "Z28", "Z29", "Z30", "Z31",
+];
+const K_NAMES: [&str; 8] = ["K0", "K1", "K2", "K3", "K4", "K5", "K6", "K7"];
+const F_NAMES: [&str; 8] = ["F0", "F1", "F2", "F3", "F4", "F5", "F6", "F7"];
+const M_NAMES: [&str; 8] = ["M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7"];
+const CR_NAMES: [&str; 16] = [
+    "CR0", "CR1", "CR2", "CR3", "CR4", "CR5", "CR6", "CR7", "CR8", "CR9", "CR10", "CR11", "CR12",
+    "CR13", "CR14", "CR15",
+];
+const DR_NAMES: [&str; 16] = [
+    "DR0", "DR1", "DR2", "DR3", "DR4", "DR5", "DR6", "DR7", "DR8", "DR9", "DR10", "DR11", "DR12",
+    "DR13", "DR14", "DR15",
+];
 
 /// 64-bit GPR family names in iced's RAX..R15 order.
 const REG_NAMES: [&str; 16] = [
@@ -258,7 +292,7 @@ impl X86 {
             self.intel.format(&ins, &mut s);
             text.push_str(&s);
         }
-        (ins.len(), facts(&ins))
+        (ins.len(), facts_amd64(&ins))
     }
 
     fn go_syntax(
@@ -435,7 +469,8 @@ impl X86 {
                         out.push('$');
                         out.push_str(s);
                         if v as u64 != base {
-                            let _ = write!(out, "+{}", (v as u64).wrapping_sub(base) as i64);
+                            out.push('+');
+                            push_dec(out, (v as u64).wrapping_sub(base) as i64);
                         }
                         out.push_str("(SB)");
                         return;
@@ -504,7 +539,10 @@ impl X86 {
                     out.push_str(s);
                     let off = addr.wrapping_sub(b) as i64;
                     if off != 0 {
-                        let _ = write!(out, "{off:+}");
+                        if off > 0 {
+                            out.push('+');
+                        }
+                        push_dec(out, off);
                     }
                     out.push_str("(SB)");
                     return;
@@ -532,10 +570,16 @@ impl X86 {
             }
         };
         if base != Register::None {
-            let _ = write!(out, "({})", name(base));
+            out.push('(');
+            out.push_str(&name(base));
+            out.push(')');
         }
         if index != Register::None {
-            let _ = write!(out, "({}*{})", name(index), ins.memory_index_scale());
+            out.push('(');
+            out.push_str(&name(index));
+            out.push('*');
+            push_dec(out, i64::from(ins.memory_index_scale()));
+            out.push(')');
         }
     }
 }
@@ -623,89 +667,6 @@ fn imm_value(ins: &Instruction, i: u32) -> i64 {
         OpKind::Immediate32to64 => ins.immediate32to64(),
         _ => 0,
     }
-}
-
-/// The facts `annotate` needs.
-fn facts(ins: &Instruction) -> Facts {
-    let mut f = Facts::default();
-    let m = ins.mnemonic();
-    if m == Mnemonic::Call {
-        f.call = Some(match ins.op_kind(0) {
-            OpKind::NearBranch64 | OpKind::NearBranch32 => Call::Direct(ins.near_branch_target()),
-            _ => Call::Indirect,
-        });
-        return f;
-    }
-    let reg = |r: Register| r.full_register() as u16;
-    let n = ins.op_count();
-    let sp_mem = |k: u32| {
-        ins.op_kind(k) == OpKind::Memory
-            && ins.memory_base() == Register::RSP
-            && ins.memory_index() == Register::None
-    };
-    let imm = |k: u32| -> Option<u64> {
-        deferscope_decode::amd64::is_immediate(ins.op_kind(k)).then(|| ins.immediate(k))
-    };
-    let size = ins.memory_size().size() as u8;
-    let off = ins.memory_displacement64() as i64;
-    if n == 2 && sp_mem(0) {
-        let op = match m {
-            Mnemonic::Mov
-            | Mnemonic::Movups
-            | Mnemonic::Movaps
-            | Mnemonic::Movdqu
-            | Mnemonic::Movdqa
-            | Mnemonic::Movq
-            | Mnemonic::Movd
-            | Mnemonic::Movss
-            | Mnemonic::Movsd => match ins.op_kind(1) {
-                OpKind::Register => {
-                    let r = ins.op_register(1);
-                    if r == Register::XMM15 {
-                        MemOp::Store(Value::Imm(0))
-                    } else {
-                        MemOp::Store(Value::Reg(reg(r)))
-                    }
-                }
-                _ => MemOp::Store(Value::Imm(imm(1).unwrap_or(0))),
-            },
-            Mnemonic::Test => imm(1).map_or(MemOp::Other, MemOp::Test),
-            _ => MemOp::Other,
-        };
-        f.sp = Some(SpMem { off, size, op });
-    } else if n == 2 && sp_mem(1) && ins.op_kind(0) == OpKind::Register {
-        let d = reg(ins.op_register(0));
-        if m == Mnemonic::Lea {
-            f.lea_sp = Some((d, off));
-        } else {
-            let op = if matches!(m, Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx) {
-                MemOp::Load(d)
-            } else {
-                MemOp::Other
-            };
-            f.sp = Some(SpMem { off, size, op });
-        }
-        f.dest = Some(d);
-    } else if n >= 1 && ins.op_kind(0) == OpKind::Register {
-        let d = reg(ins.op_register(0));
-        if let Some(v) = imm(1) {
-            f.imm_op = match m {
-                Mnemonic::Or => Some((ImmOp::Or(v), d, d)),
-                Mnemonic::And => Some((ImmOp::And(v), d, d)),
-                Mnemonic::Test => Some((ImmOp::Test(v), d, d)),
-                _ => None,
-            };
-        } else if n == 2 && ins.op_kind(1) == OpKind::Register && m == Mnemonic::Mov {
-            f.copy = Some((d, reg(ins.op_register(1))));
-        }
-        if !matches!(
-            m,
-            Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Push | Mnemonic::Bt
-        ) {
-            f.dest = Some(d);
-        }
-    }
-    f
 }
 
 #[cfg(test)]

@@ -9,7 +9,11 @@
 //! - the **moduledata** record that points at it, which gives the text start
 //!   (go1.26+ no longer stores it in the header) and `gofunc`, the base of
 //!   funcdata offsets (go1.18+);
-//! - the **build info** block (Go version, main module, build settings).
+//! - the **build info** block (Go version, main module, build settings);
+//! - the **text bounds** ([`GoIndex::text_range`], [`GoIndex::text_bounds`])
+//!   and debug/gosym's reading of the line tables where it differs from
+//!   the runtime's ([`Pclntab::gosym_pos`]), which `go tool objdump`
+//!   prints.
 //!
 //! Nothing is decoded up front beyond the headers: a [`Func`] is parsed from
 //! its `_func` record when asked for, and line tables are decoded per
@@ -273,12 +277,8 @@ impl<'d> GoIndex<'d> {
                 } else if let Some(m) = moduledata {
                     m.text
                 } else {
-                    let text = match img.format {
-                        Format::Elf | Format::Pe => ".text",
-                        Format::MachO => "__text",
-                    };
-                    img.section(text)
-                        .map(|s| s.addr)
+                    text_section(img)
+                        .map(|s| s.0)
                         .ok_or(IndexError::NoModuledata)?
                 }
             }
@@ -392,6 +392,19 @@ impl<'d> GoIndex<'d> {
         Some((first.entry, last.end))
     }
 
+    /// Where instructions are: the text section (`.text`, `__text`), else
+    /// the text the function table covers ([`GoIndex::text_range`]), else
+    /// the first function's entry alone.
+    pub fn text_bounds(&self, img: &Image<'_>) -> (u64, u64) {
+        if let Some(t) = text_section(img) {
+            return t;
+        }
+        self.text_range().unwrap_or_else(|| {
+            let first = self.func(0).map_or(0, |f| f.entry);
+            (first, first)
+        })
+    }
+
     /// Where this binary keeps `FUNCDATA_OpenCodedDeferInfo` (its funcdata
     /// index) and which encoding it uses (design.md §5.1-5.2): go1.14-1.15
     /// index 5, later 4; format A to go1.17, B to go1.21, C from go1.22
@@ -435,6 +448,15 @@ impl<'d> GoIndex<'d> {
     pub fn spdelta(&self, f: &Func) -> PcTable {
         PcTable::decode(self.pcln.pcvalue(f.pcsp, f.entry), f.end)
     }
+}
+
+/// The text section's bounds, `(start, end)`, by its name in the format.
+fn text_section(img: &Image<'_>) -> Option<(u64, u64)> {
+    let name = match img.format {
+        Format::Elf | Format::Pe => ".text",
+        Format::MachO => "__text",
+    };
+    img.section(name).map(|s| (s.addr, s.addr + s.size))
 }
 
 /// A decoded pc→file:line map for one function.

@@ -8,6 +8,8 @@
 
 use crate::{rd_u32, rd_u64, IndexError};
 
+mod gosym;
+
 /// Which pclntab layout a binary uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layout {
@@ -384,14 +386,23 @@ impl<'d> Pclntab<'d> {
         }
     }
 
-    /// The pc-value table at `off` in the pc tables.
+    /// The pc-value table at `off` in the pc tables (none at offset 0:
+    /// the function has no such table).
     pub fn pcvalue(&self, off: u32, entry: u64) -> PcValueIter<'d> {
-        PcValueIter {
-            p: if off == 0 {
+        self.pcvalue_in(
+            if off == 0 {
                 &[]
             } else {
                 self.pctab.get(off as usize..).unwrap_or(&[])
             },
+            entry,
+        )
+    }
+
+    /// The pc-value table at the start of `p`, for a function at `entry`.
+    fn pcvalue_in(&self, p: &'d [u8], entry: u64) -> PcValueIter<'d> {
+        PcValueIter {
+            p,
             pc: entry,
             val: -1,
             first: true,
@@ -471,10 +482,13 @@ fn uvarint(p: &mut &[u8]) -> Option<u32> {
     }
 }
 
-impl Iterator for PcValueIter<'_> {
-    type Item = (u64, u64, i32);
-
-    fn next(&mut self) -> Option<(u64, u64, i32)> {
+impl PcValueIter<'_> {
+    /// Decode the next pair of the table: the value it sets and the
+    /// length in bytes of its run (0 included). `None` at the end of the
+    /// table (a zero value delta after the first pair) or where it is
+    /// truncated.
+    #[inline]
+    fn advance(&mut self) -> Option<(i32, u64)> {
         let uv = uvarint(&mut self.p)?;
         if uv == 0 && !self.first {
             return None;
@@ -486,7 +500,15 @@ impl Iterator for PcValueIter<'_> {
             (uv >> 1) as i32
         };
         self.val = self.val.wrapping_add(delta);
-        let pcd = uvarint(&mut self.p)? as u64 * self.quantum;
+        Some((self.val, uvarint(&mut self.p)? as u64 * self.quantum))
+    }
+}
+
+impl Iterator for PcValueIter<'_> {
+    type Item = (u64, u64, i32);
+
+    fn next(&mut self) -> Option<(u64, u64, i32)> {
+        let (val, pcd) = self.advance()?;
         if pcd == 0 {
             // A zero-length run can only come from a corrupt table; stop
             // rather than yield an empty range forever.
@@ -494,7 +516,7 @@ impl Iterator for PcValueIter<'_> {
         }
         let start = self.pc;
         self.pc = self.pc.checked_add(pcd)?;
-        Some((start, self.pc, self.val))
+        Some((start, self.pc, val))
     }
 }
 

@@ -1,5 +1,13 @@
-//! Architecture-neutral facts about one instruction, extracted by the
-//! decoders for the defer annotations (`annotate`).
+//! Architecture-neutral facts about one instruction: what it stores,
+//! loads, tests, calls and writes, for the annotated disassembly's defer
+//! labels (deferscope-disasm's `annotate`).
+//!
+//! The disassembler decodes every instruction once, for its text, and
+//! asks this crate for the facts of the decoded instruction
+//! ([`crate::facts_amd64`] on an iced-x86 `Instruction`,
+//! [`crate::facts_arm64`] on a yaxpeax-arm one). Which instructions count
+//! as stores is decided once per architecture, for these facts and for
+//! the events of [`crate::scan`] alike.
 
 /// A register, as the decoder numbers its 64-bit family.
 pub type RegId = u16;
