@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """deferscope on real third-party Go binaries, checked against `go tool objdump`
-and `go tool addr2line`.
+(or, when stripped, a disassembler's calls named by Go's pclntab reader) and
+`go tool addr2line`.
 
     scripts/real-binaries.py [--quick] [--jobs N] [--deferscope PATH]
                              [--go-version 1.27.3] [--only REGEX] [--verbose]
@@ -23,71 +24,99 @@ Fetches Go programs that registries ship (nothing is built here):
 Everything is cached under ${DEFERSCOPE_CACHE:-~/.cache/deferscope}/real/.
 
 Checks, per binary. What deferscope claims is read from its own JSON
-(`deferscope scan --format json`); the oracles are Go's own tools, run on the
-file as it is, and share no parsing with deferscope (nor does this script
-parse executables: it has no ELF/PE/Mach-O or pclntab reader of its own).
+(`deferscope scan --format json`); the oracles are Go's own tools and
+binutils/LLVM, run on the file as it is, and share no parsing with
+deferscope (nor does this script parse executables: it has no ELF/PE/Mach-O
+or pclntab reader of its own).
   C1  `deferscope scan --format json` exits 0 and finds sites.
-  C2  objdump (`go tool objdump` of --go-version, the newest toolchain by
-      default, which reads every older binary), per function keyed by entry
-      address: the pcs of the stack-allocated sites equal the pcs of
-      `CALL runtime.deferprocStack(SB)` in objdump's listing, the
-      heap-allocated ones those of `CALL runtime.deferproc(SB)` /
-      `CALL runtime.deferprocat(SB)` (so every site deferscope reports is
-      confirmed at its pc, and no deferproc* call objdump shows is missing);
-      calls_deferrangefunc equals "objdump shows CALL runtime.deferrangefunc";
-      entry + `deferreturn` is objdump's first `CALL runtime.deferreturn`;
-      every function objdump shows calling deferreturn is listed; the names
-      agree with the symbol table's.
-  C3  objdump: the functions with open_coded_defers are exactly those in
-      which objdump shows a `CALL runtime.deferreturn(SB)` and no
-      deferproc*/deferrangefunc call (the disconnected deferreturn of spec
-      §3.1/§3.6), less the documented exceptions in OPEN_CODED_EXCEPTIONS.
+  C2  objdump, per function keyed by entry address: the pcs of the
+      stack-allocated sites equal the pcs of `CALL runtime.deferprocStack`,
+      the heap-allocated ones those of `CALL runtime.deferproc` /
+      `runtime.deferprocat` (so every site deferscope reports is confirmed
+      at its pc, and no deferproc* call is missing); calls_deferrangefunc
+      equals "calls runtime.deferrangefunc"; entry + `deferreturn` is the
+      first `CALL runtime.deferreturn`; every function calling deferreturn
+      is listed; the names agree with the oracle's. "objdump" is one of:
+      - with symbols: `go tool objdump` of --go-version (the newest
+        toolchain by default, which reads every older binary);
+      - without (see "Stripped binaries"): the pclntab oracle, a
+        disassembler's direct calls (binutils' `objdump -d` for x86-64 ELF
+        and PE, Debian's llvm-objdump for arm64 ELF and Mach-O) whose
+        targets and callers are named by Go's own debug/gosym
+        (scripts/gosym-funcs.go, built with that toolchain).
+  C3  the same oracle: the functions with open_coded_defers are exactly
+      those that call runtime.deferreturn and no deferproc*/deferrangefunc
+      function (the disconnected deferreturn of spec §3.1/§3.6), less the
+      documented exceptions in OPEN_CODED_EXCEPTIONS.
   C4  variants only: the same sites (function, file, line, kind, pc) as the
       original binary.
-  C5  `go tool addr2line`, which reads the pclntab with Go's own debug/gosym:
-      every listed function's name at its entry, and every site's function,
-      file and line at its pc. n/a where Go's reader cannot serve: an
-      externally linked binary (debug/gosym puts the first function at the
-      start of .text, where a C linker puts its own code first; told from
-      the build settings or, as in the table's "link" column, from the
-      .init/.fini/.CRT sections binutils' `objdump -h` lists), and a
-      stripped PE (objdump and addr2line find its table by symbol).
+  C5  Go's debug/gosym (`go tool addr2line`): every listed function's name
+      at its entry, and every site's function, file and line at its pc.
+      debug/gosym puts the first function at the start of .text; a C
+      linker (external linking: told from the build settings or, as in the
+      table's "link" column, from the .init/.fini/.CRT sections binutils'
+      `objdump -h` lists) puts its own code first, so there every pc is
+      asked about less the shift the pclntab oracle measured. Where only
+      gosym-funcs finds the table (see below), `gosym-funcs -lines`, the
+      same debug/gosym loop as addr2line, answers instead.
 
-Stripped binaries. objdump needs a symbol table (it names the call targets
-from it), and every third-party binary here is stripped (Debian's dh_strip,
-`-ldflags=-s -w`), as are Debian's go1.19 toolchain and the strip variants.
-Giving objdump a symbol table would need a pclntab reader and symbol-table
-writers of our own, which this script no longer carries (it did up to
-ORACLE_VERSION 4, when it checked their sites at pc level too). So C2 and C3
-run on the binaries with symbols: the toolchains' own (go1.21 and later,
-every bin/ and pkg/tool/ program: 107 binaries, 2,646 stack- and
-heap-allocated sites). A stripped binary (45, plus the 12 variants) gets C1;
-C5 where Go's reader serves (28 of the 45, and the variants that are not
-externally linked: esbuild on ELF amd64/arm64 and Mach-O, actionlint, shfmt,
-task, gh, age-keygen, every go1.19 tool): deferscope's function table and
-pc-to-line reading of a stripped file is checked against Go's there, but
-not its kinds; and, for the variants, C4 against the unstripped original
-that C2/C3 checked (same sites, kinds and pcs with and without symbols and
-build info). The externally linked Debian programs (runc, containerd,
-docker, restic, fzf, age, rclone, hugo) and esbuild's PE get C1 only. The
-unstripped test matrix (every format and arch) is compared with the
-compiler by the integration tests and with objdump by
-scripts/disasm-vs-objdump.py.
+Stripped binaries. `go tool objdump` needs a symbol table (it names the
+call targets and the functions from it), and every third-party binary here
+is stripped (Debian's dh_strip, `-ldflags=-s -w`), as are Debian's go1.19
+toolchain and the strip variants. They get the pclntab oracle instead
+(before ORACLE_VERSION 5 this script wrote them a symbol table with a
+pclntab reader of its own). gosym-funcs finds the pclntab where
+cmd/internal/objfile does (.gopclntab, .data.rel.ro.gopclntab, __gopclntab)
+or, failing that, by its magic, hands it to debug/gosym with the text
+section's start, and lists the functions (entry, end, name). Every direct
+call whose target is the entry of runtime.deferproc, deferprocStack,
+deferprocat, deferrangefunc or deferreturn is credited to the function
+containing its pc. With external linking debug/gosym's entries are all early
+by the C code before runtime.text; calibrate() measures that shift from the
+disassembly alone (with the right one, nearly every call target inside Go's
+text is a function entry). What each class gets (164 binaries):
+  - symbols (the toolchains' own, go1.21 and later: 107): go tool objdump
+    (C2, C3), go tool addr2line (C5);
+  - stripped, internal linking (gh, age-keygen, esbuild on ELF amd64/arm64
+    and Mach-O, actionlint, shfmt, task, the 20 go1.19 tools: 28): the
+    pclntab oracle with the text start Go's tools use (measured shift 0),
+    go tool addr2line;
+  - stripped, external linking (runc, containerd, containerd-shim*, ctr,
+    dnet, docker-proxy, ovrouter, restic, fzf, rclone, hugo: 13): the
+    pclntab oracle with a measured shift (+0x100, runc +0x120), go tool
+    addr2line at pc - shift;
+  - stripped PIE, external linking (docker, dockerd, age: 3; the table
+    inside .data.rel.ro) and stripped PE (esbuild for win32: 1; no symbol
+    for the table inside .rdata): the table found by its magic, the
+    pclntab oracle (shift +0x100; 0 for the PE), gosym-funcs -lines;
+  - variants (12): C4 against the original, the pclntab oracle (C2, C3)
+    and C5 as their original.
+So C2/C3/C5 run on all 164. When it was written the pclntab oracle gave
+exactly go tool objdump's summary on the 107 binaries with symbols (16,470
+functions: names, defer calls by pc), and the measured shifts were the
+runtime.text that the 13 non-PIE externally linked binaries' pclntab
+headers record. Every run repeats the first on cmd/go's strip variants:
+C2 with the pclntab oracle on the copy, C4 to the original, C2 with go tool
+objdump on the original.
 
-Results are cached per (binary sha256, toolchain version, ORACLE_VERSION):
-objdump's defer calls, and addr2line's answers per pc list, so a warm run
-only re-runs deferscope: about 20 s warm; cold, about 7 minutes on 2 quiet
-cores, most of it fetching and objdump (measured: 511 s with the packages
-already fetched, on 2 cores shared with builds at load 17). --quick (one
-binary of each kind, see QUICK) is for quick local runs; scripts/test-all.sh
-runs the full set.
+Results are cached per (binary sha256, toolchain version, ORACLE_VERSION or
+PCLN_VERSION): objdump's defer calls, the pclntab oracle's, and Go's
+answers per pc list, so a warm run only re-runs deferscope: about 7 s
+warm; cold, about 4 minutes plus fetching (measured: 252 s with the
+packages already fetched and every oracle cache empty, on 2 cores shared
+with other builds at load ~6: 272 worker-seconds of go tool objdump on the
+107, 221 of disassembly on the 57 others).
+--quick (one binary of each kind, see QUICK) is for quick local runs;
+scripts/test-all.sh runs the full set.
 The table's "objdump s/h/oc" column is the oracle's own count of
 deferprocStack calls, deferproc/deferprocat calls and open-coded functions,
-"a2l f/s" the functions and sites C5 compared. The last line reads
+"oracle" which one ("symbols" or "pclntab", with the shift), "a2l f/s" the
+functions and sites C5 compared. The last line reads
 "real-binaries: N passed, M failed" (checks); exit status 1 if any failed.
 
-Python 3.11, standard library only; binutils (strip, objdump -h) and the Go
-toolchains of scripts/install-toolchains.sh.
+Python 3.11, standard library only; binutils (strip, objdump -h/-f/-d),
+llvm-objdump (Debian's llvm, installed with apt-get when missing) and the
+Go toolchains of scripts/install-toolchains.sh.
 """
 
 from __future__ import annotations
@@ -118,6 +147,8 @@ REAL = CACHE / "real"
 # Bump when the objdump summary changes: invalidates the oracle cache.
 # (5: no more symbolized copies of stripped binaries.)
 ORACLE_VERSION = 5
+# The same for the stripped binaries' summary (disassembler + Go's table).
+PCLN_VERSION = 1
 
 DEBIAN = ["runc", "containerd", "docker.io", "restic", "gh", "fzf", "age", "rclone", "hugo"]
 NPM = {  # tarball package -> path of the binary inside it
@@ -254,10 +285,12 @@ def objdump_summary(objdump: list[str], path: Path) -> dict:
     return {str(k): v for k, v in funcs.items() if v["calls"]}
 
 
-def addr2line(go: str, path: Path, pcs: list[int]) -> list[tuple[str, str, int]] | str:
-    """(function, file, line) per pc from `go tool addr2line`, which reads the
-    pclntab with Go's own debug/gosym; or the reason it could not."""
-    p = subprocess.run([go, "tool", "addr2line", str(path)], input="".join(f"{pc:#x}\n" for pc in pcs),
+def addr2line(argv: list[str], pcs: list[int]) -> list[tuple[str, str, int]] | str:
+    """(function, file, line) per pc from `go tool addr2line` (argv: the
+    command and the binary), which reads the pclntab with Go's own
+    debug/gosym, or from `gosym-funcs -lines`, the same loop; or the reason
+    it could not."""
+    p = subprocess.run(argv, input="".join(f"{pc:#x}\n" for pc in pcs),
                        capture_output=True, text=True, encoding="utf-8", errors="replace")
     if p.returncode != 0:
         return p.stderr.strip().rsplit(": ", 1)[-1] or f"exit {p.returncode}"
@@ -269,6 +302,162 @@ def addr2line(go: str, path: Path, pcs: list[int]) -> list[tuple[str, str, int]]
         file, _, line = pos.rpartition(":")
         out.append((name, file, int(line) if line.isdigit() else 0))
     return out
+
+
+# ------------------------------------------- the stripped binaries' oracle
+#
+# Without symbols `go tool objdump` cannot run. Its two halves are then
+# taken from tools that share nothing with deferscope: the instructions from
+# a disassembler (binutils' objdump for x86-64 ELF and PE, Debian's
+# llvm-objdump for what binutils does not read here: arm64, Mach-O), the
+# function table (entries, ends, names: what objdump's TEXT lines give)
+# from Go's debug/gosym, through scripts/gosym-funcs.go built with the
+# oracle toolchain. The summary has objdump_summary()'s shape, so C2/C3 run
+# on it unchanged.
+
+DEFER_FUNCS = ("runtime.deferproc", "runtime.deferprocStack", "runtime.deferprocat",
+               "runtime.deferrangefunc", "runtime.deferreturn")
+# A direct call in either disassembler's listing: "  401020:\tcall   0x4015c0"
+# (binutils), "   110c4:      \tbl\t0x8fc80 <.text+0x7ec80>" (llvm-objdump).
+DIS_CALL = re.compile(r"^\s*([0-9a-f]+):\s+(?:callq?|bl)\s+(?:0x)?([0-9a-f]+)(?:\s|$)")
+_tool_lock = threading.Lock()
+
+
+class NoTable(Exception):
+    """Go's reader finds no pclntab, or the disassembly does not fit it."""
+
+
+def gosym_funcs_tool(go: str, od_version: str) -> str:
+    """scripts/gosym-funcs.go built with the oracle toolchain, cached per
+    toolchain and source hash."""
+    src = REPO / "scripts" / "gosym-funcs.go"
+    h = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    exe = REAL / "tools" / f"gosym-funcs-{od_version}-{h}"
+    with _tool_lock:
+        if not exe.exists():
+            exe.parent.mkdir(parents=True, exist_ok=True)
+            tmp = exe.parent / f"{exe.name}.{os.getpid()}.tmp"
+            run([go, "build", "-o", str(tmp), str(src)], cwd=exe.parent, capture_output=True)
+            tmp.replace(exe)
+    return str(exe)
+
+
+def gosym_table(tool: str, path: Path) -> tuple[int, int, str, list[tuple[int, int, str]]]:
+    """(text start, text size, where the table was, [(entry, end, name)]) from
+    gosym-funcs; entries as debug/gosym computes them from that text start."""
+    p = subprocess.run([tool, str(path)], capture_output=True, text=True, encoding="utf-8", errors="replace")
+    if p.returncode != 0:
+        raise NoTable(p.stderr.strip().rsplit(": ", 1)[-1])
+    lines = p.stdout.splitlines()
+    _, text, size = lines[0].split()
+    where = lines[1].split(" ", 1)[1]
+    funcs = []
+    for line in lines[2:]:
+        entry, end, name = line.split(" ", 2)
+        funcs.append((int(entry, 16), int(end, 16), name))
+    funcs.sort()
+    return int(text, 16), int(size, 16), where, funcs
+
+
+def disassembler(path: Path) -> list[str]:
+    """binutils' objdump where it reads the file as x86-64 (ELF, PE), else
+    llvm-objdump (arm64 ELF, Mach-O), installed from Debian if missing."""
+    p = subprocess.run(["objdump", "-f", str(path)], capture_output=True, text=True)
+    if p.returncode == 0 and "architecture: i386:x86-64" in p.stdout:
+        return ["objdump", "-d", "--no-show-raw-insn", str(path)]
+    if not shutil.which("llvm-objdump"):
+        with _apt_lock:
+            if not shutil.which("llvm-objdump"):
+                log("apt-get install llvm (llvm-objdump)")
+                sudo = [] if os.geteuid() == 0 else ["sudo"]
+                run([*sudo, "apt-get", "install", "-y", "-qq", "llvm"], capture_output=True,
+                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return ["llvm-objdump", "-d", "--no-show-raw-insn", str(path)]
+
+
+def direct_calls(argv: list[str]) -> list[tuple[int, int]]:
+    """(pc, target) of every direct call in the disassembly (filtered through
+    grep: a 75 MB binary's listing is 6.9 M lines, 266 MB)."""
+    with tempfile.TemporaryFile() as err:
+        p1 = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        p2 = subprocess.Popen(["grep", "-a", "-E", r"^ *[0-9a-f]+:[[:space:]]+(callq?|bl)[[:space:]]+(0x)?[0-9a-f]+"],
+                              stdin=p1.stdout, stdout=subprocess.PIPE, text=True, errors="replace")
+        p1.stdout.close()
+        calls = [(int(m.group(1), 16), int(m.group(2), 16)) for line in p2.stdout
+                 if (m := DIS_CALL.match(line))]
+        p2.wait()
+        rc = p1.wait()
+        err.seek(0)
+        msg = err.read().decode(errors="replace").strip()
+    if rc != 0:
+        raise RuntimeError(f"{argv[0]} exit {rc}: {msg.splitlines()[-1] if msg else ''}")
+    return calls
+
+
+def calibrate(text: int, size: int, funcs: list[tuple[int, int, str]],
+              calls: list[tuple[int, int]]) -> tuple[int, str]:
+    """The amount by which debug/gosym's entries are early: 0 when the text
+    section starts with runtime.text (internal linking), the size of the C
+    linker's code before it otherwise. Measured from the disassembly: with
+    the right shift, the call targets inside Go's text are function entries.
+    Each of the 50 most called targets votes for every shift that puts an
+    entry on it (within the room the text section leaves); of the five
+    shifts with the most votes, the one that puts the most distinct targets
+    inside Go's text on entries wins. It must put nearly all of them there
+    (all but the calls into runtime.duffzero/duffcopy), and the runner-up
+    at most half as many."""
+    entries = [e for e, _, _ in funcs]
+    go_end = max(end for _, end, _ in funcs)
+    room = text + size - go_end
+    if room < 0:
+        raise NoTable(f"the table's functions end {-room:#x} bytes past the text section")
+    counts = Counter(t for _, t in calls)
+    top = [t for t, _ in counts.most_common(50)]
+    votes: Counter[int] = Counter()
+    for c in top:
+        for e in entries[bisect.bisect_left(entries, c - room):bisect.bisect_right(entries, c)]:
+            votes[c - e] += 1
+    starts = set(entries)
+
+    def fit(d: int) -> tuple[int, int]:
+        inside = [t for t in counts if entries[0] + d <= t < go_end + d]
+        return sum(1 for t in inside if t - d in starts), len(inside)
+
+    ranked = sorted(((fit(d), v, d) for d, v in votes.most_common(5)), reverse=True)
+    if not ranked:
+        raise NoTable("no call target can be a function entry")
+    ((hits, inside), v, d) = ranked[0]
+    runner = ranked[1][0][0] if len(ranked) > 1 else 0
+    why = (f"{hits}/{inside} distinct call targets in Go's text on entries (runner-up {runner}); "
+           f"{v}/{len(top)} votes")
+    if hits < 0.9 * inside or runner > hits / 2:
+        raise NoTable(f"no text start fits the call targets: best +{d:#x}, {why}")
+    return d, why
+
+
+def pclntab_summary(tool: str, path: Path) -> tuple[dict, dict]:
+    """objdump_summary()'s shape from a disassembler and Go's function table:
+    per function (by entry) with a defer call, its name and the pcs of its
+    direct calls to runtime.defer* functions. Also how it was obtained."""
+    text, size, where, funcs = gosym_table(tool, path)
+    argv = disassembler(path)
+    calls = direct_calls(argv)
+    d, why = calibrate(text, size, funcs, calls)
+    funcs = [(e + d, end + d, name) for e, end, name in funcs]
+    entries = [e for e, _, _ in funcs]
+    targets = {e: name for e, _, name in funcs if name in DEFER_FUNCS}
+    out: dict[str, dict] = {}
+    for pc, t in calls:
+        if t not in targets:
+            continue
+        i = bisect.bisect_right(entries, pc) - 1
+        if i < 0 or pc >= funcs[i][1]:
+            raise NoTable(f"CALL {targets[t]} at {pc:#x} lies in no function of Go's table")
+        f = out.setdefault(str(entries[i]), {"name": funcs[i][2], "calls": {}})
+        f["calls"].setdefault(targets[t], []).append(pc)
+    info = {"disassembler": Path(argv[0]).name, "table": where, "shift": d, "calibration": why,
+            "functions": len(funcs), "calls": len(calls)}
+    return out, info
 
 
 # -------------------------------------------------------------- fetching
@@ -369,8 +558,9 @@ class Binary:
     seconds: float = 0.0
     od_counts: tuple[int, int, int] | None = None  # objdump: stack, heap calls; open-coded funcs
     link: str = "?"        # "int"/"ext"/"?": see linkmode()
-    a2l_note: str = ""     # why C5 did not apply
+    a2l_note: str = ""     # why C5 did not apply, or who answered if not addr2line
     a2l_counts: tuple[int, int] | None = None  # C5: functions, sites compared
+    pcln: dict | None = None  # how the stripped binaries' oracle was obtained
     _sha: str = ""
 
     def sha256(self) -> str:
@@ -524,7 +714,34 @@ def oracle(objdump: list[str], od_version: str, b: Binary) -> None:
     b.oracle, b.oracle_note = funcs, note
 
 
-def check_lines(go: str, od_version: str, b: Binary) -> None:
+def pclntab_oracle(tool: str, od_version: str, b: Binary) -> None:
+    """Fill b.oracle from a disassembler and Go's function table (cached per
+    binary hash and toolchain), for a binary objdump has no symbols for; or
+    leave it None with the reason in b.oracle_note."""
+    cache = REAL / "oracle-pclntab" / f"{b.sha256()}-{od_version}-v{PCLN_VERSION}.json"
+    if cache.exists():
+        data = json.loads(cache.read_text())
+    else:
+        try:
+            funcs, info = pclntab_summary(tool, b.path)
+            data = {"funcs": funcs, "info": info}
+        except NoTable as e:
+            data = {"funcs": None, "info": None, "why": str(e)}
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            b.oracle_note = "; ".join(filter(None, [b.oracle_note, f"disassembly failed: {e}"]))
+            return
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(data))
+    if data["funcs"] is None:
+        b.oracle_note = "; ".join(filter(None, [b.oracle_note, f"Go's table: {data['why']}"]))
+        return
+    b.oracle, b.pcln = data["funcs"], data["info"]
+    i = b.pcln
+    shift = f", text+{i['shift']:#x}" if i["shift"] else ""
+    b.oracle_note = f"pclntab{shift} ({i['disassembler']}; table: {i['table']}; {i['calibration']})"
+
+
+def check_lines(go: str, tool: str, od_version: str, b: Binary) -> None:
     """C5: every listed function's name at its entry, and every site's
     function, file and line at its pc, as Go's own pclntab reader (`go tool
     addr2line`) gives them. The answer is cached per binary hash, toolchain
@@ -532,19 +749,28 @@ def check_lines(go: str, od_version: str, b: Binary) -> None:
     r = b.report
     if r is None:
         return
-    if b.link == "ext":
-        # debug/gosym puts the first function at the start of .text, where a
-        # C linker puts its own code first: every answer would be shifted.
-        b.checks["C5"], b.a2l_note = "n/a", "external linking"
+    # debug/gosym puts the first function at the start of .text, where a C
+    # linker puts its own code first: every answer is early by the shift
+    # calibrate() measured for the pclntab oracle, so Go's reader is asked
+    # about pc - shift. Without that measurement an externally linked binary
+    # gets no C5. Where only gosym-funcs finds the table (by its magic),
+    # `gosym-funcs -lines` answers instead of addr2line.
+    shift = b.pcln["shift"] if b.pcln else 0
+    if b.link == "ext" and not b.pcln:
+        b.checks["C5"], b.a2l_note = "n/a", "external linking, text start not measured"
         return
+    argv = [go, "tool", "addr2line", str(b.path)]
+    if b.pcln and b.pcln["table"].startswith("magic"):
+        argv = [tool, "-lines", str(b.path)]
+        b.a2l_note = "gosym-funcs -lines"
     funcs, sites = r["functions"], r["sites"]
-    pcs = [f["entry"] for f in funcs] + [s["pc"] for s in sites]
-    h = hashlib.sha256(",".join(map(str, pcs)).encode()).hexdigest()[:16]
+    pcs = [f["entry"] - shift for f in funcs] + [s["pc"] - shift for s in sites]
+    h = hashlib.sha256(",".join([Path(argv[0]).name, *map(str, pcs)]).encode()).hexdigest()[:16]
     cache = REAL / "addr2line" / f"{b.sha256()}-{od_version}-{h}.json"
     if cache.exists():
         got = json.loads(cache.read_text())
     else:
-        got = addr2line(go, b.path, pcs)
+        got = addr2line(argv, pcs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(got))
     if isinstance(got, str) or all(name == "?" for name, _, _ in got):
@@ -739,6 +965,28 @@ def print_table(bins: list[Binary]) -> None:
         print("| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |")
 
 
+def print_oracles(bins: list[Binary]) -> None:
+    """One line per oracle of C2/C3: its binaries, its own counts (CALL
+    deferprocStack, CALL deferproc/deferprocat, open-coded functions), the
+    sites it confirmed by pc and the functions compared; then the binaries
+    without one, by reason."""
+    classes = [("go tool objdump (symbols)", lambda b: b.od_counts and not b.pcln),
+               ("disassembler + Go's pclntab reader (stripped, and the variants)", lambda b: b.od_counts and b.pcln)]
+    for title, sel in classes:
+        got = [b for b in bins if sel(b)]
+        od = [sum(b.od_counts[i] for b in got) for i in range(3)]
+        kinds = [sum(b.report["summary"]["kinds"][k] for b in got) for k in ("stack-allocated", "heap-allocated")]
+        shifted = sum(1 for b in got if b.pcln and b.pcln["shift"])
+        print(f"{title}: {len(got)} binaries{f' ({shifted} with a measured text start)' if shifted else ''}, "
+              f"{od[0]} CALL runtime.deferprocStack, {od[1]} CALL runtime.deferproc/deferprocat, "
+              f"{od[2]} open-coded by the deferreturn rule; {kinds[0]} stack- and {kinds[1]} heap-allocated "
+              f"sites confirmed by pc; {sum(b.compared for b in got)} functions compared")
+    none = Counter(b.oracle_note for b in bins if b.report and not b.variant and not b.od_counts)
+    if none:
+        print(f"no pc-level oracle (C1, C5 only): {sum(none.values())} binaries"
+              + "".join(f"\n  {n} x {w}" for w, n in none.most_common()))
+
+
 # ------------------------------------------------------------------- main
 
 def find_deferscope(arg: str | None) -> str:
@@ -758,7 +1006,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="one binary of each kind (CI)")
     ap.add_argument("--jobs", type=int, default=2, help="objdump processes in parallel")
     ap.add_argument("--deferscope", help="deferscope binary (default: $DEFERSCOPE_BIN, else cargo build --release)")
-    ap.add_argument("--go-version", default="1.27.3", help="toolchain whose objdump is the oracle")
+    ap.add_argument("--go-version", default="1.27.3", help="toolchain whose objdump and debug/gosym are the oracles")
     ap.add_argument("--only", help="regex on binary names")
     ap.add_argument("--verbose", "-v", action="store_true", help="list exceptions too")
     a = ap.parse_args()
@@ -777,6 +1025,7 @@ def main() -> int:
     os.environ.update(GOROOT=goroot, GOTOOLCHAIN="local",
                       PATH=f"{Path(goroot) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
 
+    tool = gosym_funcs_tool(go, od_version)
     only = re.compile(a.only) if a.only else None
     REAL.mkdir(parents=True, exist_ok=True)
     bins = collect(a.quick, only)
@@ -797,7 +1046,9 @@ def main() -> int:
         b.link = linkmode(b)
         if not b.variant:
             oracle(objdump, od_version, b)
-        check_lines(go, od_version, b)
+        if b.oracle is None:
+            pclntab_oracle(tool, od_version, b)
+        check_lines(go, tool, od_version, b)
         with lock:
             done += 1
             log(f"  [{done}] {b.name}: {b.oracle_note or '-'}; C5 {b.checks.get('C5')} "
@@ -808,27 +1059,23 @@ def main() -> int:
     for b in bins:
         if b.variant:
             compare_variant(b)
-        else:
+        if not b.variant or b.oracle is not None:
             compare(b)
 
-    print(f"\n## deferscope on real Go binaries (oracle: go{od_version} objdump)\n")
+    print(f"\n## deferscope on real Go binaries (oracles: go{od_version} objdump; disassembler + "
+          f"go{od_version} debug/gosym)\n")
     print_table(bins)
     failed = [b for b in bins if "FAIL" in b.checks.values()]
     funcs = sum(b.compared for b in bins)
     ndiff = sum(1 for b in bins for d in b.diffs if "[exception" not in d)
     nexc = sum(1 for b in bins for d in b.diffs if "[exception" in d)
-    od = [sum(b.od_counts[i] for b in bins if b.od_counts) for i in range(3)]
-    print(f"\nobjdump oracle: {od[0]} CALL runtime.deferprocStack, {od[1]} CALL runtime.deferproc/deferprocat, "
-          f"{od[2]} functions open-coded by the deferreturn rule")
-    with_od = [b for b in bins if b.od_counts]
-    kinds = [sum(b.report["summary"]["kinds"][k] for b in with_od) for k in ("stack-allocated", "heap-allocated")]
-    print(f"C2/C3 ran on {len(with_od)} binaries with symbols ({kinds[0]} stack- and {kinds[1]} heap-allocated "
-          f"sites confirmed by pc); {sum(1 for b in bins if b.report and not b.variant and not b.od_counts)} "
-          f"without symbols got C1 and C5 only")
+    print()
+    print_oracles(bins)
     a2l = [b.a2l_counts for b in bins if b.a2l_counts]
     why = Counter(b.a2l_note for b in bins if b.checks.get("C5") == "n/a")
-    print(f"C5 (go tool addr2line) ran on {len(a2l)} binaries: {sum(f for f, _ in a2l)} functions, "
-          f"{sum(s for _, s in a2l)} sites; n/a on {sum(why.values())}"
+    by_tool = sum(1 for b in bins if b.a2l_counts and b.a2l_note)
+    print(f"C5 (go tool addr2line; gosym-funcs -lines on {by_tool}) ran on {len(a2l)} binaries: "
+          f"{sum(f for f, _ in a2l)} functions, {sum(s for _, s in a2l)} sites; n/a on {sum(why.values())}"
           + "".join(f"\n  n/a: {n} x {w}" for w, n in why.most_common()))
     print(f"functions compared: {funcs}; differences: {ndiff}; documented exceptions: {nexc}"
           f"{'' if a.verbose else ' (-v lists them)'}; binaries: {len(bins)}, failing: {len(failed)}")

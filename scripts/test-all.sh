@@ -10,8 +10,9 @@
 #    binary: scripts/build-matrix.py (cached; a warm run takes seconds).
 # 3. Real third-party Go binaries from Debian, npm and PyPI, and the
 #    toolchains' own, scanned and checked against `go tool objdump` (those
-#    with symbols) and `go tool addr2line`: scripts/real-binaries.py
-#    (cached; ~7 min cold, seconds warm).
+#    with symbols; the stripped ones against binutils' or llvm-objdump's
+#    calls named by Go's debug/gosym) and `go tool addr2line`:
+#    scripts/real-binaries.py (cached; ~7 min cold, seconds warm).
 # 4. The SARIF 2.1.0 schema (npm) and Python's jsonschema (PyPI) for the
 #    SARIF validation tests: scripts/install-sarif-schema.sh (seconds).
 # 5. cargo fmt --check, clippy, and cargo test with DEFERSCOPE_MATRIX set, so
