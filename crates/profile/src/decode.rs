@@ -202,28 +202,25 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
             )))
         }
     };
-    let mut sample_types = Vec::with_capacity(parts.sample_type.len());
-    for r in &parts.sample_type {
-        let v: pb::ValueType = pb::one(b, r, "sample type")?;
-        check_str(v.r#type, "a sample type")?;
-        check_str(v.unit, "a sample type")?;
-        sample_types.push(ValueType {
+    let value_type = |r: &std::ops::Range<usize>, what: &'static str| -> Result<ValueType, Bad> {
+        let v: pb::ValueType = pb::one(b, r, what)?;
+        check_str(v.r#type, what)?;
+        check_str(v.unit, what)?;
+        Ok(ValueType {
             r#type: strings[v.r#type as usize].clone(),
             unit: strings[v.unit as usize].clone(),
-        });
-    }
-    let period_type = match &parts.period_type {
-        Some(r) => {
-            let v: pb::ValueType = pb::one(b, r, "period type")?;
-            check_str(v.r#type, "the period type")?;
-            check_str(v.unit, "the period type")?;
-            Some(ValueType {
-                r#type: strings[v.r#type as usize].clone(),
-                unit: strings[v.unit as usize].clone(),
-            })
-        }
-        None => None,
+        })
     };
+    let sample_types = parts
+        .sample_type
+        .iter()
+        .map(|r| value_type(r, "a sample type"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let period_type = parts
+        .period_type
+        .as_ref()
+        .map(|r| value_type(r, "the period type"))
+        .transpose()?;
     check_str(parts.default_sample_type, "the default sample type")?;
     let mut mappings = Vec::with_capacity(parts.mapping.len());
     for r in &parts.mapping {
@@ -260,33 +257,7 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
             .map(one_loc)
             .collect::<Result<_, _>>()?
     };
-    let mut loc_index: HashMap<u64, u32> = HashMap::with_capacity(locations.len());
-    let mut loc_mapping = Vec::with_capacity(locations.len());
-    for (i, l) in locations.iter().enumerate() {
-        if loc_index.insert(l.id, i as u32).is_some() {
-            return Err(Bad::Why(format!(
-                "damaged profile: location id {} used twice",
-                l.id
-            )));
-        }
-        loc_mapping.push(match l.mapping_id {
-            0 => None,
-            id => Some(*map_index.get(&id).ok_or_else(|| {
-                Bad::Why(format!(
-                    "damaged profile: location {} names mapping {id}, which does not exist",
-                    l.id
-                ))
-            })?),
-        });
-        for ln in &l.line {
-            if !func_ids.contains_key(&ln.function_id) {
-                return Err(Bad::Why(format!(
-                    "damaged profile: location {} names function {}, which does not exist",
-                    l.id, ln.function_id
-                )));
-            }
-        }
-    }
+    let (loc_index, loc_mapping) = index_locations(&locations, &map_index, &func_ids)?;
     let nv = sample_types.len();
     // Small profiles stay on this thread.
     let chunks: Vec<Chunk> = if parts.sample.len() > CHUNK {
@@ -334,6 +305,43 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
         return Err(Bad::Why("empty profile: it has no samples".into()));
     }
     Ok(d)
+}
+
+/// Each location's index by id, and its mapping's index; every id a
+/// location names must exist.
+fn index_locations(
+    locations: &[pb::Location],
+    map_index: &HashMap<u64, u32>,
+    func_ids: &HashMap<u64, ()>,
+) -> Result<(HashMap<u64, u32>, Vec<Option<u32>>), Bad> {
+    let mut loc_index: HashMap<u64, u32> = HashMap::with_capacity(locations.len());
+    let mut loc_mapping = Vec::with_capacity(locations.len());
+    for (i, l) in locations.iter().enumerate() {
+        if loc_index.insert(l.id, i as u32).is_some() {
+            return Err(Bad::Why(format!(
+                "damaged profile: location id {} used twice",
+                l.id
+            )));
+        }
+        loc_mapping.push(match l.mapping_id {
+            0 => None,
+            id => Some(*map_index.get(&id).ok_or_else(|| {
+                Bad::Why(format!(
+                    "damaged profile: location {} names mapping {id}, which does not exist",
+                    l.id
+                ))
+            })?),
+        });
+        for ln in &l.line {
+            if !func_ids.contains_key(&ln.function_id) {
+                return Err(Bad::Why(format!(
+                    "damaged profile: location {} names function {}, which does not exist",
+                    l.id, ln.function_id
+                )));
+            }
+        }
+    }
+    Ok((loc_index, loc_mapping))
 }
 
 /// A run of decoded samples.
