@@ -307,13 +307,16 @@ fn decode_bytes(b: &[u8], labels: bool) -> Result<Decoded, Bad> {
     Ok(d)
 }
 
+/// Location id -> index, and each location's mapping index.
+type LocationIndex = (HashMap<u64, u32>, Vec<Option<u32>>);
+
 /// Each location's index by id, and its mapping's index; every id a
 /// location names must exist.
 fn index_locations(
     locations: &[pb::Location],
     map_index: &HashMap<u64, u32>,
     func_ids: &HashMap<u64, ()>,
-) -> Result<(HashMap<u64, u32>, Vec<Option<u32>>), Bad> {
+) -> Result<LocationIndex, Bad> {
     let mut loc_index: HashMap<u64, u32> = HashMap::with_capacity(locations.len());
     let mut loc_mapping = Vec::with_capacity(locations.len());
     for (i, l) in locations.iter().enumerate() {
