@@ -404,17 +404,8 @@ GOROOT/src/sync/once.go:5:2: open-coded defer
         Scan {
             binary: BinaryInfo {
                 path: "bin".into(),
-                format: "elf",
-                goos: "linux".into(),
-                goarch: "amd64",
-                go_version: None,
-                go_version_source: None,
-                pclntab: "go1.20+",
-                stripped: false,
-                pie: false,
-                main_module: None,
-                build_settings: Default::default(),
                 functions: 0,
+                ..Default::default()
             },
             functions: sites
                 .iter()

@@ -120,7 +120,7 @@ pub struct FuncInfo {
 }
 
 /// Facts about the binary as a whole.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct BinaryInfo {
     pub path: String,
     pub format: &'static str,

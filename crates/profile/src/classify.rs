@@ -578,17 +578,8 @@ mod tests {
         Scan {
             binary: BinaryInfo {
                 path: "t".into(),
-                format: "elf",
-                goos: "linux".into(),
-                goarch: "amd64",
-                go_version: None,
-                go_version_source: None,
-                pclntab: "go1.20+",
-                stripped: false,
-                pie: false,
-                main_module: None,
-                build_settings: Default::default(),
                 functions: 1,
+                ..Default::default()
             },
             sites: vec![
                 site(0x1040, Kind::HeapAllocated, None),

@@ -11,7 +11,6 @@ use crate::cli::ExplainArgs;
 
 pub fn run(args: ExplainArgs) -> Result<()> {
     let c = &args.common;
-    let filter = c.filter.filter()?;
     let cost = if args.published_costs {
         CostTable::published()
     } else {
@@ -21,15 +20,5 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         explain: Some(&cost),
         verify: None,
     };
-    if super::batch::is_batch(&c.paths) {
-        return super::batch::report(&c.paths, c.format, &filter, req, c.jobs);
-    }
-    let binary = &c.paths[0];
-    super::analyze(
-        binary,
-        &binary.display().to_string(),
-        &filter,
-        req,
-        |img, ix, a| super::print(&a, c.format, img, ix),
-    )
+    super::report(c, req)
 }

@@ -40,6 +40,24 @@ pub fn analyze<T>(
     })
 }
 
+/// `scan` and `explain`: analyse the binaries of `c` as `req` asks and
+/// print one report (a batch when there are several, or a directory or an
+/// image).
+pub fn report(c: &crate::cli::BinaryArgs, req: Request<'_>) -> Result<()> {
+    let filter = c.filter.filter()?;
+    if batch::is_batch(&c.paths) {
+        return batch::report(&c.paths, c.format, &filter, req, c.jobs);
+    }
+    let binary = &c.paths[0];
+    analyze(
+        binary,
+        &binary.display().to_string(),
+        &filter,
+        req,
+        |img, ix, a| print(&a, c.format, img, ix),
+    )
+}
+
 /// Print `a` to stdout in `format`; the HTML page also lists the code of
 /// the report's functions.
 pub fn print(a: &Analysis, format: ReportFormat, img: &Image<'_>, ix: &GoIndex<'_>) -> Result<()> {

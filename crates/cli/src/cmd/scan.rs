@@ -10,7 +10,6 @@ use crate::cli::{ReportFormat, ScanArgs};
 
 pub fn run(args: ScanArgs) -> Result<()> {
     let c = &args.common;
-    let filter = c.filter.filter()?;
     // The HTML page always carries the explain pass.
     let cost =
         (args.explain || c.format == ReportFormat::Html).then(deferscope_analyze::cost::load);
@@ -18,15 +17,5 @@ pub fn run(args: ScanArgs) -> Result<()> {
         explain: cost.as_ref(),
         verify: None,
     };
-    if super::batch::is_batch(&c.paths) {
-        return super::batch::report(&c.paths, c.format, &filter, req, c.jobs);
-    }
-    let binary = &c.paths[0];
-    super::analyze(
-        binary,
-        &binary.display().to_string(),
-        &filter,
-        req,
-        |img, ix, a| super::print(&a, c.format, img, ix),
-    )
+    super::report(c, req)
 }
