@@ -23,6 +23,8 @@ use std::io::{self, Write};
 use deferscope_model::batch::{Batch, BatchDiff, Entry, Totals};
 use deferscope_model::{Analysis, Counts, Kind, Origin};
 use serde::Serialize;
+
+use crate::diff::Build;
 use serde_json::{json, Value};
 
 use crate::{html, plural, Format, JSON_SCHEMA_VERSION};
@@ -369,13 +371,6 @@ pub fn diff_text(d: &BatchDiff, fail_on: &[Kind], w: &mut impl Write) -> io::Res
         )?;
     }
     Ok(())
-}
-
-#[derive(Serialize)]
-struct Build<'a> {
-    path: &'a str,
-    go_version: Option<&'a str>,
-    kinds: Counts,
 }
 
 /// The diff of two batches as JSON (`docs/json.md`).

@@ -112,11 +112,12 @@ pub fn text(
     Ok(())
 }
 
+/// One build in a diff's JSON: where it came from and its sites per kind.
 #[derive(Serialize)]
-struct Build<'a> {
-    path: &'a str,
-    go_version: Option<&'a str>,
-    kinds: Counts,
+pub(crate) struct Build<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) go_version: Option<&'a str>,
+    pub(crate) kinds: Counts,
 }
 
 #[derive(Serialize)]
