@@ -326,6 +326,10 @@ pub enum OutputFormat {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0; 1 when no function matches --funcs, --line, --pc or \
+                  --defer-only (a line on stderr says so, like grep); 2 on bad input."
+)]
 pub struct DisasmArgs {
     /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
     pub binary: PathBuf,
