@@ -1,5 +1,8 @@
 //! `deferscope disasm`: annotated disassembly in Go assembler syntax.
 //!
+//! `--syntax intel` is amd64's; on arm64 the listing is in ARM's own
+//! syntax, and stderr says so once.
+//!
 //! Like grep, a listing that selects nothing says so on stderr and exits
 //! with status 1 (`--funcs`, `--line`, `--pc` and `--defer-only` that
 //! match no function). `--source` says on stderr how many source files
@@ -51,6 +54,12 @@ pub fn run(args: DisasmArgs) -> Result<()> {
     let pc = args.pc.as_deref().map(parse_pc).transpose()?;
     let path = args.binary.display().to_string();
     deferscope_analyze::with_binary(&args.binary, |img, ix| -> Result<()> {
+        if args.syntax == DisasmSyntax::Intel && img.arch == deferscope_load::Arch::Arm64 {
+            eprintln!(
+                "deferscope: --syntax intel is for amd64; this arm64 binary is listed in ARM's \
+                 assembler syntax"
+            );
+        }
         // Annotations and --defer-only need the sites.
         let scan = if !args.no_annotate || args.defer_only {
             let a =

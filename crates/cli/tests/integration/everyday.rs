@@ -3,6 +3,7 @@
 //!
 //! - item 7: `everyday::disasm_nothing_matched`,
 //!   `everyday::disasm_source_missing_says_why`
+//! - item 11: `everyday::intel_syntax_on_arm64_says_so`
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -24,6 +25,14 @@ fn fixture() -> Result<Entry, Failed> {
                 && !e.meta.stripped
         })
         .ok_or_else(|| "no committed linux/amd64 defers fixture".into())
+}
+
+/// The committed unstripped fixture of `goarch`.
+fn fixture_of(goarch: &str) -> Result<Entry, Failed> {
+    entries(&committed_root())
+        .into_iter()
+        .find(|e| e.meta.goarch == goarch && e.meta.program == "defers" && !e.meta.stripped)
+        .ok_or_else(|| format!("no committed {goarch} defers fixture").into())
 }
 
 /// A scratch directory of this test process.
@@ -114,6 +123,28 @@ pub fn trials() -> Vec<Trial> {
                 || !err.contains("--source-root")
             {
                 return Err(format!("exit {:?}, stderr {err:?}", out.status.code()).into());
+            }
+            Ok(())
+        }),
+        // Item 11: --syntax intel on arm64 says once that it prints ARM's
+        // syntax; on amd64 it says nothing.
+        Trial::test("everyday::intel_syntax_on_arm64_says_so", || {
+            let args = ["disasm", "--syntax", "intel", "--funcs", "^main\\."];
+            let arm = run(&args, &fixture_of("arm64")?.bin())?;
+            let err = String::from_utf8_lossy(&arm.stderr);
+            if !arm.status.success()
+                || arm.stdout.is_empty()
+                || err.lines().count() != 1
+                || !err.contains("arm64")
+                || !err.contains("--syntax intel")
+            {
+                return Err(format!("arm64: exit {:?}, stderr {err:?}", arm.status.code()).into());
+            }
+            let amd = run(&args, &fixture()?.bin())?;
+            if !amd.status.success() || !amd.stderr.is_empty() {
+                return Err(
+                    format!("amd64: stderr {:?}", String::from_utf8_lossy(&amd.stderr)).into(),
+                );
             }
             Ok(())
         }),
