@@ -201,6 +201,23 @@ for (const c of manifest.cases) {
       await p.screenshot({ path: c.screenshot.replace(/\.png$/, '-panel.png') });
     });
 
+    // An unknown callee is spelled as `deferscope explain` spells it
+    // (issue 15 item 10: the table said "-").
+    test('an unresolved callee reads "unresolved" in the table', async () => {
+      const p = s.page;
+      await p.click('#f-reset');
+      const ex = JSON.parse(readFileSync(c.explain, 'utf8'));
+      const unresolved = new Set(ex.sites.filter((x) => x.deferred_target == null && !x.deferred_indirect)
+        .map((x) => `${x.function}|${x.file}:${x.line}`));
+      const cells = await p.$$eval('#sites tbody tr', (trs) => trs.map((tr) => {
+        const td = tr.querySelectorAll('td');
+        return [td[1].textContent + '|' + td[2].title, td[5].firstChild ? td[5].firstChild.textContent : ''];
+      }));
+      const got = cells.filter(([k]) => unresolved.has(k));
+      console.log(`# ${c.name}: ${got.length} rows with an unresolved callee`);
+      for (const [k, t] of got) assert.equal(t, 'unresolved', k);
+    });
+
     test('screenshot', async () => {
       const p = s.page;
       await p.click('#f-reset');

@@ -47,6 +47,7 @@ add() { # name binary
   "$bin" scan --format html "$2" > "$out/$1.html"
   end=$(date +%s%N)
   "$bin" scan --format json "$2" > "$out/$1.json"
+  "$bin" explain --format json "$2" > "$out/$1.explain.json"
   printf '%-28s %8d bytes html in %5d ms\n' "$1" "$(stat -c %s "$out/$1.html")" $(( (end - start) / 1000000 ))
   cases+=("$1")
 }
@@ -104,6 +105,7 @@ import json, sys
 out, hostile, names = sys.argv[1], sys.argv[2], sys.argv[3:]
 print(json.dumps({"cases": [
     {"name": n, "html": f"{out}/{n}.html", "json": f"{out}/{n}.json",
+     "explain": f"{out}/{n}.explain.json",
      "screenshot": f"{out}/{n}.png", "hostile": n == hostile} for n in names],
     "batch": [{"name": "batch", "html": f"{out}/batch.html", "json": f"{out}/batch.json",
                "screenshot": f"{out}/batch.png"}]}))

@@ -24,10 +24,11 @@ use deferscope_model::explain::Explain;
 use deferscope_model::{Kind, Scan};
 use serde_json::Value;
 
-/// Errors reading a saved JSON document.
+/// Errors reading a saved JSON document. `Json`'s parser message is its
+/// `source()`, not repeated in its own text (anyhow's `{:#}` prints both).
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
-    #[error("not JSON: {0}")]
+    #[error("not JSON")]
     Json(#[from] serde_json::Error),
     #[error("not a deferscope scan or explain JSON document: {0}")]
     Shape(&'static str),

@@ -326,6 +326,10 @@ pub enum OutputFormat {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0; 1 when no function matches --funcs, --line, --pc or \
+                  --defer-only (a line on stderr says so, like grep); 2 on bad input."
+)]
 pub struct DisasmArgs {
     /// The Go binary (ELF, PE or Mach-O; amd64 or arm64).
     pub binary: PathBuf,
@@ -338,7 +342,9 @@ pub struct DisasmArgs {
     /// Only the function containing this address (hex, 0x optional).
     #[arg(long, value_name = "ADDR")]
     pub pc: Option<String>,
-    /// Instruction syntax.
+    /// Instruction syntax: go (Go assembler, as go tool objdump) or intel
+    /// (amd64 only: an arm64 binary is then listed in ARM's own assembler
+    /// syntax, and a line on stderr says so).
     #[arg(long, value_enum, default_value_t = DisasmSyntax::Go)]
     pub syntax: DisasmSyntax,
     /// Only functions that contain defers.

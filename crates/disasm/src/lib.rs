@@ -146,6 +146,9 @@ pub struct Stats {
     pub functions: usize,
     pub instructions: usize,
     pub annotations: usize,
+    /// With `--source`: the distinct Go source files found and not found.
+    pub source_files_found: usize,
+    pub source_files_missing: usize,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -153,6 +156,8 @@ impl std::ops::AddAssign for Stats {
         self.functions += o.functions;
         self.instructions += o.instructions;
         self.annotations += o.annotations;
+        self.source_files_found += o.source_files_found;
+        self.source_files_missing += o.source_files_missing;
     }
 }
 
@@ -163,6 +168,8 @@ impl std::ops::Sub for Stats {
             functions: self.functions - o.functions,
             instructions: self.instructions - o.instructions,
             annotations: self.annotations - o.annotations,
+            source_files_found: self.source_files_found - o.source_files_found,
+            source_files_missing: self.source_files_missing - o.source_files_missing,
         }
     }
 }
@@ -260,7 +267,7 @@ pub fn list_rows(
     for f in ctx.selected() {
         w.function(f, sink)?;
     }
-    Ok(w.stats)
+    Ok(w.finish())
 }
 
 /// The defer machinery of the functions that start at `entries`, per
@@ -345,7 +352,7 @@ pub fn write_listing<W: Write>(
         for f in &funcs {
             w.function(f, &mut p)?;
         }
-        stats = w.stats;
+        stats = w.finish();
     } else {
         // Worker t lists batches t, t + threads, ...; each sends its
         // batches' text through its own bounded channel, and they are
@@ -450,6 +457,15 @@ impl<'a, 'd> Worker<'a, 'd> {
             insns: Vec::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// The statistics of everything listed, with the source files found.
+    fn finish(&self) -> Stats {
+        let mut s = self.stats;
+        if let Some(src) = &self.sources {
+            (s.source_files_found, s.source_files_missing) = src.files_found_missing();
+        }
+        s
     }
 
     /// Decode one function, annotate it, and hand its rows to `sink`.

@@ -97,6 +97,13 @@ impl SourceCache {
         out
     }
 
+    /// How many distinct Go source files were looked up and found, and
+    /// how many were not found.
+    pub fn files_found_missing(&self) -> (usize, usize) {
+        let found = self.files.values().filter(|t| t.is_some()).count();
+        (found, self.files.len() - found)
+    }
+
     /// Line `line` (1-based) of `file`, without its newline; `None` when the
     /// file cannot be found or is not Go source.
     pub fn line(&mut self, file: &str, line: i64) -> Option<String> {

@@ -23,14 +23,16 @@ use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 pub use buildid::BuildIds;
 
-/// Why a file could not be loaded. Each variant prints as one line.
+/// Why a file could not be loaded. Each variant prints as one line, the
+/// whole reason: none has a `source()`, so a printer of the error chain
+/// (anyhow's `{:#}`) does not repeat the operating system's message.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// The reason, printed in the message (not a `source()`).
+        error: std::io::Error,
     },
     #[error("{0}: is a directory")]
     Directory(PathBuf),
@@ -169,9 +171,9 @@ pub struct Mapped {
 impl Mapped {
     /// Open and map `path`. Directories, missing and empty files are errors.
     pub fn open(path: &Path) -> Result<Mapped, LoadError> {
-        let io = |source| LoadError::Io {
+        let io = |error| LoadError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
         if meta.is_dir() {
@@ -214,9 +216,9 @@ impl Mapped {
                 .len(len)
                 .map(file)
         }
-        .map_err(|source| LoadError::Io {
+        .map_err(|error| LoadError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Ok(Mapped {
             path: path.to_owned(),

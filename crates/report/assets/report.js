@@ -136,7 +136,7 @@
     }
     tr.appendChild(td);
     td = el('td', 'tg');
-    if (s.tgt) td.appendChild(el('span', null, s.tgt)); else td.appendChild(el('span', 'muted', '-'));
+    if (s.tgt) td.appendChild(el('span', null, s.tgt)); else td.appendChild(el('span', 'muted', 'unresolved'));
     if (s.via) td.title = 'via ' + s.via;
     if (s.flags & 2) { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', 'chip n', 'recover')); }
     if (s.cb) { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', 'chip w', s.cb + ' B closure')); }
@@ -239,7 +239,10 @@
   function panelBody(fn) {
     var body = el('div', 'fbody');
     var dl = el('dl', 'kv');
-    var ss = byFunc[fn.idx].slice().sort(function (a, b) { return a.pc - b.pc; });
+    // In source order (a function's code is not: inlined and moved blocks).
+    var ss = byFunc[fn.idx].slice().sort(function (a, b) {
+      return cmpStr(a.path, b.path) || a.line - b.line || a.pc - b.pc;
+    });
     kv(dl, 'where', [files[fn.f] + ':' + fn.l, 'package ' + pkgs[fn.p] + ' (' + fn.o + '), entry ' + hex(fn.e) + ', ' + fn.z + ' bytes' +
       (fn.dc !== undefined ? ', ' + fn.dc + ' direct caller' + (fn.dc === 1 ? '' : 's') : '')]);
     kv(dl, 'why', fn.r.map(function (r) {
@@ -263,7 +266,7 @@
     });
     if (fn.drb) alloc.push(fn.drb + ' B of _defer records in the frame');
     if (fn.counts[2]) alloc.push(fn.counts[2] + ' heap _defer record' + (fn.counts[2] === 1 ? '' : 's') + ' (from the per-P pool)');
-    if (fn.osb) alloc.push(fn.osb + ' B of frame for open-coded defers' + (fn.ecb ? ', about ' + fn.ecb + ' B of exit code' : ''));
+    if (fn.osb) alloc.push(fn.osb + ' B of frame for open-coded defers' + (fn.ecb ? ', about ' + fn.ecb + ' B of exit code' : fn.ecb === 0 ? ', no open-coded exit found' : ''));
     kv(dl, 'alloc', alloc);
     if (ss.length) {
       kv(dl, 'cost', [ss.map(function (s) { return s.loc + ' about ' + ns(s.ns); }).join(', ') +

@@ -78,7 +78,7 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     for i in order {
         let f = &r.functions[i];
         let fx = &x.functions[i];
-        let idx: Vec<usize> = sites_named
+        let mut idx: Vec<usize> = sites_named
             .get(f.name.as_str())
             .map(|c| {
                 c.iter()
@@ -87,6 +87,8 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
+        // In source order (the code is not: inlined and moved blocks).
+        idx.sort_by_key(|&j| (&r.sites[j].file, r.sites[j].line, r.sites[j].pc));
         let sites: Vec<&Site> = idx.iter().map(|&j| &r.sites[j]).collect();
         if fx.reasons.is_empty() {
             if !sites.is_empty() {
@@ -175,8 +177,10 @@ fn open_line(
     if let Some(b) = fx.open_slot_bytes {
         extra.push_str(&format!("; {b} B of frame"));
     }
-    if let Some(b) = fx.exit_code_bytes {
-        extra.push_str(&format!(", about {b} B of exit code"));
+    match fx.exit_code_bytes {
+        Some(0) => extra.push_str(", no open-coded exit found"),
+        Some(b) => extra.push_str(&format!(", about {b} B of exit code")),
+        None => {}
     }
     format!(
         "{}:{}: {}  {}{}",

@@ -186,7 +186,7 @@ fn explain_func(
     fx.defer_record_bytes = sizes::defer_record_bytes(cx.go122, &fsites);
     if let Some(n) = fi.open_coded_defers {
         fx.open_slot_bytes = Some(sizes::open_slot_bytes(n));
-        fx.exit_code_bytes = Some(sizes::exit_code_bytes(cx.ix, &f, &fsites));
+        fx.exit_code_bytes = Some(sizes::exit_code_bytes(cx, &f, code, events, &fsites));
         return fx;
     }
     if fsites.is_empty() && !fi.calls_deferrangefunc {

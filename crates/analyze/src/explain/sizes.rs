@@ -4,9 +4,9 @@
 //! - `_defer` records of stack-allocated sites: 48 bytes from go1.22, 72
 //!   before (design.md §3.4).
 //! - An open-coded function's frame: 8 bytes per closure slot plus the
-//!   deferBits byte; the code of its exit sequences, estimated as the
-//!   bytes at the defer statements' lines outside their recording
-//!   instructions.
+//!   deferBits byte; the code of its exit sequences: per exit and defer,
+//!   from the store of the cleared deferBits to the end of the deferred
+//!   call ([`exit_code_bytes`]).
 //! - Each site's time comes from the cost table
 //!   ([`deferscope_model::cost::CostTable::ns`]; a heap closure has its
 //!   own figure), set where the site is explained.
@@ -16,10 +16,13 @@
 
 use std::collections::HashMap;
 
+use deferscope_decode::Event;
 use deferscope_index::{Func, GoIndex};
 use deferscope_load::{Arch, Image};
 use deferscope_model::explain::{FuncExplain, InlineCandidate};
 use deferscope_model::{Kind, Scan, Site};
+
+use super::context::Cx;
 
 /// Functions smaller than this many bytes are inlining candidates.
 const INLINE_MAX_BYTES: u64 = 200;
@@ -38,21 +41,96 @@ pub(super) fn open_slot_bytes(n: u8) -> u64 {
     8 * n as u64 + 1
 }
 
-/// Code bytes of an open-coded function's exit sequences: the code at the
-/// defer lines outside the recording instructions' runs.
-pub(super) fn exit_code_bytes(ix: &GoIndex<'_>, f: &Func, sites: &[&Site]) -> u64 {
-    let lines = ix.lines(f);
-    let mut bytes = 0;
-    for &(start, end, line) in lines.line_runs() {
-        let at_defer = sites.iter().any(|s| {
-            s.line as i32 == line && lines.at(start).is_some_and(|(file, _)| file == s.file)
-        });
-        let recording = sites.iter().any(|s| s.pc >= start && s.pc < end);
-        if at_defer && !recording {
-            bytes += end - start;
+/// Code bytes of an open-coded function's exit sequences (ssagen's
+/// openDeferExit, design.md §2.1 and §3.1): at every exit, for each
+/// pending defer, the store of the cleared deferBits, then the call of
+/// the deferred function, through its closure
+/// (`MOVB $0x0, 0xf(SP); MOVQ 0x28(SP), DX; MOVQ 0(DX), CX; CALL CX`) or
+/// directly when the closure is a static funcval (`MOVB $0x0, 0x7(SP);
+/// CALL main.f.deferwrap1(SB)`). A store to deferBits is the prologue's
+/// when it is the first, a registration when it follows a site (the
+/// store of the defer's closure into its slot) at the site's line, and an
+/// exit's otherwise (the compiler drops the registration of a defer right
+/// before an exit: the exit's store then follows the site, at the line of
+/// the return). A piece runs from an exit's store, else from a load from
+/// a slot (only exits read them), to the end of the next call; the test
+/// of a deferBits bit the compiler could not fold, before the store, is
+/// not counted.
+///
+/// The exit code has the line of the return, not of the defer statement
+/// (counting the bytes at the defer lines gave 0 for most functions).
+pub(super) fn exit_code_bytes(
+    cx: &Cx<'_, '_>,
+    f: &Func,
+    code: &[u8],
+    events: &[Event],
+    sites: &[&Site],
+) -> u64 {
+    let layout = cx.ix.open_defer_layout(cx.runtime);
+    let Some(info) = cx.ix.open_defer_info(cx.img, f, layout) else {
+        return 0;
+    };
+    let sp = cx.ix.spdelta(f);
+    let lines = cx.ix.lines(f);
+    let at = |pc: u64, off: u64| sp.at(pc).map(|d| crate::slot_sp_offset(d, off));
+    let (mut bytes, mut zeroed) = (0, false);
+    // The line of a site since the last deferBits store; the start of
+    // the exit piece since the last call.
+    let (mut site_line, mut start): (Option<u32>, Option<u64>) = (None, None);
+    for e in events {
+        match *e {
+            Event::StackStore { pc, .. } if sites.iter().any(|s| s.pc == pc) => {
+                site_line = sites.iter().find(|s| s.pc == pc).map(|s| s.line);
+            }
+            Event::StackStore {
+                pc,
+                offset,
+                size: 1,
+                ..
+            } if at(pc, info.deferbits_offset) == Some(offset) => {
+                let line = lines.at(pc).map(|(_, l)| l);
+                let registers = site_line.is_some() && site_line == line;
+                if zeroed && !registers {
+                    start.get_or_insert(pc);
+                }
+                (zeroed, site_line) = (true, None);
+            }
+            Event::Load {
+                pc, base, offset, ..
+            } if base == deferscope_decode::SP
+                && info
+                    .closure_offsets
+                    .iter()
+                    .any(|&o| at(pc, o) == Some(offset)) =>
+            {
+                start.get_or_insert(pc);
+            }
+            Event::Call { pc, .. } | Event::CallIndirect { pc } => {
+                if let Some(from) = start.take() {
+                    let direct = matches!(e, Event::Call { .. });
+                    bytes += pc + call_len(cx.img.arch, code, pc - f.entry, direct) - from;
+                }
+            }
+            Event::Ret { .. } | Event::Halt { .. } => start = None,
+            _ => {}
         }
     }
     bytes
+}
+
+/// The length of the call at `off` in `code`: 4 on arm64 (`BL`, `BLR`);
+/// on amd64 5 for `CALL rel32`, and for an indirect call `FF /2` with a
+/// register operand, 2 bytes, 3 with a REX prefix (the compiler calls a
+/// deferred closure through a register).
+fn call_len(arch: Arch, code: &[u8], off: u64, direct: bool) -> u64 {
+    match arch {
+        Arch::Arm64 => 4,
+        Arch::Amd64 if direct => 5,
+        Arch::Amd64 => match code.get(off as usize) {
+            Some(0x40..=0x4f) => 3,
+            _ => 2,
+        },
+    }
 }
 
 /// Small functions with defers, by direct callers (most first), each

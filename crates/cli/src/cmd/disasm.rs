@@ -1,4 +1,12 @@
 //! `deferscope disasm`: annotated disassembly in Go assembler syntax.
+//!
+//! `--syntax intel` is amd64's; on arm64 the listing is in ARM's own
+//! syntax, and stderr says so once.
+//!
+//! Like grep, a listing that selects nothing says so on stderr and exits
+//! with status 1 (`--funcs`, `--line`, `--pc` and `--defer-only` that
+//! match no function). `--source` says on stderr how many source files
+//! were not found where the binary recorded them, and how to map them.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -46,6 +54,12 @@ pub fn run(args: DisasmArgs) -> Result<()> {
     let pc = args.pc.as_deref().map(parse_pc).transpose()?;
     let path = args.binary.display().to_string();
     deferscope_analyze::with_binary(&args.binary, |img, ix| -> Result<()> {
+        if args.syntax == DisasmSyntax::Intel && img.arch == deferscope_load::Arch::Arm64 {
+            eprintln!(
+                "deferscope: --syntax intel is for amd64; this arm64 binary is listed in ARM's \
+                 assembler syntax"
+            );
+        }
         // Annotations and --defer-only need the sites.
         let scan = if !args.no_annotate || args.defer_only {
             let a =
@@ -82,8 +96,51 @@ pub fn run(args: DisasmArgs) -> Result<()> {
             dialect: None,
         };
         let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-        deferscope_disasm::write_listing(img, ix, scan.as_ref(), &opts, &mut out)?;
+        let stats = deferscope_disasm::write_listing(img, ix, scan.as_ref(), &opts, &mut out)?;
         out.flush()?;
+        if stats.source_files_missing > 0 {
+            eprintln!("deferscope: {}", source_note(&stats));
+        }
+        if stats.functions == 0 {
+            eprintln!("deferscope: no function matched {}", filters(&args));
+            std::process::exit(1);
+        }
         Ok(())
     })
+}
+
+/// The selecting flags given, as typed (for "no function matched").
+fn filters(args: &DisasmArgs) -> String {
+    let mut v = Vec::new();
+    if let Some(f) = &args.funcs {
+        v.push(format!("--funcs {f}"));
+    }
+    if let Some(l) = &args.line {
+        v.push(format!("--line {l}"));
+    }
+    if let Some(p) = &args.pc {
+        v.push(format!("--pc {p}"));
+    }
+    if args.defer_only {
+        v.push("--defer-only".to_owned());
+    }
+    if v.is_empty() {
+        "(the binary lists no functions)".to_owned()
+    } else {
+        v.join(" ")
+    }
+}
+
+/// Why `--source` printed fewer source lines than asked.
+fn source_note(s: &deferscope_disasm::Stats) -> String {
+    let (missing, all) = (
+        s.source_files_missing,
+        s.source_files_found + s.source_files_missing,
+    );
+    format!(
+        "--source: {missing} of {all} source files not found at the paths the binary \
+         recorded (the TEXT lines show them), so their lines are left out; \
+         --source-root OLD=NEW reads them from NEW instead of OLD (NEW alone: a root \
+         for -trimpath paths)"
+    )
 }

@@ -78,10 +78,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
     // Time in defer machinery: counts x the cost table explain uses (the
     // one `deferscope bench` saved, else the published figures).
     let cost = deferscope_analyze::cost::load();
-    report.estimate(
-        |k| cost.ns(k, false),
-        format!("{} cost table: {}", cost.origin, cost.source),
-    );
+    report.estimate(|k| cost.ns(k, false), format!("costs: {}", cost.source));
     let write = |w: &mut dyn Write| -> io::Result<()> {
         let mut w = io::BufWriter::new(w);
         match format {

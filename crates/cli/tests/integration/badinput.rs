@@ -20,7 +20,16 @@ fn tmpdir() -> PathBuf {
 
 /// Run `scan` on `path` and check the one-line error contract.
 fn expect_error(path: &Path, must_contain: &str) -> Result<(), Failed> {
-    let out = deferscope().arg("scan").arg(path).output()?;
+    expect_error_of(deferscope().arg("scan").arg(path), must_contain)
+}
+
+/// The one-line error contract of any command: status 2, nothing on
+/// stdout, one line `deferscope: ...` holding `must_contain` and saying
+/// nothing twice (an error printed with its source's text and the source
+/// again once made `x: No such file or directory (os error 2): No such
+/// file or directory (os error 2)`).
+fn expect_error_of(cmd: &mut Command, must_contain: &str) -> Result<(), Failed> {
+    let out = cmd.output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) {
         return Err(format!(
@@ -41,6 +50,12 @@ fn expect_error(path: &Path, must_contain: &str) -> Result<(), Failed> {
     }
     if !lines[0].contains(must_contain) {
         return Err(format!("message {:?} lacks {must_contain:?}", lines[0]).into());
+    }
+    let parts: Vec<&str> = lines[0].split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        if parts[..i].contains(p) {
+            return Err(format!("message {:?} repeats {p:?}", lines[0]).into());
+        }
     }
     Ok(())
 }
@@ -98,6 +113,23 @@ pub fn trials() -> Vec<Trial> {
         }),
         Trial::test("badinput::missing_path", || {
             expect_error(&tmpdir().join("does-not-exist"), "No such file")
+        }),
+        // `-` is a file name like any other (no binary is read from stdin).
+        Trial::test("badinput::dash_path", || {
+            expect_error(Path::new("-"), "-: No such file")
+        }),
+        // The commands that read one binary, and diff's saved JSON.
+        Trial::test("badinput::error_text_once", || {
+            let missing = tmpdir().join("does-not-exist");
+            expect_error_of(deferscope().arg("disasm").arg(&missing), "No such file")?;
+            expect_error_of(
+                deferscope().arg("profile").arg(&missing).arg(&missing),
+                "No such file",
+            )?;
+            let bad = tmpdir().join("bad.json");
+            std::fs::write(&bad, "{x")?;
+            let good = go_fixture().ok_or("no committed linux/amd64 fixture")?;
+            expect_error_of(deferscope().arg("diff").arg(&bad).arg(&good), "not JSON")
         }),
         Trial::test("badinput::go_386_binary", || {
             let p = crate::fixtures::repo_root().join("fixtures/bad/hello-386");

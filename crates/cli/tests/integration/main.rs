@@ -11,6 +11,7 @@
 //!   with whiteouts and bad entries, diff of directories): each binary's
 //!   part equals its one-binary report.
 //! - `cli::*`: output contracts of the `scan` command.
+//! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
@@ -32,6 +33,7 @@ mod batch;
 mod cli;
 mod disasm;
 mod disasm_annotate;
+mod everyday;
 mod explain;
 mod fixtures;
 mod html;
@@ -55,6 +57,7 @@ fn main() {
     trials.extend(cli::trials());
     trials.extend(disasm::trials());
     trials.extend(disasm_annotate::trials());
+    trials.extend(everyday::trials());
     trials.extend(explain::trials());
     trials.extend(html::trials());
     trials.extend(sweep::trials());

@@ -632,7 +632,7 @@ pub(crate) fn write_body(
 <tr><td><span class="kind k1">stack-allocated</span></td><td>{}</td></tr>
 <tr><td><span class="kind k2">heap-allocated</span></td><td>{}</td></tr>
 {}</tbody></table>
-<p class="src">{} table: {}</p>
+<p class="src">costs: {}</p>
 </div>
 </div>
 </section>
@@ -646,7 +646,6 @@ pub(crate) fn write_body(
                 ns(v)
             ))
             .unwrap_or_default(),
-        esc(&t.origin),
         esc(&t.source),
     );
     if let Some(p) = profile {
