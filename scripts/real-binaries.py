@@ -46,7 +46,7 @@ or pclntab reader of its own).
         (scripts/gosym-funcs.go, built with that toolchain).
   C3  the same oracle: the functions with open_coded_defers are exactly
       those that call runtime.deferreturn and no deferproc*/deferrangefunc
-      function (the disconnected deferreturn of spec §3.1/§3.6), less the
+      function (the disconnected deferreturn of docs/design.md §3.1/§3.6), less the
       documented exceptions in OPEN_CODED_EXCEPTIONS.
   C4  variants only: the same sites (function, file, line, kind, pc) as the
       original binary.
@@ -182,12 +182,12 @@ VARIANTS = ("nobuildinfo", "strip", "strip+nobuildinfo")
 # known false positive: a function that is NOT open-coded but whose every
 # deferproc* call SSA deleted as dead code. Walk already counted the defer
 # (so the function has no funcdata and too many returns x defers, or a loop),
-# and s.hasdefer still makes every exit call runtime.deferreturn (spec §2.2,
+# and s.hasdefer still makes every exit call runtime.deferreturn (docs/design.md §2.2,
 # §4 "Dead code": "Stack / heap: its deferproc* call disappears"). deferscope
 # is right to list such a function with 0 sites and no open_coded_defers.
 # An exception applies only when deferscope lists the function with 0 sites
 # and no open_coded_defers and objdump shows more than one deferreturn call
-# (an open-coded function has exactly one, spec §3.6).
+# (an open-coded function has exactly one, docs/design.md §3.6).
 # Entries: (function name, Go versions regex, why).
 OPEN_CODED_EXCEPTIONS: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"go/types\.\(\*subster\)\.typ"), r"1\.(18|19|20)(\.|$)",

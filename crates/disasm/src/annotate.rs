@@ -38,7 +38,7 @@ enum Role {
     Gorecover,
 }
 
-/// Offset of `fn` in a `_defer` record, in every Go release (spec §3.4).
+/// Offset of `fn` in a `_defer` record, in every Go release (docs/design.md §3.4).
 const DEFER_FN_FIELD: i64 = 24;
 
 /// One decoded instruction, as the annotator sees it.
@@ -401,7 +401,7 @@ impl Walk<'_> {
             }
             MemOp::Store(_) => Some(format!("closure -> defer slot #{i}")),
             MemOp::Load(_) => {
-                // Slots are read only at exits (spec §2.1): the next call
+                // Slots are read only at exits (docs/design.md §2.1): the next call
                 // runs this defer.
                 self.pending_run = Some(u8::try_from(i).ok());
                 Some(format!("load defer #{i}'s closure"))

@@ -1,5 +1,5 @@
 //! `FUNCDATA_OpenCodedDeferInfo`: the record the runtime uses to run a
-//! frame's open-coded defers during a panic (spec §5.2). All values are
+//! frame's open-coded defers during a panic (docs/design.md §4.2). All values are
 //! unsigned LEB128; offsets are bytes below the frame's `varp`.
 //!
 //! - Format A (go1.14-1.17): maxargsize, deferBitsOffset, nDefers, then per

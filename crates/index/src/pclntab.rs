@@ -1,6 +1,6 @@
 //! The Go pclntab: header, function table, `_func` records, names and files.
 //!
-//! Four layouts exist, told apart by the header magic (spec §5.5):
+//! Four layouts exist, told apart by the header magic (docs/design.md §4.5):
 //! go1.2 (`0xfffffffb`, Go 1.2–1.15), go1.16 (`0xfffffffa`, 1.16–1.17),
 //! go1.18 (`0xfffffff0`, 1.18–1.19) and go1.20 (`0xfffffff1`, 1.20+).
 //! Everything is read lazily from the mapped bytes; a [`Func`] is a small

@@ -1,6 +1,6 @@
 //! A builder of tiny synthetic Go images, for tests and fuzzing.
 //!
-//! It lays out, by the rules of the defer spec §5.5 (go1.20 pclntab layout)
+//! It lays out, by the rules of docs/design.md §4.5 (go1.20 pclntab layout)
 //! and `runtime/symtab.go`'s `moduledata`, a header, function table, names,
 //! a file table, pc-value tables, funcdata, a moduledata record and amd64
 //! code for four functions:

@@ -1,7 +1,7 @@
 //! What one execution of a defer costs, per kind: a table with its sources.
 //!
 //! Two tables exist. [`CostTable::published`] holds the only figures the Go
-//! project has published (spec §7; none are newer than Go 1.14):
+//! project has published (docs/design.md §7; none are newer than Go 1.14):
 //!
 //! | figure | value | source |
 //! |---|---|---|
@@ -46,7 +46,7 @@ pub struct CostTable {
 }
 
 impl CostTable {
-    /// The published figures (spec §7); see the module docs for each one.
+    /// The published figures (docs/design.md §7); see the module docs for each one.
     pub fn published() -> CostTable {
         CostTable {
             origin: "published".into(),

@@ -24,7 +24,7 @@
 //!   number of `unknown` functions are printed.
 //! - `explain::cmdgo_strict::<entry>`: the same, plus: no function is
 //!   `unknown`; every heap-allocated site is explained by `in-loop` or
-//!   `range-func` (spec §1.2: from go1.17, a defer is heap-allocated
+//!   `range-func` (docs/design.md §1.2: from go1.17, a defer is heap-allocated
 //!   exactly when escape analysis puts it in a loop, or it is a
 //!   range-over-func body's); and every `too-many-returns` claim holds in
 //!   the source: `countreturns.go` (go/ast, run with the entry's own

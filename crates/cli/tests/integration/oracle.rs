@@ -1,7 +1,7 @@
 //! The compiler oracle: `go build -gcflags=all=-d=defer` output, parsed and
 //! compared with deferscope's sites.
 //!
-//! The rules follow the defer spec §4:
+//! The rules follow docs/design.md §1.6:
 //! - one compiler line per `defer` statement per package compile; the same
 //!   position can be printed under two packages (generic instantiations), and
 //!   one line can stand for several compiled functions (generic shapes,
