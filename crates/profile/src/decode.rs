@@ -2,8 +2,9 @@
 //! arrays.
 //!
 //! - The file is read whole (at most [`MAX_FILE`] bytes); gzip input
-//!   (`1f 8b`, what `runtime/pprof` writes) is inflated through
-//!   `flate2` into at most [`MAX_INFLATED`] bytes, so a gzip bomb ends
+//!   (`1f 8b`, what `runtime/pprof` writes) is inflated at once by
+//!   libdeflate when it is one member ([`crate::gunzip`]), else streamed
+//!   through `flate2`, into at most [`MAX_INFLATED`] bytes, so a gzip bomb ends
 //!   in an error, not in an out-of-memory kill.
 //! - [`crate::pb::split`] walks the top-level fields and bounds their
 //!   counts before anything is allocated.
@@ -148,12 +149,19 @@ pub fn decode_with(path: &str, raw: &[u8], labels: bool) -> Result<Decoded, Prof
 }
 
 fn inflate(raw: &[u8]) -> Result<Vec<u8>, String> {
-    // The gzip trailer's ISIZE: the inflated size modulo 2^32, a hint.
+    // The gzip trailer's ISIZE: the inflated size modulo 2^32, exact for
+    // one member of at most MAX_INFLATED (< 4 GiB) bytes.
     let hint = raw
         .len()
         .checked_sub(4)
         .and_then(|i| raw.get(i..))
         .map_or(0, |t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
+    // One member whose size the trailer gives: inflated at once.
+    if hint > 0 && hint as u64 <= MAX_INFLATED {
+        if let Some(out) = crate::gunzip::one_member(raw, hint) {
+            return Ok(out);
+        }
+    }
     let mut out = Vec::with_capacity(hint.min(MAX_INFLATED as usize));
     let mut gz = flate2::read::MultiGzDecoder::new(raw).take(MAX_INFLATED + 1);
     gz.read_to_end(&mut out)

@@ -27,6 +27,7 @@
 pub mod attribute;
 pub mod classify;
 pub mod decode;
+mod gunzip;
 pub mod matching;
 pub mod pb;
 pub mod symbolize;
