@@ -55,7 +55,9 @@ mod tests {
 
     #[test]
     fn one_member_inflates() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         assert_eq!(one_member(&gz(&data), data.len()), Some(data));
     }
 
