@@ -66,12 +66,16 @@ pub enum FrameKind {
 pub struct Frame {
     pub kind: FrameKind,
     pub name: u32,
-    /// The profile's location has a line for this frame. The runtime
-    /// sometimes leaves the outer frames of an inlined leaf out (go1.19
-    /// and go1.21 write `runtime.readvarintUnsafe` inlined in
-    /// `runtime.runOpenDeferFrame` as the one line); the frame still
-    /// classifies the sample, but per-name totals count, like `go tool
-    /// pprof`, only the frames the profile lists.
+    /// The profile's own lines at this location name this frame's
+    /// function (every frame counts when the location has no lines). The
+    /// runtime sometimes writes fewer lines than our inline tree has
+    /// frames, and not always the innermost ones: go1.19 and go1.21 write
+    /// `runtime.readvarintUnsafe` inlined in `runtime.runOpenDeferFrame`
+    /// as the one line, and go1.19 names
+    /// `runtime.addOneOpenDeferFrame.func1.1` where our tree has the
+    /// closure inside `runtime.addOneOpenDeferFrame.func1`. The frame
+    /// still classifies the sample, but per-name totals count, like `go
+    /// tool pprof`, only the functions the profile names.
     pub listed: bool,
 }
 
@@ -232,11 +236,13 @@ pub fn locations(
             Some(fr) => {
                 let pc = loc.address.wrapping_sub(m.bias);
                 let last = fr.names.len() - 1;
-                let listed = if loc.line.is_empty() {
-                    usize::MAX
-                } else {
-                    loc.line.len()
-                };
+                // The names the profile's own lines give this location
+                // (none: every frame counts as listed).
+                let listed_names: Vec<&str> = loc
+                    .line
+                    .iter()
+                    .map(|l| crate::matching::function_name(d, l.function_id))
+                    .collect();
                 for (k, n) in fr.names.iter().enumerate() {
                     let kind = match machinery_of(n, minor) {
                         Some(r) => FrameKind::Machinery(r),
@@ -265,7 +271,7 @@ pub fn locations(
                     out.frames.push(Frame {
                         kind,
                         name: names.id(n),
-                        listed: k < listed,
+                        listed: listed_names.is_empty() || listed_names.contains(n),
                     });
                 }
             }
