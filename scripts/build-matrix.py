@@ -269,6 +269,11 @@ class Entry:
             h["strip_tool"] = dataclasses.asdict(self.strip_tool)
             twin_meta = MATRIX / self.twin_rel / "meta.json"
             h["twin_hash"] = json.loads(twin_meta.read_text())["hash"] if twin_meta.exists() else None
+            # The twin's recipe hash alone can match a bin rebuilt since
+            # (an interrupted run, a cache restored in part): the strip is
+            # of these exact bytes.
+            twin_bin = MATRIX / self.twin_rel / "bin"
+            h["twin_bin"] = sha256_bytes(twin_bin.read_bytes()) if twin_bin.exists() else None
         return sha256_bytes(json.dumps(h, sort_keys=True).encode())
 
     def up_to_date(self) -> bool:
