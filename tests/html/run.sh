@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser test of the HTML report (`deferscope scan --format html`, and
 # the page of many binaries of `deferscope scan --format html DIR`):
-# installs Debian's chromium (if /usr/bin/chromium is missing) and
+# installs Debian's chromium (scripts/install-system.sh, if missing) and
 # playwright-core from npm into the cache, writes reports and JSON for a
 # few binaries, and runs report.test.mjs with node's test runner.
 #
@@ -22,13 +22,8 @@ bin=${1:-$target/release/deferscope}
 out=$target/html-test
 mkdir -p "$out"
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "installing chromium (Debian)"
-  export DEBIAN_FRONTEND=noninteractive
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
-fi
+[ -x /usr/bin/chromium ] || "$root/scripts/install-system.sh"
+[ -x /usr/bin/chromium ] || { echo "tests/html: no /usr/bin/chromium (Debian's chromium)" >&2; exit 1; }
 
 npmdir=$CACHE/html-test/npm
 mkdir -p "$npmdir"

@@ -9,6 +9,7 @@
 //!   `everyday::explain_calls_in_line_order` (and in tests/html/run.sh:
 //!   an unresolved callee reads `unresolved` in the table too)
 //! - item 11: `everyday::intel_syntax_on_arm64_says_so`
+//! - item 12: `installs::readme_lists_every_install` (installs.rs)
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

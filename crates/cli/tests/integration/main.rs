@@ -12,6 +12,7 @@
 //!   part equals its one-binary report.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
+//! - `installs::*`: the README names every install of the test command.
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
@@ -37,6 +38,7 @@ mod everyday;
 mod explain;
 mod fixtures;
 mod html;
+mod installs;
 mod oracle;
 mod profile;
 mod report;
@@ -60,6 +62,7 @@ fn main() {
     trials.extend(everyday::trials());
     trials.extend(explain::trials());
     trials.extend(html::trials());
+    trials.extend(installs::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(profile::trials());
