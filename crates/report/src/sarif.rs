@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use deferscope_model::cost::CostTable;
-use deferscope_model::explain::{Explain, Reason};
+use deferscope_model::explain::{Explain, FuncExplain, Reason, SiteExplain};
 use deferscope_model::{Kind, Origin, Scan, Site};
 use serde_json::{json, Map, Value};
 
@@ -377,42 +377,8 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
                 .get(s.function.as_str())
                 .and_then(|&fi| x.functions.get(fi))
         });
-        let mut msg = format!(
-            "{} defer in {}",
-            capitalise(s.kind.as_str()),
-            text_escape(&s.function)
-        );
-        if !reasons.is_empty() {
-            let words: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-            msg.push_str(&format!(" (not open-coded: {})", words.join(", ")));
-        }
-        if let Some(e) = sx {
-            if let Some(l) = &e.loop_lines {
-                msg.push_str(&format!(
-                    "; in the [loop](1) at lines {}-{}",
-                    l.first_line, l.last_line
-                ));
-            }
-            if let Some(t) = &e.deferred_target {
-                msg.push_str(&format!("; defers {}", text_escape(t)));
-            }
-            if let Some(b) = e.heap_closure_bytes {
-                msg.push_str(&format!("; allocates a {b}-byte closure"));
-            }
-            msg.push_str(&format!("; about {:.0} ns per execution", e.est_ns));
-        }
-        msg.push('.');
-        if let Some(f) = fx {
-            if let Some(d) = f.reason_details.first() {
-                msg.push_str(&format!(" Fix: {}.", d.fix.trim_end_matches('.')));
-            }
-        }
-        let (uri, base) = paths.location(&s.file, s.origin);
-        let mut art = Map::new();
-        art.insert("uri".into(), Value::String(uri));
-        if let Some(b) = base {
-            art.insert("uriBaseId".into(), Value::String(b.into()));
-        }
+        let msg = result_message(s, sx, fx, &reasons);
+        let art = artifact(&paths, &s.file, s.origin);
         let mut props = json!({
             "kind": s.kind.as_str(),
             "function": s.function,
@@ -428,16 +394,10 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
         let related: Vec<Value> = sx
             .and_then(|e| e.loop_lines.as_ref())
             .map(|l| {
-                let (uri, base) = paths.location(&l.file, s.origin);
-                let mut art = Map::new();
-                art.insert("uri".into(), Value::String(uri));
-                if let Some(b) = base {
-                    art.insert("uriBaseId".into(), Value::String(b.into()));
-                }
                 json!({
                     "id": 1,
                     "physicalLocation": {
-                        "artifactLocation": Value::Object(art),
+                        "artifactLocation": artifact(&paths, &l.file, s.origin),
                         "region": {
                             "startLine": l.first_line.max(1),
                             "endLine": l.last_line.max(l.first_line).max(1),
@@ -455,7 +415,7 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
             "message": { "text": msg },
             "locations": [{
                 "physicalLocation": {
-                    "artifactLocation": Value::Object(art),
+                    "artifactLocation": art,
                     "region": { "startLine": s.line.max(1) },
                 },
                 "logicalLocations": [{
@@ -474,6 +434,22 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
         }
     }
 
+    json!({
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [run_value(r, &paths, rules, results, dropped)],
+    })
+}
+
+/// The run: the tool and its rules, the results, the binary's properties
+/// and the GOROOT base the standard library's locations are relative to.
+fn run_value(
+    r: &Scan,
+    paths: &Paths,
+    rules: Vec<Value>,
+    results: Vec<Value>,
+    dropped: usize,
+) -> Value {
     let mut bases = Map::new();
     if let Some(g) = &paths.goroot {
         bases.insert(
@@ -513,11 +489,60 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
     if !bases.is_empty() {
         run["originalUriBaseIds"] = Value::Object(bases);
     }
-    json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [run],
-    })
+    run
+}
+
+/// A result's message: the kind, the reasons, the loop, the target, the
+/// closure, the cost, and the first reason's fix.
+fn result_message(
+    s: &Site,
+    sx: Option<&SiteExplain>,
+    fx: Option<&FuncExplain>,
+    reasons: &[Reason],
+) -> String {
+    let mut msg = format!(
+        "{} defer in {}",
+        capitalise(s.kind.as_str()),
+        text_escape(&s.function)
+    );
+    if !reasons.is_empty() {
+        let words: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        msg.push_str(&format!(" (not open-coded: {})", words.join(", ")));
+    }
+    if let Some(e) = sx {
+        if let Some(l) = &e.loop_lines {
+            msg.push_str(&format!(
+                "; in the [loop](1) at lines {}-{}",
+                l.first_line, l.last_line
+            ));
+        }
+        if let Some(t) = &e.deferred_target {
+            msg.push_str(&format!("; defers {}", text_escape(t)));
+        }
+        if let Some(b) = e.heap_closure_bytes {
+            msg.push_str(&format!("; allocates a {b}-byte closure"));
+        }
+        msg.push_str(&format!("; about {:.0} ns per execution", e.est_ns));
+    }
+    msg.push('.');
+    if let Some(f) = fx {
+        if let Some(d) = f.reason_details.first() {
+            msg.push_str(&format!(" Fix: {}.", d.fix.trim_end_matches('.')));
+        }
+    }
+    msg
+}
+
+/// An artifact location: the path relative to a base (`GOROOT`) where it
+/// has one, else the file's own URI.
+fn artifact(paths: &Paths, file: &str, origin: Origin) -> Value {
+    let (uri, base) = paths.location(file, origin);
+    let mut art = Map::new();
+    art.insert("uri".into(), Value::String(uri));
+    if let Some(b) = base {
+        art.insert("uriBaseId".into(), Value::String(b.into()));
+    }
+    Value::Object(art)
 }
 
 /// Escape the brackets of a name for SARIF message text, where `[text](n)`
