@@ -66,16 +66,18 @@ pub enum FrameKind {
 pub struct Frame {
     pub kind: FrameKind,
     pub name: u32,
-    /// The profile's own lines at this location name this frame's
-    /// function (every frame counts when the location has no lines). The
-    /// runtime sometimes writes fewer lines than our inline tree has
-    /// frames, and not always the innermost ones: go1.19 and go1.21 write
-    /// `runtime.readvarintUnsafe` inlined in `runtime.runOpenDeferFrame`
-    /// as the one line, and go1.19 names
-    /// `runtime.addOneOpenDeferFrame.func1.1` where our tree has the
-    /// closure inside `runtime.addOneOpenDeferFrame.func1`. The frame
-    /// still classifies the sample, but per-name totals count, like `go
-    /// tool pprof`, only the functions the profile names.
+    /// `go tool pprof BIN PROFILE` names this frame's function at this
+    /// location: per-name totals count, like pprof, only those frames,
+    /// while every frame still classifies the sample. pprof shows the
+    /// profile's own lines when the profile's mapping is marked
+    /// symbolized (Go's runtime does so from go1.24); the runtime writes
+    /// fewer lines than our inline tree has frames, and not always the
+    /// innermost ones (go1.19 and go1.21 write `runtime.readvarintUnsafe`
+    /// inlined in `runtime.runOpenDeferFrame` as the one line). An
+    /// unmarked profile (go1.23 and before) pprof symbolizes again from
+    /// the binary with the Go symbol table, one frame per address: the
+    /// function holding it, so inlined functions get no samples of their
+    /// own (`runtime.acquirem`'s go to `runtime.newdefer`).
     pub listed: bool,
 }
 
@@ -226,6 +228,12 @@ pub fn locations(
         frames: Vec::new(),
     };
     out.starts.push(0);
+    // pprof symbolizes a mapping again from the binary unless it has any
+    // of these flags (Go's runtime sets has_functions from go1.24 on).
+    let symbolized = m.mapping.is_none_or(|k| {
+        let mp = &d.mappings[k as usize];
+        mp.has_functions || mp.has_filenames || mp.has_line_numbers
+    });
     for (i, loc) in d.locations.iter().enumerate() {
         let ours = if m.holds(d, i) {
             sym.frames(loc.address.wrapping_sub(m.bias))
@@ -236,13 +244,19 @@ pub fn locations(
             Some(fr) => {
                 let pc = loc.address.wrapping_sub(m.bias);
                 let last = fr.names.len() - 1;
-                // The names the profile's own lines give this location
-                // (none: every frame counts as listed).
-                let listed_names: Vec<&str> = loc
-                    .line
-                    .iter()
-                    .map(|l| crate::matching::function_name(d, l.function_id))
-                    .collect();
+                // The functions `go tool pprof BIN PROFILE` shows at this
+                // location: the profile's own lines when its mapping says
+                // it is symbolized; else pprof symbolizes it again from
+                // the binary, one frame per address named by the Go
+                // symbol table: the function holding the pc, our last.
+                let listed_names: Vec<&str> = if symbolized && !loc.line.is_empty() {
+                    loc.line
+                        .iter()
+                        .map(|l| crate::matching::function_name(d, l.function_id))
+                        .collect()
+                } else {
+                    vec![fr.names[last]]
+                };
                 for (k, n) in fr.names.iter().enumerate() {
                     let kind = match machinery_of(n, minor) {
                         Some(r) => FrameKind::Machinery(r),
@@ -271,7 +285,7 @@ pub fn locations(
                     out.frames.push(Frame {
                         kind,
                         name: names.id(n),
-                        listed: listed_names.is_empty() || listed_names.contains(n),
+                        listed: listed_names.contains(n),
                     });
                 }
             }

@@ -254,9 +254,13 @@ fn best_bias(
 
 /// The name of function `id` of `d`.
 pub fn function_name(d: &Decoded, id: u64) -> &str {
-    d.functions
-        .iter()
-        .find(|f| f.id == id)
+    // Writers number functions 1, 2, ... in order (Go's runtime does):
+    // try that slot before searching.
+    let slot = d
+        .functions
+        .get(id.wrapping_sub(1) as usize)
+        .filter(|f| f.id == id);
+    slot.or_else(|| d.functions.iter().find(|f| f.id == id))
         .map_or("", |f| d.string(f.name))
 }
 
