@@ -334,8 +334,8 @@ fn cpu_for(
     let mut notes = Vec::new();
     for (w, m) in &meas {
         let prof = dir.join(format!("{w}.pprof"));
-        let a = attribute(&bin, &prof, &["--sample-index", "samples"])?;
-        match check_runtime_totals(goroot, &bin, &prof, &a) {
+        let a = attribute(bin, &prof, &["--sample-index", "samples"])?;
+        match check_runtime_totals(goroot, bin, &prof, &a) {
             Ok(n) => notes.push(format!("{w}: {n} runtime functions equal pprof's")),
             Err(e) => errs.push(format!("{w}: {e}")),
         }
