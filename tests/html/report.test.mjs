@@ -5,8 +5,11 @@
 // site of `deferscope scan --format json` on the same binary (the same
 // function, file, line and kind); the kind, origin and package filters
 // narrow it to the counts the JSON gives; sorting orders the rows; a
-// function panel shows the annotated instruction at each site's pc; and a
-// screenshot is saved. The page of many binaries (`scan DIR`): choosing
+// function panel shows the annotated instruction at each site's pc; at
+// 1400 px, disassembly columns never touch, chart labels stay inside the
+// chart, cells break only between tokens and reason chips are unique
+// (measured with getBoundingClientRect and Range); and a screenshot is
+// saved. The page of many binaries (`scan DIR`): choosing
 // each binary in the selector shows its table, with one row per site of
 // that binary's document in the batch JSON, and no script error; the
 // summary lists every binary. The oracle for every count is the JSON
@@ -216,6 +219,129 @@ for (const c of manifest.cases) {
       const got = cells.filter(([k]) => unresolved.has(k));
       console.log(`# ${c.name}: ${got.length} rows with an unresolved callee`);
       for (const [k, t] of got) assert.equal(t, 'unresolved', k);
+    });
+
+    // Issue 15 item 9, measured in the browser at 1400 px: adjacent
+    // columns of a disassembly row never touch (a long location ran into
+    // the pc: "plugin_installer.go:4550x8242cb"); no chart label starts
+    // left of the chart (labels were cut at the left edge); no line of a
+    // function, location, package or deferred-call cell ends inside a token
+    // (between two letters or digits, or between ':' and the line number:
+    // "dnsclient_unix.go:1" / "75"); a function's reason chips are unique
+    // ("in-loop in-loop too-many-returns").
+    test('layout: columns, chart labels, line breaks, chips', async () => {
+      const p = s.page;
+      await p.setViewportSize({ width: 1400, height: 900 });
+      await p.click('#f-reset');
+      // Lay out every panel, on screen or not (details.fn has
+      // content-visibility: auto), and open them all.
+      await p.addStyleTag({ content: 'details.fn { content-visibility: visible !important; }' });
+      await p.evaluate(() => document.querySelectorAll('details.fn').forEach((d) => { d.open = true; }));
+      await p.waitForFunction(() => [...document.querySelectorAll('details.fn')].every((d) => d.dataset.built));
+      const r = await p.evaluate(() => {
+        const out = { dis: [], rows: 0, chart: [], labels: 0, breaks: [], cells: 0, chips: [] };
+        // Disassembly: each column's box, and its text, ends before the
+        // next one starts.
+        const textBox = (e) => {
+          const t = document.createRange();
+          t.selectNodeContents(e);
+          return t.getBoundingClientRect();
+        };
+        for (const row of document.querySelectorAll('.dis div:not(.gap)')) {
+          const sp = [...row.children].map((c) => [c.className, c.getBoundingClientRect(), c.textContent, textBox(c)]);
+          out.rows++;
+          for (let i = 1; i < sp.length; i++) {
+            const [a, b] = [sp[i - 1], sp[i]];
+            const gap = b[1].left - a[1].right;
+            const tgap = b[2] && a[2] ? b[3].left - a[3].right : Infinity;
+            if (!(gap > 0 && tgap > 0) && out.dis.length < 5) {
+              out.dis.push(`${a[0]} "${a[2]}" and ${b[0]} "${b[2]}": boxes ${gap.toFixed(1)} px apart, text ${tgap.toFixed(1)} px`);
+            }
+          }
+        }
+        // Chart labels: inside the chart, left of the bars.
+        for (const svg of document.querySelectorAll('svg.chart')) {
+          const box = svg.getBoundingClientRect();
+          for (const g of svg.querySelectorAll('g.bar')) {
+            const t = g.querySelector('text.lbl').getBoundingClientRect();
+            const bar = g.querySelector('rect:not(.hit)');
+            out.labels++;
+            const barLeft = bar ? bar.getBoundingClientRect().left : Infinity;
+            if (t.left < box.left || t.right > barLeft) {
+              out.chart.push(`"${g.querySelector('text.lbl').textContent}" spans ${t.left.toFixed(1)}..${t.right.toFixed(1)}, chart starts at ${box.left.toFixed(1)}, bar at ${barLeft.toFixed(1)}`);
+            }
+          }
+        }
+        // Line breaks in cells: where a character's box starts a new line,
+        // the characters either side must not be one token, unless that
+        // token is wider than the cell.
+        const alnum = /[A-Za-z0-9]/;
+        const digit = /[0-9]/;
+        const cells = document.querySelectorAll('#sites td.fn, #sites td.loc, #sites td.pkg, #sites td.tg, details.fn > summary .n, details.fn > summary .where');
+        const range = document.createRange();
+        for (const cell of cells) {
+          out.cells++;
+          const lh = parseFloat(getComputedStyle(cell).lineHeight) || 16;
+          const ch = cell.getBoundingClientRect().height;
+          if (ch < 1.5 * lh) continue; // one line
+          // The cell's characters with their boxes; white space that is
+          // collapsed or hangs at a line's end separates tokens.
+          const chars = [];
+          const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+          for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            for (let i = 0; i < n.data.length; i++) {
+              range.setStart(n, i); range.setEnd(n, i + 1);
+              const rects = range.getClientRects();
+              const c = n.data[i];
+              chars.push(!rects.length || /\s/.test(c) ? { c, sep: true } : { c, top: rects[0].top, w: rects[0].width });
+            }
+          }
+          const cs = getComputedStyle(cell);
+          const room = cell.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+          let shown = '';
+          const first = out.breaks.length;
+          let prev = -1; // index of the last character with a box
+          chars.forEach((x, i) => {
+            if (x.sep) { shown += x.c; return; }
+            const p = prev >= 0 ? chars[prev] : null;
+            const joined = p && prev === i - 1;
+            if (p && x.top > p.top + 2) {
+              shown += '|';
+              if (joined && ((alnum.test(p.c) && alnum.test(x.c)) || (p.c === ':' && digit.test(x.c)))) {
+                // Allowed only when the token (its letters and digits, or
+                // ':' and the digits) is wider than the cell: nowhere else
+                // to break it.
+                let a = prev; let b = i;
+                const inTok = (k) => !chars[k].sep && (alnum.test(chars[k].c) || (chars[k].c === ':' && k + 1 < chars.length && digit.test(chars[k + 1].c)));
+                while (a > 0 && inTok(a - 1)) a--;
+                while (b + 1 < chars.length && inTok(b + 1)) b++;
+                const width = chars.slice(a, b + 1).reduce((t, y) => t + (y.w || 0), 0);
+                if (width <= room && out.breaks.length < 8) out.breaks.push({ at: p.c + '|' + x.c, text: cell.textContent });
+              }
+            }
+            shown += x.c;
+            prev = i;
+          });
+          for (const b of out.breaks.slice(first)) b.shown = shown;
+        }
+        // Reason chips: unique per function panel and per row.
+        for (const box of document.querySelectorAll('details.fn > summary, #sites td.why')) {
+          const chips = [...box.querySelectorAll('.chip.r')].map((c) => c.textContent);
+          if (new Set(chips).size !== chips.length && out.chips.length < 5) out.chips.push(chips.join(' '));
+        }
+        return out;
+      });
+      console.log(`# ${c.name}: layout: ${r.rows} disassembly rows, ${r.labels} chart labels, ${r.cells} cells checked`);
+      for (const b of r.breaks) console.log(`#   break inside a token ${b.at}: ${b.shown || b.text}`);
+      const problems = {
+        'disassembly columns that touch': r.dis,
+        'chart labels outside their column': r.chart,
+        'line breaks inside tokens': r.breaks.map((b) => b.at + ' in ' + (b.shown || b.text)),
+        'repeated reason chips': r.chips,
+      };
+      assert.deepEqual(problems, Object.fromEntries(Object.keys(problems).map((k) => [k, []])));
+      await p.screenshot({ path: c.screenshot.replace(/\.png$/, '-layout.png') });
+      await p.setViewportSize({ width: 1440, height: 900 });
     });
 
     test('screenshot', async () => {

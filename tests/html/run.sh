@@ -11,7 +11,8 @@
 # linux-amd64 default/defers, default/explain, stripped/defers, cmd/go,
 # go1.27.3 linux-arm64 stripped/defers; the committed fixtures when the
 # matrix is absent; and, with a Go toolchain, a program built in a
-# directory whose name is markup (escaping). Screenshots and reports go to
+# directory whose name is markup (escaping) and the program in
+# tests/html/layout (long package paths, names and file names). Screenshots and reports go to
 # $CARGO_TARGET_DIR/html-test (default target/html-test).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,6 +60,10 @@ fi
 
 hostile=""
 goroot=$CACHE/toolchains/go1.22.10/go
+gobuild() { # source-dir output
+  (cd "$1" && GOROOT=$goroot GOTOOLCHAIN=local GOFLAGS= GOCACHE=$CACHE/gocache/html-test \
+    PATH=$goroot/bin:$PATH go build -o "$2" .)
+}
 if [ -x "$goroot/bin/go" ]; then
   dir=$(mktemp -d)
   trap 'rm -rf "$dir"' EXIT
@@ -81,10 +86,13 @@ func main() {
 }
 GO
   printf 'module example.com/hostile\n\ngo 1.22\n' > "$src/go.mod"
-  (cd "$src" && GOROOT=$goroot GOTOOLCHAIN=local GOFLAGS= GOCACHE=$CACHE/gocache/html-test \
-    PATH=$goroot/bin:$PATH go build -o "$dir/bin" .)
+  gobuild "$src" "$dir/bin"
   add hostile-path "$dir/bin"
   hostile=hostile-path
+  # Long package paths, function names and file names (the layout test).
+  cp -r "$here/layout" "$dir/layout"
+  gobuild "$dir/layout" "$dir/layout.bin"
+  add long-names "$dir/layout.bin"
 fi
 
 # A page of many binaries (scan of a directory): the committed fixtures.

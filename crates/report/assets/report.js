@@ -19,6 +19,30 @@
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
+  // Text with line-break opportunities (<wbr>) only at token boundaries:
+  // after the characters of `after`, before those of `before`; the text
+  // itself (textContent) is unchanged. The stylesheet breaks inside a
+  // token (overflow-wrap: break-word) only when one does not fit a line.
+  var LOC = ['/_-', ':'];       // dnsclient_unix.go:175
+  var NAME = ['/.', ':(['];     // pkg/path.(*T).method.func1
+  var PKG = ['/.', ''];
+  function breakable(parent, text, rule) {
+    var start = 0;
+    for (var i = 1; i < text.length; i++) {
+      if (rule[0].indexOf(text.charAt(i - 1)) >= 0 || rule[1].indexOf(text.charAt(i)) >= 0) {
+        parent.appendChild(document.createTextNode(text.slice(start, i)));
+        parent.appendChild(document.createElement('wbr'));
+        start = i;
+      }
+    }
+    parent.appendChild(document.createTextNode(text.slice(start)));
+    return parent;
+  }
+  // Distinct values, in order.
+  function uniq(xs) {
+    var seen = {};
+    return xs.filter(function (x) { return seen[x] ? false : (seen[x] = true); });
+  }
   function ns(x) { return x >= 10 ? Math.round(x) + ' ns' : x.toFixed(1) + ' ns'; }
   function hex(n) { return '0x' + n.toString(16); }
   function cmpStr(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
@@ -121,14 +145,14 @@
     tr.dataset.kind = KINDS[s.k];
     var td = el('td'); td.appendChild(kindChip(s.k)); tr.appendChild(td);
     td = el('td', 'fn');
-    var a = el('a', 'fn', s.fname);
+    var a = breakable(el('a', 'fn'), s.fname, NAME);
     a.href = '#fn-' + s.f;
     a.addEventListener('click', function (ev) { ev.preventDefault(); openFunc(s.f, s.pc); });
     td.appendChild(a); tr.appendChild(td);
-    td = el('td', 'loc', s.loc); td.title = s.path + ':' + s.line; tr.appendChild(td);
-    tr.appendChild(el('td', 'pkg', s.pkg));
+    td = breakable(el('td', 'loc'), s.loc, LOC); td.title = s.path + ':' + s.line; tr.appendChild(td);
+    tr.appendChild(breakable(el('td', 'pkg'), s.pkg, PKG));
     td = el('td', 'why');
-    s.why.forEach(function (r) { td.appendChild(el('span', 'chip r', r)); });
+    uniq(s.why).forEach(function (r) { td.appendChild(el('span', 'chip r', r)); });
     if (s.loop) {
       var lp = el('span', 'muted', 'loop ' + s.loop[1] + (s.loop[2] !== s.loop[1] ? '-' + s.loop[2] : ''));
       lp.title = files[s.loop[0]] + ':' + s.loop[1] + '-' + s.loop[2];
@@ -136,7 +160,7 @@
     }
     tr.appendChild(td);
     td = el('td', 'tg');
-    if (s.tgt) td.appendChild(el('span', null, s.tgt)); else td.appendChild(el('span', 'muted', 'unresolved'));
+    if (s.tgt) td.appendChild(breakable(el('span'), s.tgt, NAME)); else td.appendChild(el('span', 'muted', 'unresolved'));
     if (s.via) td.title = 'via ' + s.via;
     if (s.flags & 2) { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', 'chip n', 'recover')); }
     if (s.cb) { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', 'chip w', s.cb + ' B closure')); }
@@ -214,9 +238,12 @@
       if (fn.counts[k]) sm.appendChild(el('span', 'kind k' + k, fn.counts[k] + ' ' + KINDS[k]));
     }
     if (!fn.counts[0] && !fn.counts[1] && !fn.counts[2]) sm.appendChild(el('span', 'chip', 'no site of its own'));
-    sm.appendChild(el('span', 'n', fn.n));
-    sm.appendChild(el('span', 'where', base(files[fn.f]) + ':' + fn.l + '  ' + pkgs[fn.p]));
-    fn.r.forEach(function (r) { sm.appendChild(el('span', 'chip r', r[0])); });
+    sm.appendChild(breakable(el('span', 'n'), fn.n, NAME));
+    var where = breakable(el('span', 'where'), base(files[fn.f]) + ':' + fn.l, LOC);
+    where.appendChild(document.createTextNode('  '));
+    sm.appendChild(breakable(where, pkgs[fn.p], PKG));
+    // One chip per reason (a function has a detail per loop with a defer).
+    uniq(fn.r.map(function (r) { return r[0]; })).forEach(function (r) { sm.appendChild(el('span', 'chip r', r)); });
     d.appendChild(sm);
     d.addEventListener('toggle', function () {
       if (d.open && !d.dataset.built) { d.appendChild(panelBody(fn)); d.dataset.built = '1'; }
@@ -303,6 +330,7 @@
     ss.forEach(function (s) { sitePc[s.pc] = s.k; });
     var pre = el('div', 'dis');
     var pos = '';
+    var posWidth = 0;
     var frag = document.createDocumentFragment();
     fn.d.split('\n').forEach(function (l) {
       if (!l) return;
@@ -311,7 +339,7 @@
         return;
       }
       var c = l.split('\t');
-      if (c[0]) pos = c[0];
+      if (c[0]) { pos = c[0]; posWidth = Math.max(posWidth, pos.length); }
       var pc = fn.e + parseInt(c[1], 16);
       var row = el('div');
       row.dataset.pc = pc;
@@ -324,6 +352,9 @@
       frag.appendChild(row);
     });
     pre.appendChild(frag);
+    // The position column is as wide as its longest entry (monospace: one
+    // ch a character); a margin keeps the columns apart when one is wider.
+    pre.style.setProperty('--pos-width', posWidth + 'ch');
     wrap.appendChild(pre);
     return wrap;
   }
@@ -355,6 +386,19 @@
     q.value = ''; fk.value = ''; fo.value = ''; fr.value = ''; fp.value = '';
     sort = { key: 'kind', dir: -1 };
     render();
+  });
+  // Chart labels are shortened to fit their column in the report's font
+  // (mod.rs, chart_label); in a wider font, shorten them further from the
+  // start, so none runs past the chart's left edge.
+  document.querySelectorAll('svg.chart[data-label-room]').forEach(function (svg) {
+    var room = +svg.getAttribute('data-label-room');
+    svg.querySelectorAll('text.lbl').forEach(function (t) {
+      var text = t.textContent;
+      while (text.length > 2 && t.getComputedTextLength() > room) {
+        text = '\u2026' + text.replace(/^\u2026/, '').slice(1);
+        t.textContent = text;
+      }
+    });
   });
   document.querySelectorAll('svg.chart .bar[data-pkg]').forEach(function (g) {
     g.addEventListener('click', function () {

@@ -338,6 +338,35 @@ const KIND_COLOURS: [&str; 3] = ["#6cbf94", "#e9b04f", "#e0665f"];
 /// Rows of the package chart before the rest is summed into one.
 const CHART_ROWS: usize = 15;
 
+/// Width of the chart's label column (user units, 1 px at full size); a
+/// label ends 10 units left of the bars.
+const LABEL_W: f64 = 300.0;
+
+/// Characters of a label that fit in its column: 12 px monospace text is
+/// about 0.6 em a character (DejaVu Sans Mono, Liberation Mono, Menlo:
+/// 0.60 to 0.602), so 38 characters take at most 38 x 7.44 = 283 of the
+/// 288 units between the chart's edge and the label's anchor. The page's
+/// script shortens a label further if its font is wider.
+const LABEL_CHARS: usize = 38;
+
+/// A package path as the chart shows it: whole when it fits in `max`
+/// characters, else its end after an ellipsis, from a `/` when one leaves
+/// at least half of the room (`…/certificates/authority`), so a label
+/// never runs past the chart's left edge; the full path is in the bar's
+/// `<title>`.
+fn chart_label(name: &str, max: usize) -> String {
+    let n = name.chars().count();
+    if n <= max {
+        return name.to_owned();
+    }
+    let tail: String = name.chars().skip(n - (max - 1)).collect();
+    let cut = tail
+        .char_indices()
+        .find(|&(i, c)| c == '/' && i > 0 && tail[i..].chars().count() >= max / 2)
+        .map_or(0, |(i, _)| i);
+    format!("\u{2026}{}", &tail[cut..])
+}
+
 fn chart_svg(r: &Scan) -> String {
     let per = r.per_package();
     let mut rows: Vec<(String, [usize; 3], bool)> = per
@@ -371,30 +400,21 @@ fn chart_svg(r: &Scan) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
-    let (label_w, bar_w, num_w, row_h) = (250.0, 520.0, 60.0, 22.0);
+    let (label_w, bar_w, num_w, row_h) = (LABEL_W, 520.0, 60.0, 22.0);
     let width = label_w + bar_w + num_w;
     let height = row_h * rows.len() as f64 + 4.0;
     let mut s = String::new();
+    // data-label-room: the room a label has left of its anchor, which the
+    // page's script checks with the font it got (see `LABEL_CHARS`).
     let _ = write!(
         s,
-        r#"<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="defer sites per kind per package">"#
+        r#"<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" data-label-room="{}" role="img" aria-label="defer sites per kind per package">"#,
+        label_w - 12.0
     );
     for (i, (name, c, rest)) in rows.iter().enumerate() {
         let y = i as f64 * row_h + 2.0;
         let total: usize = c.iter().sum();
-        let shown = if name.chars().count() > 38 {
-            let tail: String = name
-                .chars()
-                .rev()
-                .take(37)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("…{tail}")
-        } else {
-            name.clone()
-        };
+        let shown = chart_label(name, LABEL_CHARS);
         let attr = if *rest {
             String::new()
         } else {
@@ -724,6 +744,25 @@ fn ns(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chart_labels_fit_their_column() {
+        assert_eq!(chart_label("runtime", 38), "runtime");
+        let p = "github.com/smallstep/certificates/authority";
+        let l = chart_label(p, 38);
+        assert_eq!(l, "\u{2026}/smallstep/certificates/authority");
+        assert!(l.chars().count() <= 38);
+        // No '/' that leaves half the room: cut inside the element.
+        let l = chart_label(
+            "example.com/averyveryveryveryveryveryverylongelementname",
+            38,
+        );
+        assert_eq!(l.chars().count(), 38);
+        assert!(l.ends_with("longelementname"));
+        // Multi-byte characters count as one.
+        let l = chart_label(&"é".repeat(50), 38);
+        assert_eq!(l.chars().count(), 38);
+    }
 
     #[test]
     fn esc_covers_markup() {

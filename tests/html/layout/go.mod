@@ -1,0 +1,3 @@
+module example.com/smallstep/certificates
+
+go 1.22
