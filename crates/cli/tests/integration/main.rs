@@ -12,6 +12,8 @@
 //!   part equals its one-binary report.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
+//! - `names::*`: escaped package paths, GOPATH builds and relative file
+//!   paths (issue 15 items 4-6) on programs built by the test.
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
@@ -37,6 +39,7 @@ mod everyday;
 mod explain;
 mod fixtures;
 mod html;
+mod names;
 mod oracle;
 mod profile;
 mod report;
@@ -60,6 +63,7 @@ fn main() {
     trials.extend(everyday::trials());
     trials.extend(explain::trials());
     trials.extend(html::trials());
+    trials.extend(names::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(profile::trials());

@@ -561,6 +561,9 @@ pub(crate) fn write_body(
     if let Some(m) = &b.main_module {
         chips.push(format!("main module {m}"));
     }
+    if let Some(g) = &b.gopath_build {
+        chips.push(crate::gopath_words(g)[2..].to_owned());
+    }
     chips.push(format!("{} functions in the binary", b.functions));
     for c in chips {
         let _ = write!(h, "<span>{}</span>", esc(&c));
