@@ -110,6 +110,19 @@ pub fn headline(r: &Scan) -> String {
     s
 }
 
+/// The words for `o` in the report on `b`: a GOPATH build has no main
+/// module, its "main" origin is the main package's repository, "own code".
+pub(crate) fn origin_label(
+    o: deferscope_model::Origin,
+    b: &deferscope_model::BinaryInfo,
+) -> &'static str {
+    if o == deferscope_model::Origin::Main && b.gopath_build.is_some() {
+        "own code"
+    } else {
+        o.label()
+    }
+}
+
 /// `, GOPATH build (no main module) of ...`: how the report counts a
 /// build without a main module.
 pub(crate) fn gopath_words(g: &deferscope_model::GopathBuild) -> String {

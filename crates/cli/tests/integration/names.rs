@@ -581,7 +581,9 @@ fn gopath_build_own_code() -> Result<(), Failed> {
         return Err(format!("{checked} compiler sites outside std").into());
     }
     let text = ds(&["scan"], &bin)?;
-    if !text.contains("GOPATH build (no main module) of github.com/acme/tool/cmd/tool") {
+    if !text.contains("GOPATH build (no main module) of github.com/acme/tool/cmd/tool")
+        || !text.contains("\n# own code\n")
+    {
         return Err("scan text does not say it is a GOPATH build".into());
     }
     // Paths: GOPATH/src/ dropped, as -trimpath does.

@@ -610,7 +610,7 @@ pub(crate) fn write_body(
     h.push_str("</figure>\n<div class=\"box origins\"><h2>By origin</h2><table class=\"mini\"><thead><tr><th></th><th>sites</th>");
     let origins: Vec<Origin> = by.keys().copied().collect();
     for o in &origins {
-        let _ = write!(h, "<th>{}</th>", esc(o.label()));
+        let _ = write!(h, "<th>{}</th>", esc(crate::origin_label(*o, &r.binary)));
     }
     h.push_str("</tr></thead><tbody>");
     for (k, cls) in Kind::ALL.iter().zip(["k0", "k1", "k2"]) {
