@@ -21,10 +21,16 @@
 //! - the module cache: a dependency `path version` of the build info lives
 //!   in `.../path@version/` with upper-case letters written `!` + lower
 //!   case (golang.org/x/mod/module.EscapePath); the directory becomes
-//!   `path@version`, and so does `ROOT/vendor/path/` in the main module.
+//!   `path@version`, and so does `ROOT/vendor/path/` in the main module;
+//! - replacements (`=>` lines): a module replaced by another is in the
+//!   cache under the replacement's path and version, one replaced by a
+//!   directory (`./yaml.v3`) is there relative to the main module's root;
+//!   either is still spelled by the replaced module's path and version,
+//!   as `-trimpath` does.
 //!
-//! A path none of these covers (a replaced module's directory, cgo's
-//! generated files, a path already trimmed) is shown as recorded.
+//! A path none of these covers (cgo's generated files, a main package
+//! outside its module's tree, a path already trimmed) is shown as
+//! recorded.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
