@@ -4,7 +4,8 @@
 //! the mapping, hence the callback); [`run`] scans the indexed binary,
 //! compares the scan with the compiler's lines when asked (before
 //! filtering, so a function the filter leaves out still counts), keeps
-//! the functions the [`Filter`] selects, and explains them when asked.
+//! the functions the [`Filter`] selects, explains them when asked, and
+//! spells file paths as a `-trimpath` build would unless asked not to.
 //! Its [`Analysis`] is what every printer takes.
 
 use std::path::Path;
@@ -25,6 +26,9 @@ pub struct Filter {
     pub funcs: Option<regex::Regex>,
     /// Leave out the standard library.
     pub no_std: bool,
+    /// Keep the file paths the binary records (else they are shown as
+    /// [`crate::paths::PathMap`] spells them).
+    pub full_paths: bool,
 }
 
 impl Filter {
@@ -77,10 +81,15 @@ pub fn run(
     let explain = req
         .explain
         .map(|cost| crate::explain::explain_with(img, ix, &rt, &scan, cost));
-    Ok(Analysis {
+    let mut a = Analysis {
         scan,
         explain,
         verification,
         profile: None,
-    })
+    };
+    // Last: every step above matches the recorded paths with the tables'.
+    if !filter.full_paths {
+        crate::paths::PathMap::new(ix).apply(&mut a);
+    }
+    Ok(a)
 }

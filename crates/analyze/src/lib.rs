@@ -23,17 +23,20 @@ pub mod cost;
 pub mod diff;
 pub mod explain;
 pub mod front;
+pub mod paths;
 pub mod verify;
 
 use std::collections::BTreeMap;
 
 use deferscope_decode::Event;
+use deferscope_index::names::{display_name, display_package};
 use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::{Func, GoIndex, OpenDeferFormat};
 use deferscope_load::Image;
 
 pub use deferscope_model::{
-    package_of, Analysis, BinaryInfo, Counts, FuncInfo, Kind, Origin, Scan, Site,
+    package_of, repository_root, Analysis, BinaryInfo, Counts, FuncInfo, GopathBuild, Kind, Origin,
+    Scan, Site,
 };
 pub use front::{run, with_binary, Filter, Request};
 
@@ -107,12 +110,23 @@ pub fn scan_with(
 ) -> Result<Scan, AnalyzeError> {
     let targets = Targets::new(rt);
     let layout = ix.open_defer_layout(rt);
-    let main_module = ix.buildinfo.as_ref().and_then(|b| {
-        b.main_module
-            .as_ref()
-            .map(|m| m.0.clone())
-            .or_else(|| b.path.clone())
+    let main_module = ix
+        .buildinfo
+        .as_ref()
+        .and_then(|b| b.main_module.as_ref().map(|m| m.0.clone()));
+    // A main package and no main module: a GOPATH-mode build, whose own
+    // code is told by the main package's repository root (docs/design.md
+    // §4.8).
+    let gopath_build = ix.buildinfo.as_ref().and_then(|b| {
+        let p = b.path.as_ref().filter(|_| b.main_module.is_none())?;
+        Some(GopathBuild {
+            main_package: p.clone(),
+            own_code: repository_root(p).to_owned(),
+        })
     });
+    let own_code = main_module
+        .clone()
+        .or_else(|| gopath_build.as_ref().map(|g| g.own_code.clone()));
 
     // Functions that look like they call a deferproc entry point.
     let mut candidates: Vec<u64> = Vec::new();
@@ -167,7 +181,7 @@ pub fn scan_with(
             layout,
             &f,
             call_end,
-            main_module.as_deref(),
+            own_code.as_deref(),
             &mut sites,
         ) {
             functions.push(info);
@@ -195,6 +209,7 @@ pub fn scan_with(
         stripped: !img.has_symbols || img.symbol("runtime.main").is_none(),
         pie: img.pie,
         main_module,
+        gopath_build,
         build_settings: settings,
         functions: ix.nfunc(),
     };
@@ -215,13 +230,15 @@ fn analyze_func(
     layout: (u8, OpenDeferFormat),
     f: &Func,
     call_end: u64,
-    main_module: Option<&str>,
+    own_code: Option<&str>,
     sites: &mut Vec<Site>,
 ) -> Option<FuncInfo> {
-    let name = ix.name(f);
+    // Names and packages as people write them (docs/design.md §4.9).
+    let raw = ix.name(f);
+    let name = &*display_name(raw);
     let code = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
-    let package = package_of(name).to_owned();
-    let origin = Origin::of(&package, main_module);
+    let package = display_package(raw).into_owned();
+    let origin = Origin::of(&package, own_code);
     let lines = ix.lines(f);
     let before = sites.len();
     let mut push = |pc: u64, kind: Kind, index: Option<u8>| {

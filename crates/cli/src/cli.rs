@@ -93,6 +93,12 @@ pub struct FilterArgs {
     /// Leave out the standard library.
     #[arg(long)]
     pub no_std: bool,
+    /// Show file paths as the binary records them (absolute paths of the
+    /// build machine), not as -trimpath would spell them
+    /// (`runtime/proc.go`, `example.com/m/main.go`, `module@version/...`).
+    /// SARIF always works from the recorded paths.
+    #[arg(long)]
+    pub full_paths: bool,
 }
 
 impl FilterArgs {
@@ -107,7 +113,16 @@ impl FilterArgs {
                 .transpose()
                 .context("bad --funcs regular expression")?,
             no_std: self.no_std,
+            full_paths: self.full_paths,
         })
+    }
+
+    /// [`FilterArgs::filter`] for a report in `format`: SARIF places
+    /// files by the recorded paths (its base ids), so it keeps them.
+    pub fn filter_for(&self, format: ReportFormat) -> anyhow::Result<deferscope_analyze::Filter> {
+        let mut f = self.filter()?;
+        f.full_paths |= format == ReportFormat::Sarif;
+        Ok(f)
     }
 }
 

@@ -124,6 +124,9 @@ pub struct Options {
     pub color: bool,
     /// Override the dialect (default: from the binary's Go version).
     pub dialect: Option<Dialect>,
+    /// Name symbols by their unescaped package paths, as the reports do
+    /// (the HTML page's listings); else as objdump does.
+    pub real_names: bool,
 }
 
 impl Default for Options {
@@ -136,6 +139,7 @@ impl Default for Options {
             use_symtab: true,
             color: false,
             dialect: None,
+            real_names: false,
         }
     }
 }
@@ -261,7 +265,10 @@ pub fn list_rows(
     opts: &Options,
     sink: &mut impl RowSink,
 ) -> io::Result<Stats> {
-    let syms = Symbols::new(img, ix, opts.use_symtab);
+    let mut syms = Symbols::new(img, ix, opts.use_symtab);
+    if opts.real_names {
+        syms = syms.with_real_names();
+    }
     let ctx = Ctx::new(img, ix, &syms, scan, opts);
     let mut w = Worker::new(&ctx);
     for f in ctx.selected() {
@@ -320,7 +327,10 @@ pub fn write_listing<W: Write>(
     opts: &Options,
     out: &mut W,
 ) -> io::Result<Stats> {
-    let syms = Symbols::new(img, ix, opts.use_symtab);
+    let mut syms = Symbols::new(img, ix, opts.use_symtab);
+    if opts.real_names {
+        syms = syms.with_real_names();
+    }
     let ctx = Ctx::new(img, ix, &syms, scan, opts);
     let funcs = ctx.selected();
     // Batches of about BATCH_BYTES of code, listed in order.
@@ -572,7 +582,9 @@ fn selected(
     f: &symbols::Function<'_>,
 ) -> bool {
     if let Some(re) = &filter.funcs {
-        if !re.is_match(&f.name) {
+        // The symbol's name, or its package path unescaped as the reports
+        // show it (docs/design.md §4.9).
+        if !re.is_match(&f.name) && !re.is_match(&deferscope_index::names::display_name(&f.name)) {
             return false;
         }
     }

@@ -88,6 +88,20 @@ impl<'d> Symbols<'d> {
         s.unwrap_or_else(|| from_pclntab(ix, text_start, text_end))
     }
 
+    /// The names with their package paths unescaped as the reports show
+    /// them (`gopkg.in/yaml%2ev3.F` -> `gopkg.in/yaml.v3.F`,
+    /// docs/design.md §4.9); objdump prints the symbols' own.
+    pub fn with_real_names(mut self) -> Symbols<'d> {
+        fn fix(n: &mut Cow<'_, str>) {
+            if let Cow::Owned(s) = deferscope_index::names::display_name(n) {
+                *n = Cow::Owned(s);
+            }
+        }
+        self.syms.iter_mut().for_each(|s| fix(&mut s.name));
+        self.functions.iter_mut().for_each(|f| fix(&mut f.name));
+        self
+    }
+
     /// objdump's lookup: the last symbol at or below `addr`, if it covers
     /// `addr`. Returns the name and the symbol's address.
     pub fn lookup(&self, addr: u64) -> Option<(&str, u64)> {

@@ -21,6 +21,10 @@ pub struct BuildInfo {
     pub main_module: Option<(String, String)>,
     /// Dependency modules (path, version).
     pub deps: Vec<(String, String)>,
+    /// Replaced dependencies (`=>` lines): the index in `deps`, and the
+    /// replacement's path and version (a directory has version `(devel)`
+    /// or none).
+    pub replacements: Vec<(usize, String, String)>,
     /// `build` settings in order: `-gcflags`, `CGO_ENABLED`, `GOARCH`, ...
     pub settings: Vec<(String, String)>,
 }
@@ -128,6 +132,12 @@ fn parse_at(img: &Image<'_>, d: &[u8]) -> Option<BuildInfo> {
                 } else {
                     bi.deps.push((p, v));
                 }
+            }
+            "=>" if !bi.deps.is_empty() => {
+                let mut f = rest.split('\t');
+                let p = f.next().unwrap_or_default().to_owned();
+                let v = f.next().unwrap_or_default().to_owned();
+                bi.replacements.push((bi.deps.len() - 1, p, v));
             }
             "build" => {
                 if let Some((k, v)) = split_setting(rest) {

@@ -22,6 +22,7 @@
 
 pub mod buildinfo;
 pub mod inline;
+pub mod names;
 pub mod opendefer;
 pub mod pclntab;
 pub mod runtime;

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use names::{package_of, Origin};
+pub use names::{package_of, repository_root, Origin};
 
 /// The compiler's three kinds of defer, spelled as `-d=defer` prints them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -135,10 +135,27 @@ pub struct BinaryInfo {
     pub pclntab: &'static str,
     pub stripped: bool,
     pub pie: bool,
+    /// The main module's path (the build info's `mod` line).
     pub main_module: Option<String>,
+    /// Set when the build info names a main package but no main module: a
+    /// GOPATH-mode build (`GO111MODULE=off`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gopath_build: Option<GopathBuild>,
     /// Build settings from the build info: `-gcflags`, `CGO_ENABLED`, ...
     pub build_settings: BTreeMap<String, String>,
     pub functions: usize,
+}
+
+/// A build without a main module (GOPATH mode): what counts as the
+/// program's own code.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct GopathBuild {
+    /// The main package's import path (the build info's `path` line).
+    pub main_package: String,
+    /// The repository root of the main package
+    /// ([`names::repository_root`]): its packages are the
+    /// [`Origin::Main`] ones.
+    pub own_code: String,
 }
 
 /// Per-kind counts.

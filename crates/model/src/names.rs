@@ -16,6 +16,47 @@ pub fn package_of(name: &str) -> &str {
     }
 }
 
+/// Hosts whose repositories are `host/owner/repo` (cmd/go's vcs table
+/// names github.com and bitbucket.org; the others follow the same scheme;
+/// golang.org/x/NAME is one repository per NAME).
+const THREE_ELEMENT_HOSTS: [&str; 6] = [
+    "github.com",
+    "gitlab.com",
+    "bitbucket.org",
+    "codeberg.org",
+    "git.sr.ht",
+    "golang.org",
+];
+
+/// The root of the repository that holds package `main_package`, for a
+/// build without a main module (GOPATH mode), where nothing else says
+/// which packages are the program's own:
+///
+/// - on a host of [`THREE_ELEMENT_HOSTS`], the first three path elements,
+///   and a fourth when it is a major version suffix `vN`
+///   (`github.com/caddyserver/caddy/v2/cmd/caddy` ->
+///   `github.com/caddyserver/caddy/v2`);
+/// - elsewhere, the path before its first `cmd` element after the first
+///   (`example.org/tool/cmd/tool` -> `example.org/tool`);
+/// - else the main package's own path.
+pub fn repository_root(main_package: &str) -> &str {
+    let elems: Vec<&str> = main_package.split('/').collect();
+    let upto = |n: usize| -> &str {
+        let len = elems[..n].iter().map(|e| e.len()).sum::<usize>() + n - 1;
+        &main_package[..len]
+    };
+    if THREE_ELEMENT_HOSTS.contains(&elems[0]) && elems.len() >= 3 {
+        let major = elems.get(3).is_some_and(|e| {
+            e.len() > 1 && e.starts_with('v') && e[1..].bytes().all(|b| b.is_ascii_digit())
+        });
+        return upto(if major { 4 } else { 3 });
+    }
+    match elems.iter().skip(1).position(|&e| e == "cmd") {
+        Some(i) => upto(i + 1),
+        None => main_package,
+    }
+}
+
 /// Where a package comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Origin {
@@ -62,6 +103,42 @@ impl Origin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repository_roots() {
+        assert_eq!(
+            repository_root("github.com/caddyserver/caddy/v2/cmd/caddy"),
+            "github.com/caddyserver/caddy/v2"
+        );
+        assert_eq!(
+            repository_root("github.com/zyedidia/micro/v2/cmd/micro"),
+            "github.com/zyedidia/micro/v2"
+        );
+        assert_eq!(
+            repository_root("github.com/acme/tool/cmd/tool"),
+            "github.com/acme/tool"
+        );
+        assert_eq!(
+            repository_root("github.com/acme/tool"),
+            "github.com/acme/tool"
+        );
+        assert_eq!(repository_root("github.com/acme"), "github.com/acme");
+        assert_eq!(
+            repository_root("github.com/acme/tool/vx/cmd"),
+            "github.com/acme/tool"
+        );
+        assert_eq!(
+            repository_root("golang.org/x/tools/cmd/stringer"),
+            "golang.org/x/tools"
+        );
+        assert_eq!(
+            repository_root("example.org/tool/cmd/tool"),
+            "example.org/tool"
+        );
+        assert_eq!(repository_root("example.org/a/b"), "example.org/a/b");
+        assert_eq!(repository_root("cmd/go"), "cmd/go");
+        assert_eq!(repository_root("tool"), "tool");
+    }
 
     #[test]
     fn packages() {

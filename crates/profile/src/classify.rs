@@ -200,11 +200,14 @@ impl<'s> Sites<'s> {
             .find(|&k| self.scan.sites[k as usize].pc > pc)
     }
 
-    /// The site whose deferred call is the function `name`.
+    /// The site whose deferred call is the function `name` (a symbol's
+    /// name; the explain pass's names have their package paths unescaped,
+    /// docs/design.md §4.9).
     fn by_deferred(&self, func: u32, name: &str) -> Option<u32> {
+        let name = deferscope_index::names::display_name(name);
         let hits: Vec<u32> = self.deferred_names[func as usize]
             .iter()
-            .filter(|(n, _)| n == name)
+            .filter(|(n, _)| *n == *name)
             .map(|&(_, k)| k)
             .collect();
         match hits.as_slice() {

@@ -104,7 +104,32 @@ pub fn headline(r: &Scan) -> String {
         s.push_str(", main module ");
         s.push_str(m);
     }
+    if let Some(g) = &b.gopath_build {
+        s.push_str(&gopath_words(g));
+    }
     s
+}
+
+/// The words for `o` in the report on `b`: a GOPATH build has no main
+/// module, its "main" origin is the main package's repository, "own code".
+pub(crate) fn origin_label(
+    o: deferscope_model::Origin,
+    b: &deferscope_model::BinaryInfo,
+) -> &'static str {
+    if o == deferscope_model::Origin::Main && b.gopath_build.is_some() {
+        "own code"
+    } else {
+        o.label()
+    }
+}
+
+/// `, GOPATH build (no main module) of ...`: how the report counts a
+/// build without a main module.
+pub(crate) fn gopath_words(g: &deferscope_model::GopathBuild) -> String {
+    format!(
+        ", GOPATH build (no main module) of {}, own code {}/...",
+        g.main_package, g.own_code
+    )
 }
 
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {

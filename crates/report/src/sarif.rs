@@ -254,7 +254,14 @@ impl Paths {
                 .build_settings
                 .get("-trimpath")
                 .is_some_and(|v| v == "true"),
-            main_module: r.binary.main_module.clone(),
+            // A GOPATH build's main package stood for the main module
+            // before it was told apart; the URIs stay as they were.
+            main_module: r.binary.main_module.clone().or_else(|| {
+                r.binary
+                    .gopath_build
+                    .as_ref()
+                    .map(|g| g.main_package.clone())
+            }),
         }
     }
 

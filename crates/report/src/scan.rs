@@ -25,7 +25,7 @@ pub fn text(r: &Scan, w: &mut impl Write) -> io::Result<()> {
     let mut last = None;
     for s in sites {
         if last != Some(s.origin) {
-            writeln!(w, "\n# {}", s.origin.label())?;
+            writeln!(w, "\n# {}", crate::origin_label(s.origin, &r.binary))?;
             last = Some(s.origin);
         }
         writeln!(
@@ -54,7 +54,7 @@ pub fn text(r: &Scan, w: &mut impl Write) -> io::Result<()> {
     writeln!(w)?;
     let mut header = format!("{:<17}{:>7}", "", "sites");
     for o in &origins {
-        header.push_str(&format!("  {:>16}", o.label()));
+        header.push_str(&format!("  {:>16}", crate::origin_label(*o, &r.binary)));
     }
     writeln!(w, "{}", header.trim_end())?;
     for k in Kind::ALL {

@@ -194,7 +194,10 @@ impl Plan {
         })?;
         let funcs: Vec<(u64, u64, String)> = ix
             .funcs()
-            .map(|f| (f.entry, f.end, ix.name(&f).to_owned()))
+            .map(|f| {
+                let name = deferscope_index::names::display_name(ix.name(&f));
+                (f.entry, f.end, name.into_owned())
+            })
             .collect();
         let text = (
             funcs.first().map_or(0, |f| f.0),

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use deferscope_decode::SP;
+use deferscope_index::names::display_name;
 use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::{Func, GoIndex};
 use deferscope_load::{Arch, Image};
@@ -125,9 +126,10 @@ impl<'a, 'd> Cx<'a, 'd> {
 
     /// [`Cx::name`], with the function holding `entry` already looked up.
     pub fn name_in(&self, holder: Option<Func>, entry: u64) -> String {
-        holder
-            .filter(|f| f.entry == entry)
-            .map_or_else(|| format!("{entry:#x}"), |f| self.ix.name(&f).to_owned())
+        holder.filter(|f| f.entry == entry).map_or_else(
+            || format!("{entry:#x}"),
+            |f| display_name(self.ix.name(&f)).into_owned(),
+        )
     }
 
     /// Whether a function starts at `a`.

@@ -179,7 +179,7 @@ pub fn run(args: CheckArgs) -> Result<()> {
         bail!("{shown} wrote no binary (is it a main package?)");
     }
     p.step("scanning");
-    let filter = args.filter.filter()?;
+    let filter = args.filter.filter_for(args.format)?;
     let comp = if args.verify {
         let ctx = path_context(&user)?;
         let comp = CompilerLines::parse(&stderr, &ctx);

@@ -94,6 +94,8 @@ pub fn run(args: DisasmArgs) -> Result<()> {
             use_symtab: !args.no_symtab,
             color,
             dialect: None,
+            // objdump's names, as the listing's other columns (design §4.9).
+            real_names: false,
         };
         let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let stats = deferscope_disasm::write_listing(img, ix, scan.as_ref(), &opts, &mut out)?;

@@ -44,7 +44,7 @@ pub fn analyze<T>(
 /// print one report (a batch when there are several, or a directory or an
 /// image).
 pub fn report(c: &crate::cli::BinaryArgs, req: Request<'_>) -> Result<()> {
-    let filter = c.filter.filter()?;
+    let filter = c.filter.filter_for(c.format)?;
     if batch::is_batch(&c.paths) {
         return batch::report(&c.paths, c.format, &filter, req, c.jobs);
     }
@@ -107,6 +107,7 @@ pub(crate) fn listings_within(
             defer_only: true,
             ..Default::default()
         },
+        real_names: true,
         ..Default::default()
     };
     deferscope_disasm::list_rows(img, ix, Some(&a.scan), &opts, &mut c)?;

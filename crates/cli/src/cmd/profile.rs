@@ -14,7 +14,10 @@ use deferscope_profile::{Attributor, Options};
 use crate::cli::{ProfileArgs, ProfileFormat, ReportFormat};
 
 pub fn run(args: ProfileArgs) -> Result<()> {
-    let filter = args.filter.filter()?;
+    // The attribution matches the profile's files with the recorded
+    // paths; they are spelled for showing after it.
+    let mut filter = args.filter.filter()?;
+    let full_paths = std::mem::replace(&mut filter.full_paths, true);
     let cost = cost::load();
     let req = Request {
         explain: Some(&cost),
@@ -54,6 +57,9 @@ pub fn run(args: ProfileArgs) -> Result<()> {
         let attribution = at.attribution(&profiles);
         drop(at);
         a.profile = Some(attribution);
+        if !full_paths {
+            deferscope_analyze::paths::PathMap::new(ix).apply(&mut a);
+        }
         let format = match args.format {
             ProfileFormat::Text => ReportFormat::Text,
             ProfileFormat::Json => ReportFormat::Json,

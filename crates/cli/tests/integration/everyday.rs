@@ -1,6 +1,10 @@
 //! The rough edges a new user hits (issue 15, items 2-13), one or more
 //! tests per item; each test's name says its item:
 //!
+//! - item 4: `names::escaped_package_paths`, `names::funcs_filter_real_path`
+//! - item 5: `names::gopath_build_own_code`
+//! - item 6: `names::relative_paths`, `names::module_cache_paths` (and
+//!   `names::gopath_build_own_code` for a GOPATH build's paths)
 //! - item 7: `everyday::disasm_nothing_matched`,
 //!   `everyday::disasm_source_missing_says_why`
 //! - item 10: `everyday::cost_source_said_once`,

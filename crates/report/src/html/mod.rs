@@ -599,6 +599,9 @@ fn header_html(r: &Scan, h: &mut String) {
     if let Some(m) = &b.main_module {
         chips.push(format!("main module {m}"));
     }
+    if let Some(g) = &b.gopath_build {
+        chips.push(crate::gopath_words(g)[2..].to_owned());
+    }
     chips.push(format!("{} functions in the binary", b.functions));
     for c in chips {
         let _ = write!(h, "<span>{}</span>", esc(&c));
@@ -653,7 +656,7 @@ fn summary_html(r: &Scan, x: &Explain, h: &mut String) {
     h.push_str("</figure>\n<div class=\"box origins\"><h2>By origin</h2><table class=\"mini\"><thead><tr><th></th><th>sites</th>");
     let origins: Vec<Origin> = by.keys().copied().collect();
     for o in &origins {
-        let _ = write!(h, "<th>{}</th>", esc(o.label()));
+        let _ = write!(h, "<th>{}</th>", esc(crate::origin_label(*o, &r.binary)));
     }
     h.push_str("</tr></thead><tbody>");
     for (k, cls) in Kind::ALL.iter().zip(["k0", "k1", "k2"]) {
