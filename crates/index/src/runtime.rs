@@ -406,6 +406,12 @@ pub fn builtin_of(runtime_fn: &str) -> Option<&'static str> {
         "gopanic" => Some("panic"),
         "gorecover" => Some("recover"),
         "mapclear" => Some("clear"),
+        // print and println lock the print buffer first; println ends
+        // with printnl, unless the compiler folded its newline into a
+        // constant last argument (`println("x")` prints "x\n" as one
+        // string), which print("x\n") compiles to as well.
+        "printlock" => Some("print/println"),
+        "printnl" => Some("println"),
         _ if r == "mapdelete" || r.starts_with("mapdelete_") => Some("delete"),
         _ => None,
     }
@@ -513,6 +519,8 @@ mod tests {
         assert_eq!(builtin_of("runtime.mapdelete_faststr"), Some("delete"));
         assert_eq!(builtin_of("runtime.mapdelete"), Some("delete"));
         assert_eq!(builtin_of("runtime.mapdeleteX"), None);
+        assert_eq!(builtin_of("runtime.printlock"), Some("print/println"));
+        assert_eq!(builtin_of("runtime.printnl"), Some("println"));
         assert_eq!(builtin_of("main.closechan"), None);
     }
 

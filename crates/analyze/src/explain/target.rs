@@ -121,7 +121,12 @@ fn wrapped(cx: &mut Cx<'_, '_>, f: &Func, calls: &[(u64, u64)]) -> Step {
             next = Some((pc, t));
             break;
         }
-        builtin = builtin.or_else(|| runtime::builtin_of(n).map(|b| (pc, b)));
+        builtin = match (builtin, runtime::builtin_of(n)) {
+            // The first builtin's runtime function names it, but for the
+            // newline that makes a print a println.
+            (None, Some(b)) | (Some((_, "print/println")), Some(b @ "println")) => Some((pc, b)),
+            (kept, _) => kept,
+        };
     }
     // The callee may be inlined into the wrapper: then the call found (if
     // any) is one the inlined body makes, and the inline tree names the

@@ -259,6 +259,31 @@ fn check_loop_lines(
     Err("no loop in the source around the defer".into())
 }
 
+/// A deferred `println` of a constant string is named a builtin, not
+/// `unresolved`: the source's `defer println("...")` (checked here) makes
+/// the compiler fold the newline into the string, so the wrapper calls
+/// `runtime.printlock`, `printstring` and `printunlock`, as `print("...\n")`
+/// would: `print/println` (issue 14 item 6).
+fn check_builtin_target(e: &Entry) -> Result<(), String> {
+    let src = std::fs::read_to_string(repo_root().join("fixtures/go/defers/recover.go"))
+        .map_err(|e| e.to_string())?;
+    if !src.contains("func deferPrintln() {\n\tdefer println(\"") {
+        return Err("recover.go: deferPrintln no longer defers println of a constant".into());
+    }
+    let (r, x) = explain_entry(e)?;
+    let got: Vec<Option<&str>> = r
+        .sites
+        .iter()
+        .zip(&x.sites)
+        .filter(|(s, _)| s.function == "main.deferPrintln")
+        .map(|(_, sx)| sx.deferred_target.as_deref())
+        .collect();
+    if got.is_empty() || got.iter().any(|t| *t != Some("print/println")) {
+        return Err(format!("main.deferPrintln's targets: {got:?}"));
+    }
+    Ok(())
+}
+
 fn check_fixture(e: &Entry) -> Result<String, String> {
     let exps = parse_source(&repo_root().join("fixtures/go/explain"))?;
     let sources = fixture_sources()?;
@@ -595,6 +620,10 @@ pub fn trials() -> Vec<Trial> {
                             .map(|m| eprintln!("explain::fixture {name}: {m}"))
                             .map_err(Failed::from)
                     },
+                )),
+                "defers" => out.push(Trial::test(
+                    format!("explain::builtin_target::{name}"),
+                    move || check_builtin_target(&e).map_err(Failed::from),
                 )),
                 "cmdgo" => {
                     let e2 = e.clone();
