@@ -1,6 +1,8 @@
 //! The rough edges a new user hits (issue 15, items 2-13), one or more
 //! tests per item; each test's name says its item:
 //!
+//! - item 2: `explain_loops::go<V>::{amd64,arm64}` (explain_loops.rs:
+//!   fixtures/go/loops, every installed toolchain)
 //! - item 7: `everyday::disasm_nothing_matched`,
 //!   `everyday::disasm_source_missing_says_why`
 //! - item 10: `everyday::cost_source_said_once`,

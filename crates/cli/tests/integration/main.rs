@@ -12,6 +12,9 @@
 //!   part equals its one-binary report.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
+//! - `explain_loops::*`: defers in loops that return from inside, and the
+//!   `unknown` explanation, against the compiler and the source (issue 15
+//!   item 2).
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
@@ -35,6 +38,7 @@ mod disasm;
 mod disasm_annotate;
 mod everyday;
 mod explain;
+mod explain_loops;
 mod fixtures;
 mod html;
 mod oracle;
@@ -59,6 +63,7 @@ fn main() {
     trials.extend(disasm_annotate::trials());
     trials.extend(everyday::trials());
     trials.extend(explain::trials());
+    trials.extend(explain_loops::trials());
     trials.extend(html::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
