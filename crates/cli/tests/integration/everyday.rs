@@ -11,6 +11,10 @@
 //!   `everyday::explain_calls_in_line_order` (and in tests/html/run.sh:
 //!   an unresolved callee reads `unresolved` in the table too)
 //! - item 11: `everyday::intel_syntax_on_arm64_says_so`
+//! - item 13: `progress::disasm_terminal`, `progress::disasm_piped`,
+//!   `progress::disasm_same_terminal`, `progress::trace_attach_terminal`,
+//!   `progress::trace_attach_piped`, `progress::trace_attach_shared_terminal`,
+//!   `progress::trace_launch_shared_terminal` (progress.rs)
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

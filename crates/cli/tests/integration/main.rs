@@ -27,6 +27,9 @@
 //!   error, never a panic or a hang.
 //! - `profile::*`: `deferscope profile` against the workloads' own timings
 //!   and allocation counts and `go tool pprof` (see profile.rs).
+//! - `progress::*`: the progress lines of `disasm` and `trace` on a
+//!   pseudo-terminal, and none on pipes or over other output (issue 15
+//!   item 13).
 //! - `trace::*`: `deferscope trace` against the fixture's own counters, the
 //!   untraced run and the file's bytes (trace.rs, trace_counters.rs), and on
 //!   real third-party programs (trace_real.rs).
@@ -43,6 +46,7 @@ mod fixtures;
 mod html;
 mod oracle;
 mod profile;
+mod progress;
 mod report;
 mod snapshots;
 mod sweep;
@@ -68,6 +72,7 @@ fn main() {
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(profile::trials());
+    trials.extend(progress::trials());
     trials.extend(report::trials());
     trials.extend(snapshots::trials());
     trials.extend(trace::trials());
