@@ -327,12 +327,28 @@ pub fn write_listing<W: Write>(
     opts: &Options,
     out: &mut W,
 ) -> io::Result<Stats> {
+    write_listing_with(img, ix, scan, opts, out, &mut |_, _| {})
+}
+
+/// [`write_listing`], calling `progress(k, n)` as the listing goes: `k` of
+/// the `n` selected functions written to `out` (after each batch, or every
+/// [`PROGRESS_EVERY`] functions on one thread, and at the end).
+pub fn write_listing_with<W: Write>(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    scan: Option<&Scan>,
+    opts: &Options,
+    out: &mut W,
+    progress: &mut dyn FnMut(usize, usize),
+) -> io::Result<Stats> {
     let mut syms = Symbols::new(img, ix, opts.use_symtab);
     if opts.real_names {
         syms = syms.with_real_names();
     }
     let ctx = Ctx::new(img, ix, &syms, scan, opts);
     let funcs = ctx.selected();
+    let n = funcs.len();
+    progress(0, n);
     // Batches of about BATCH_BYTES of code, listed in order.
     let mut batches: Vec<std::ops::Range<usize>> = Vec::new();
     let (mut from, mut bytes) = (0, 0u64);
@@ -359,8 +375,11 @@ pub fn write_listing<W: Write>(
     if threads <= 1 {
         let mut w = Worker::new(&ctx);
         let mut p = text::TextPrinter::new(&mut *out, img.arch, opts, false);
-        for f in &funcs {
+        for (k, f) in funcs.iter().enumerate() {
             w.function(f, &mut p)?;
+            if (k + 1) % PROGRESS_EVERY == 0 {
+                progress(k + 1, n);
+            }
         }
         stats = w.finish();
     } else {
@@ -396,10 +415,12 @@ pub fn write_listing<W: Write>(
                 };
                 out.write_all(&text)?;
                 stats += done;
+                progress(batches[j].end, n);
             }
             Ok(())
         })?;
     }
+    progress(n, n);
     if stats.annotations > 0 {
         // Once, after the listing, so the listing itself stays in
         // objdump's format.
@@ -409,6 +430,8 @@ pub fn write_listing<W: Write>(
     Ok(stats)
 }
 
+/// Functions listed on one thread between two progress calls.
+const PROGRESS_EVERY: usize = 64;
 /// Code bytes per batch of functions handed to a worker thread.
 const BATCH_BYTES: u64 = 64 << 10;
 /// Worker threads at most (the listing is written by the caller's thread).

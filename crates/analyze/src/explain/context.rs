@@ -34,6 +34,10 @@ pub(super) struct Cx<'a, 'd> {
     pub go122: bool,
     /// go1.25+: no branch to a recovery exit after deferproc (design.md §3.5).
     pub go125: bool,
+    /// go1.17+ (or go1.22+ by its runtime when the version is unknown): a
+    /// `runtime.deferproc` site is a defer escape analysis found in a loop
+    /// (design.md §1.2, "Heap means in a loop").
+    pub heap_means_loop: bool,
     /// go1.17 amd64 passes the closure to deferproc in BX.
     pub go117_amd64: bool,
     /// Function results come back in registers (go1.17+ amd64, go1.18+
@@ -43,6 +47,9 @@ pub(super) struct Cx<'a, 'd> {
     pub gcflags: Option<GcFlags>,
     /// The `-race` build setting is `true`.
     pub race_setting: bool,
+    /// The binary records build settings (go1.18+ build info; `go build`
+    /// always records `-compiler`), so a missing `-gcflags` means none.
+    pub settings_recorded: bool,
     /// Names of call targets (`None`: not a function's entry), by address.
     /// Closures are looked up without it ([`Cx::name`]): each site has its
     /// own, so caching them would only hold memory.
@@ -71,6 +78,7 @@ impl<'a, 'd> Cx<'a, 'd> {
             runtime,
             go122: v.map_or(runtime.has(RuntimeFn::NextDefer), |v| v.at_least(22)),
             go125: v.is_some_and(|v| v.at_least(25)),
+            heap_means_loop: v.map_or(runtime.has(RuntimeFn::NextDefer), |v| v.at_least(17)),
             go117_amd64: img.arch == Arch::Amd64 && v.is_some_and(|v| v.minor == 17),
             regabi: v.is_some_and(|v| match img.arch {
                 Arch::Amd64 => v.at_least(17),
@@ -78,6 +86,7 @@ impl<'a, 'd> Cx<'a, 'd> {
             }),
             gcflags: settings.get("-gcflags").map(|v| GcFlags::parse(v)),
             race_setting: settings.get("-race").is_some_and(|v| v == "true"),
+            settings_recorded: settings.contains_key("-compiler"),
             callee_names: HashMap::new(),
             wrapper_at: Memo::default(),
             recovers_at: Memo::default(),

@@ -281,7 +281,7 @@ fn apply_reasons(
     let mut looped = Vec::new();
     for c in reasons::in_loop(cx, ff) {
         details.push(c.detail);
-        sites[c.site].loop_lines = Some(c.lines);
+        sites[c.site].loop_lines = c.lines;
         looped.push(c.site);
     }
     details.extend(reasons::too_many_defers(ndefers));
@@ -294,7 +294,7 @@ fn apply_reasons(
     details.extend(reasons::range_func(cx, ff));
     details.extend(reasons::result_escapes(ff.vals));
     if details.is_empty() {
-        details.push(reasons::unknown(ndefers, returns.statements));
+        details.push(reasons::unknown(cx, ff, &returns));
     }
     let codes: BTreeSet<Reason> = details.iter().map(|d| d.code).collect();
     for &i in ff.idx {

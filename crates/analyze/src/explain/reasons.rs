@@ -104,22 +104,23 @@ impl<'f> FuncFacts<'f> {
     }
 }
 
-/// An in-loop claim: the site, its loop's lines, and the reason.
+/// An in-loop claim: the site, its loop's lines (when the loop is seen in
+/// the machine code), and the reason.
 pub(super) struct InLoop {
     pub site: usize,
-    pub lines: LoopLines,
+    pub lines: Option<LoopLines>,
     pub detail: ReasonDetail,
 }
 
 /// `in-loop`: each heap-allocated (`runtime.deferproc`) site inside a
 /// natural loop ([`crate::cfg`]): every iteration pushes a record that
-/// waits for the function's return.
+/// waits for the function's return. From go1.17 a `deferproc` site is in a
+/// loop for the compiler even when no loop is left around it in the machine
+/// code (design.md §1.2: escape analysis marks a defer outside loops
+/// `EscNever`, and only those get a stack record): a loop whose body
+/// returns after the defer has no way back to it.
 pub(super) fn in_loop(cx: &Cx<'_, '_>, ff: &FuncFacts<'_>) -> Vec<InLoop> {
-    let deferprocat = cx.runtime.entry(RuntimeFn::Deferprocat);
-    let heap: Vec<(usize, &Site)> = ff
-        .indexed_sites()
-        .filter(|(_, s)| s.kind == Kind::HeapAllocated && ff.call_target(s.pc) != deferprocat)
-        .collect();
+    let heap = heap_sites(cx, ff);
     if heap.is_empty() {
         return Vec::new();
     }
@@ -127,38 +128,57 @@ pub(super) fn in_loop(cx: &Cx<'_, '_>, ff: &FuncFacts<'_>) -> Vec<InLoop> {
     let loops = ff.cfg.loops_with(ff.idoms);
     let lines = cx.ix.lines(ff.f);
     let inl = InlineTree::new(cx.ix, cx.img, ff.f);
+    let function = short_name(&ff.fi.name);
     heap.into_iter()
-        .filter_map(|(i, s)| {
-            let l = loop_of(ff, &loops, &lines, s)?;
-            let ll = loop_lines(ff, l, &lines, inl.as_ref(), s);
-            Some(InLoop {
+        .filter_map(|(i, s)| match loop_of(ff, &loops, &lines, s) {
+            Some((l, inside)) if inside || cx.heap_means_loop => {
+                let ll = loop_lines(ff, l, &lines, inl.as_ref(), s);
+                Some(InLoop {
+                    site: i,
+                    detail: in_loop_detail(s, &ll, function, inside),
+                    lines: Some(ll),
+                })
+            }
+            _ if cx.heap_means_loop => Some(InLoop {
                 site: i,
-                detail: in_loop_detail(s, &ll, &ff.fi.name),
-                lines: ll,
-            })
+                detail: in_unseen_loop_detail(s, function),
+                lines: None,
+            }),
+            _ => None,
         })
         .collect()
 }
 
-/// The innermost loop holding the site; else a loop the site is reached
-/// from through an exit edge out of the body (a defer followed by a
-/// return inside the loop: `for { ...; defer f(); return }`), whose target
-/// has that one predecessor and whose exiting branch is not at the loop's
-/// own first line (the condition's normal exit).
+/// The function's heap-allocated sites that are not range-over-func
+/// bodies' (`runtime.deferproc`, not `deferprocat`).
+fn heap_sites<'f>(cx: &Cx<'_, '_>, ff: &FuncFacts<'f>) -> Vec<(usize, &'f Site)> {
+    let deferprocat = cx.runtime.entry(RuntimeFn::Deferprocat);
+    ff.indexed_sites()
+        .filter(|(_, s)| s.kind == Kind::HeapAllocated && ff.call_target(s.pc) != deferprocat)
+        .collect()
+}
+
+/// The innermost loop holding the site (`true`); else a loop the site is
+/// reached from through an exit edge out of the body (`false`: a defer
+/// followed by a return inside the loop, `for { ...; defer f(); return }`),
+/// whose target has that one predecessor and whose exiting branch is not at
+/// the loop's own first line (the condition's normal exit). The second is
+/// a guess at which loop it is: only the compiler's rule (go1.17+) says
+/// there is one.
 fn loop_of<'l>(
     ff: &FuncFacts<'_>,
     loops: &'l [Loop],
     lines: &LineTable<'_>,
     s: &Site,
-) -> Option<&'l Loop> {
+) -> Option<(&'l Loop, bool)> {
     let cfg = ff.cfg;
     let b = cfg.block_of(s.pc)?;
     let holding = loops
         .iter()
         .filter(|l| l.blocks.binary_search(&b).is_ok())
         .min_by_key(|l| l.blocks.len());
-    if holding.is_some() {
-        return holding;
+    if let Some(l) = holding {
+        return Some((l, true));
     }
     let dom = |h: usize, mut u: usize| loop {
         if u == h {
@@ -198,6 +218,7 @@ fn loop_of<'l>(
             })
         })
         .min_by_key(|l| l.blocks.len())
+        .map(|l| (l, false))
 }
 
 /// The source lines of loop `l` holding site `s`: the lines of the
@@ -243,24 +264,59 @@ fn loop_lines(
     }
 }
 
-fn in_loop_detail(s: &Site, ll: &LoopLines, function: &str) -> ReasonDetail {
+/// In-loop with the loop seen: `inside` it (each iteration passes the
+/// defer), or on a way out of it.
+fn in_loop_detail(s: &Site, ll: &LoopLines, function: &str, inside: bool) -> ReasonDetail {
+    let at = format!(
+        "the defer at {}:{} is {} the loop at {}:{}-{}",
+        base_name(&s.file),
+        s.line,
+        if inside { "inside" } else { "in" },
+        base_name(&ll.file),
+        ll.first_line,
+        ll.last_line,
+    );
+    let detail = if inside {
+        format!(
+            "{at}: each iteration pushes a heap-allocated _defer record (runtime.deferproc) \
+             that waits until {function} returns"
+        )
+    } else {
+        format!(
+            "{at}, on a way out of it (the machine code leaves the loop to reach it): it is \
+             heap-allocated (runtime.deferproc), which from go1.17 the compiler does only for \
+             a defer it finds in a loop, and its record waits until {function} returns"
+        )
+    };
+    ReasonDetail {
+        code: Reason::InLoop,
+        detail,
+        fix: IN_LOOP_FIX.into(),
+    }
+}
+
+/// In-loop by the compiler's rule alone (go1.17+), with no loop around the
+/// site in the machine code.
+fn in_unseen_loop_detail(s: &Site, function: &str) -> ReasonDetail {
     ReasonDetail {
         code: Reason::InLoop,
         detail: format!(
-            "the defer at {}:{} is inside the loop at {}:{}-{}: each iteration pushes a \
-             heap-allocated _defer record (runtime.deferproc) that waits until {} returns",
+            "the defer at {}:{} is heap-allocated (runtime.deferproc), which from go1.17 the \
+             compiler does only for a defer it finds in a loop: a for or range body, or code \
+             after a label that a later goto jumps back to; each pass through it pushes a \
+             _defer record that waits until {function} returns. No loop around it is left in \
+             the machine code (a loop whose body returns after the defer has no way back to \
+             it), so the loop's lines are not shown",
             base_name(&s.file),
             s.line,
-            base_name(&ll.file),
-            ll.first_line,
-            ll.last_line,
-            short_name(function)
         ),
-        fix: "move the loop body into its own function so each iteration's defer runs at its \
-              end, or make the call explicitly at the end of the iteration"
-            .into(),
+        fix: IN_LOOP_FIX.into(),
     }
 }
+
+const IN_LOOP_FIX: &str = "move the loop body into its own function so each iteration's defer \
+                           runs at its end, or make the call explicitly at the end of the \
+                           iteration";
 
 /// `too-many-defers`: more sites than one deferBits byte can track.
 pub(super) fn too_many_defers(ndefers: usize) -> Option<ReasonDetail> {
@@ -454,22 +510,99 @@ pub(super) fn result_escapes(vals: &Values) -> Option<ReasonDetail> {
     })
 }
 
-/// `unknown`: no rule found in the binary applies.
-pub(super) fn unknown(ndefers: usize, returns: usize) -> ReasonDetail {
+/// `unknown`: no rule found in the binary applies. Each clause says what
+/// the binary shows, or that it could not tell (issue 15 item 2: "no
+/// defer in a loop" was said of a defer in a `for { select { ... return } }`).
+pub(super) fn unknown(cx: &Cx<'_, '_>, ff: &FuncFacts<'_>, r: &Returns) -> ReasonDetail {
+    let ndefers = ff.sites.len();
+    let defers = |n: usize| if n == 1 { "defer" } else { "defers" };
+    let mut clauses = Vec::new();
+    // Loops: a stack record is only ever given to a defer outside loops
+    // (design.md §1.2: EscNever at loop depth 1, in every version); a heap
+    // one means a loop from go1.17 only, and then in_loop claimed it.
+    let heap = heap_sites(cx, ff);
+    let stack = ff
+        .sites
+        .iter()
+        .filter(|s| s.kind == Kind::StackAllocated)
+        .count();
+    if stack > 0 {
+        let which = match (stack, ndefers) {
+            (1, 1) => "its one defer site is".to_owned(),
+            (k, n) if k == n => format!("all {n} of its defer sites are"),
+            (1, n) => format!("1 of its {n} defer sites is"),
+            (k, n) => format!("{k} of its {n} defer sites are"),
+        };
+        clauses.push(format!(
+            "{which} stack-allocated (runtime.deferprocStack), which the compiler does only for \
+             a defer outside any loop"
+        ));
+    }
+    for (_, s) in &heap {
+        clauses.push(format!(
+            "could not tell whether the heap-allocated defer at {}:{} is in a loop: no loop \
+             around it in the machine code, and before go1.17 a deferred builtin without \
+             operands (such as recover()) is heap-allocated too",
+            base_name(&s.file),
+            s.line
+        ));
+    }
+    clauses.push(format!(
+        "{ndefers} {} in the binary (at most {MAX_OPEN_DEFERS} allowed)",
+        defers(ndefers)
+    ));
+    clauses.push(format!(
+        "{} {} through runtime.deferreturn{}: an estimated {} return statements x {ndefers} = \
+         {} (at most {MAX_RETURNS_X_DEFERS} allowed)",
+        r.exits,
+        if r.exits == 1 { "exit" } else { "exits" },
+        if r.fall_off {
+            ", less the fall-off-the-end one"
+        } else {
+            ""
+        },
+        r.statements,
+        r.statements * ndefers
+    ));
+    clauses.push(build_flags_clause(cx, ff));
+    clauses.push(
+        "no copy of a result from a heap object after runtime.deferreturn, the sign of a \
+         heap-allocated result, was found"
+            .into(),
+    );
+    clauses.push(
+        "no range-over-func defer (no runtime.deferprocat site, no runtime.deferrangefunc call)"
+            .into(),
+    );
     ReasonDetail {
         code: Reason::Unknown,
         detail: format!(
-            "no rule of the compiler found in the binary explains it: no defer in a loop, \
-             {ndefers} {} (at most {MAX_OPEN_DEFERS} allowed), an estimated {returns} return \
-             statements x {ndefers} = {} (at most {MAX_RETURNS_X_DEFERS} allowed), no -N, \
-             -d=noopendefer or race hooks, no heap-allocated result, no range-over-func; \
-             the binary cannot show return statements the optimizer deleted as dead code, \
-             which the compiler counts before deleting them",
-            if ndefers == 1 { "defer" } else { "defers" },
-            returns * ndefers
+            "no rule of the compiler found in the binary explains it: {}. The binary cannot \
+             show defer or return statements the optimizer deleted as dead code, which the \
+             compiler counts before deleting them: a deleted defer in a loop, or deleted \
+             returns, would explain it",
+            clauses.join("; ")
         ),
         fix: "rebuild with -gcflags=-d=defer to see the compiler's decision".into(),
     }
+}
+
+/// What the binary says of the flags that disable open-coding: its own
+/// race hooks (none, or `build_flags` would have applied) and the recorded
+/// `-gcflags`.
+fn build_flags_clause(cx: &Cx<'_, '_>, ff: &FuncFacts<'_>) -> String {
+    let flags = match &cx.gcflags {
+        Some(g) => format!(
+            "the recorded -gcflags={} give its package no -N or -d=noopendefer",
+            g.raw
+        ),
+        None if cx.settings_recorded => "the build settings record no -gcflags".to_owned(),
+        None => "could not tell whether it was built with -N or -d=noopendefer: the binary \
+                 records no build settings"
+            .to_owned(),
+    };
+    debug_assert!(build_flags(cx, ff).is_empty());
+    format!("no race-detector hooks in the function; {flags}")
 }
 
 /// The reasons of one site, sorted: the function's `codes` are

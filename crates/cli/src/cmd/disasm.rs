@@ -7,6 +7,10 @@
 //! with status 1 (`--funcs`, `--line`, `--pc` and `--defer-only` that
 //! match no function). `--source` says on stderr how many source files
 //! were not found where the binary recorded them, and how to map them.
+//!
+//! While it lists, stderr shows `listing K/N functions` when it is a
+//! terminal and the listing does not go to that same terminal
+//! (crate::progress).
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,6 +18,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{ColorChoice, DisasmArgs, DisasmSyntax};
+use crate::progress::{self, Progress};
 use deferscope_analyze::{Filter, Request};
 use deferscope_disasm::{source::SourceOptions, Options, Syntax};
 
@@ -97,9 +102,27 @@ pub fn run(args: DisasmArgs) -> Result<()> {
             // objdump's names, as the listing's other columns (design §4.9).
             real_names: false,
         };
+        // `listing K/N functions` on stderr, unless the listing goes to
+        // the same terminal (the line would overwrite it).
+        let bar = Progress::counter(
+            !progress::stdout_shares_terminal(),
+            0,
+            "listing {pos}/{len} functions {wide_bar} {elapsed}",
+        );
         let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-        let stats = deferscope_disasm::write_listing(img, ix, scan.as_ref(), &opts, &mut out)?;
+        let stats = deferscope_disasm::write_listing_with(
+            img,
+            ix,
+            scan.as_ref(),
+            &opts,
+            &mut out,
+            &mut |k, n| {
+                bar.set_len(n as u64);
+                bar.set(k as u64);
+            },
+        )?;
         out.flush()?;
+        drop(bar);
         if stats.source_files_missing > 0 {
             eprintln!("deferscope: {}", source_note(&stats));
         }

@@ -1,7 +1,11 @@
 //! `deferscope trace`: run a program (or attach to one) and count every
 //! defer it executes. The work is `deferscope-trace`'s; this module turns
 //! flags into a call, writes the report (and the `--interval` totals),
-//! and exits with the program's status.
+//! and exits with the program's status. While attached to a program whose
+//! stdout and stderr are not deferscope's terminal, stderr shows
+//! `tracing: S s, N defers counted` (crate::progress); a launched program
+//! shares deferscope's stderr, so it gets no such line (`--interval`
+//! prints running totals as lines instead).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -12,6 +16,7 @@ use deferscope_trace::report::group;
 use deferscope_trace::{Method, Running};
 
 use crate::cli::{OutputFormat, TraceArgs, TraceMode};
+use crate::progress::{self, Progress};
 
 pub fn run(args: TraceArgs) -> Result<()> {
     if args.plan_only {
@@ -35,7 +40,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
             None => Ok(None),
         }
     };
-    let opts = deferscope_trace::Options {
+    let mut opts = deferscope_trace::Options {
         method: match args.mode {
             TraceMode::Counters => Method::Counters,
             TraceMode::Breakpoints => Method::Breakpoints,
@@ -54,15 +59,49 @@ pub fn run(args: TraceArgs) -> Result<()> {
     };
     let format = args.format;
     let lines = opts.interval.is_some();
+    // `tracing: S s, N defers counted` on stderr, only when it cannot
+    // overwrite the program's output (crate::progress): a launched program
+    // writes to our own stderr, so only an attached one whose stdout and
+    // stderr are not our terminal gets the line.
+    let bar = Progress::line(args.pid.is_some_and(|pid| !program_shares_terminal(pid)));
+    let every = opts.interval;
+    if bar.is_drawn() {
+        // The library calls back every `opts.interval`: as often as the
+        // line needs, and the --interval lines keep their own period.
+        opts.interval = Some(every.map_or(PROGRESS_EVERY, |e| e.min(PROGRESS_EVERY)));
+    }
+    let mut next_line = every.map(|e| e.as_secs_f64());
     let mut report = {
         let mut stderr = io::stderr();
+        let to_file = file.is_some();
         let sink: &mut dyn Write = match file.as_mut() {
             Some(f) => f,
             None => &mut stderr,
         };
         let mut on_interval = |r: &Running| {
+            bar.step(format!(
+                "tracing: {:.1} s, {} defers counted",
+                r.elapsed_s,
+                group(r.totals.defers)
+            ));
+            let (Some(e), Some(due)) = (every, next_line.as_mut()) else {
+                return;
+            };
+            if bar.is_drawn() {
+                // Called back every PROGRESS_EVERY: the line is due at the
+                // call nearest its time.
+                let half = PROGRESS_EVERY.as_secs_f64() / 2.0;
+                if r.elapsed_s + half < *due {
+                    return;
+                }
+                *due = (*due + e.as_secs_f64()).max(r.elapsed_s + half);
+            }
             // A failed write of a progress line is not worth stopping for.
-            let _ = write_running(sink, r, format);
+            let _ = if to_file {
+                write_running(sink, r, format)
+            } else {
+                bar.suspend(|| write_running(sink, r, format))
+            };
         };
         match args.pid {
             Some(pid) => deferscope_trace::attach_with(pid, &opts, &mut on_interval)?,
@@ -75,6 +114,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
             }
         }
     };
+    drop(bar);
     // Time in defer machinery: counts x the cost table explain uses (the
     // one `deferscope bench` saved, else the published figures).
     let cost = deferscope_analyze::cost::load();
@@ -105,6 +145,18 @@ pub fn run(args: TraceArgs) -> Result<()> {
         std::process::exit(status);
     }
     Ok(())
+}
+
+/// How often the progress line is brought up to date.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether the process `pid`'s stdout or stderr is the terminal our stderr
+/// is (or cannot be told): then a progress line could overwrite its output.
+fn program_shares_terminal(pid: i32) -> bool {
+    [1, 2].iter().any(|fd| {
+        std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+            .map_or(true, |m| progress::stderr_terminal_shared(&m))
+    })
 }
 
 /// `fsync` a regular file; a pipe, a terminal or `/dev/null` cannot be

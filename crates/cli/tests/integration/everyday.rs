@@ -1,6 +1,8 @@
 //! The rough edges a new user hits (issue 15, items 2-13), one or more
 //! tests per item; each test's name says its item:
 //!
+//! - item 2: `explain_loops::go<V>::{amd64,arm64}` (explain_loops.rs:
+//!   fixtures/go/loops, every installed toolchain)
 //! - item 4: `names::escaped_package_paths`, `names::funcs_filter_real_path`
 //! - item 5: `names::gopath_build_own_code`
 //! - item 6: `names::relative_paths`, `names::module_cache_paths` (and
@@ -14,6 +16,10 @@
 //!   an unresolved callee reads `unresolved` in the table too)
 //! - item 11: `everyday::intel_syntax_on_arm64_says_so`
 //! - item 12: `installs::readme_lists_every_install` (installs.rs)
+//! - item 13: `progress::disasm_terminal`, `progress::disasm_piped`,
+//!   `progress::disasm_same_terminal`, `progress::trace_attach_terminal`,
+//!   `progress::trace_attach_piped`, `progress::trace_attach_shared_terminal`,
+//!   `progress::trace_launch_shared_terminal` (progress.rs)
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -13,6 +13,11 @@
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
 //! - `installs::*`: the README names every install of the test command.
+//! - `names::*`: escaped package paths, GOPATH builds and relative file
+//!   paths (issue 15 items 4-6) on programs built by the test.
+//! - `explain_loops::*`: defers in loops that return from inside, and the
+//!   `unknown` explanation, against the compiler and the source (issue 15
+//!   item 2).
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
@@ -25,6 +30,9 @@
 //!   error, never a panic or a hang.
 //! - `profile::*`: `deferscope profile` against the workloads' own timings
 //!   and allocation counts and `go tool pprof` (see profile.rs).
+//! - `progress::*`: the progress lines of `disasm` and `trace` on a
+//!   pseudo-terminal, and none on pipes or over other output (issue 15
+//!   item 13).
 //! - `trace::*`: `deferscope trace` against the fixture's own counters, the
 //!   untraced run and the file's bytes (trace.rs, trace_counters.rs), and on
 //!   real third-party programs (trace_real.rs).
@@ -36,11 +44,14 @@ mod disasm;
 mod disasm_annotate;
 mod everyday;
 mod explain;
+mod explain_loops;
 mod fixtures;
 mod html;
 mod installs;
+mod names;
 mod oracle;
 mod profile;
+mod progress;
 mod report;
 mod snapshots;
 mod sweep;
@@ -61,11 +72,14 @@ fn main() {
     trials.extend(disasm_annotate::trials());
     trials.extend(everyday::trials());
     trials.extend(explain::trials());
+    trials.extend(explain_loops::trials());
     trials.extend(html::trials());
     trials.extend(installs::trials());
+    trials.extend(names::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
     trials.extend(profile::trials());
+    trials.extend(progress::trials());
     trials.extend(report::trials());
     trials.extend(snapshots::trials());
     trials.extend(trace::trials());
