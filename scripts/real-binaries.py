@@ -135,6 +135,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.parse
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -680,7 +681,10 @@ def make_variant(b: Binary, variant: str) -> Path:
 
 def scan(ds: str, b: Binary) -> None:
     t = time.perf_counter()
-    p = subprocess.run([ds, "scan", "--format", "json", str(b.path)], capture_output=True, text=True)
+    # --full-paths: C5 compares the paths the binary records (addr2line's),
+    # not the module-relative ones shown by default.
+    p = subprocess.run([ds, "scan", "--format", "json", "--full-paths", str(b.path)],
+                       capture_output=True, text=True)
     b.seconds = time.perf_counter() - t
     if p.returncode != 0:
         b.checks["C1"] = "FAIL"
@@ -779,15 +783,25 @@ def check_lines(go: str, tool: str, od_version: str, b: Binary) -> None:
         return
     bad: list[str] = []
     for f, (name, _, _) in zip(funcs, got):
-        if name != f["name"]:
+        if as_shown(name) != f["name"]:
             bad.append(f"C5 function at {f['entry']:#x}: deferscope {f['name']!r}, addr2line {name!r}")
     for s, (name, file, line) in zip(sites, got[len(funcs):]):
-        if (name, file, line) != (s["function"], s["file"], s["line"]):
+        if (as_shown(name), file, line) != (s["function"], s["file"], s["line"]):
             bad.append(f"C5 site at {s['pc']:#x}: deferscope {s['function']} {s['file']}:{s['line']}, "
                        f"addr2line {name} {file}:{line}")
     b.a2l_counts = (len(funcs), len(sites))
     b.checks["C5"] = "FAIL" if bad else "ok"
     b.diffs += bad[:40] + ([f"C5 ... {len(bad) - 40} more"] if len(bad) > 40 else [])
+
+
+def as_shown(name: str) -> str:
+    """A symbol name as deferscope shows it: Go's linker writes a package
+    path's last element with '.', '%' and non-printing bytes as %XX
+    (cmd/internal/objabi.PathToPrefix), which objdump and addr2line print
+    as recorded; deferscope shows the import path. A '%' can only come from
+    that escaping (no Go identifier or path has one), so percent-decoding
+    the whole name gives the import path's spelling."""
+    return urllib.parse.unquote(name) if "%" in name else name
 
 
 def compare(b: Binary) -> None:
@@ -836,7 +850,7 @@ def compare(b: Binary) -> None:
         if od_dr and not df:
             c2.append(f"C2 {where}: objdump shows CALL runtime.deferreturn, deferscope does not list the function")
         # Symbol-table names may carry an ABI suffix (.abi0); compare loosely.
-        if df and of and of["name"].removesuffix(".abi0") != df["name"]:
+        if df and of and as_shown(of["name"].removesuffix(".abi0")) != df["name"]:
             c2.append(f"C2 {where}: name: deferscope {df['name']!r}, objdump {of['name']!r}")
     b.compared = len(entries)
     n_stack = sum(len(f["calls"].get("runtime.deferprocStack", [])) for f in od_funcs.values())
