@@ -1,14 +1,19 @@
 //! The rough edges a new user hits (issue 15, items 2-13), one or more
-//! tests per item; each test's name says its item:
+//! tests per item (item 1, many binaries, is batch.rs):
 //!
 //! - item 2: `explain_loops::go<V>::{amd64,arm64}` (explain_loops.rs:
 //!   fixtures/go/loops, every installed toolchain)
+//! - item 3: `trace::out_not_a_file` (trace_counters.rs)
 //! - item 4: `names::escaped_package_paths`, `names::funcs_filter_real_path`
 //! - item 5: `names::gopath_build_own_code`
 //! - item 6: `names::relative_paths`, `names::module_cache_paths` (and
 //!   `names::gopath_build_own_code` for a GOPATH build's paths)
 //! - item 7: `everyday::disasm_nothing_matched`,
 //!   `everyday::disasm_source_missing_says_why`
+//! - item 8: `badinput::missing_path`, `badinput::dash_path`,
+//!   `badinput::error_text_once` (badinput.rs)
+//! - item 9: tests/html/report.test.mjs, `layout: columns, chart labels,
+//!   line breaks, chips` (tests/html/run.sh, in Chromium)
 //! - item 10: `everyday::cost_source_said_once`,
 //!   `everyday::exit_code_bytes_single_return`,
 //!   `everyday::sarif_rule_names`, `everyday::sarif_costs_from_the_table`,
