@@ -143,7 +143,12 @@ impl Plan {
             &shown,
             img,
             ix,
-            &deferscope_analyze::Filter::default(),
+            // The report keeps the recorded paths (the traced program's
+            // own runtime.Caller names them so).
+            &deferscope_analyze::Filter {
+                full_paths: true,
+                ..Default::default()
+            },
             deferscope_analyze::Request::default(),
         )?
         .scan;
