@@ -36,16 +36,17 @@ fi
 [ -x "$bin" ] || (cd "$root" && cargo build --release -p deferscope)
 
 cases=()
-add() { # name binary
+add() { # name binary [extra scan flags...]
   [ -f "$2" ] || { echo "skip $1: no $2"; return 0; }
-  local start end
+  local name=$1 b=$2 start end
+  shift 2
   start=$(date +%s%N)
-  "$bin" scan --format html "$2" > "$out/$1.html"
+  "$bin" scan --format html "$@" "$b" > "$out/$name.html"
   end=$(date +%s%N)
-  "$bin" scan --format json "$2" > "$out/$1.json"
-  "$bin" explain --format json "$2" > "$out/$1.explain.json"
-  printf '%-28s %8d bytes html in %5d ms\n' "$1" "$(stat -c %s "$out/$1.html")" $(( (end - start) / 1000000 ))
-  cases+=("$1")
+  "$bin" scan --format json "$@" "$b" > "$out/$name.json"
+  "$bin" explain --format json "$@" "$b" > "$out/$name.explain.json"
+  printf '%-28s %8d bytes html in %5d ms\n' "$name" "$(stat -c %s "$out/$name.html")" $(( (end - start) / 1000000 ))
+  cases+=("$name")
 }
 m=$CACHE/matrix
 add amd64-defers "$m/go1.22.10/linux-amd64/default/defers/bin"
@@ -87,7 +88,9 @@ func main() {
 GO
   printf 'module example.com/hostile\n\ngo 1.22\n' > "$src/go.mod"
   gobuild "$src" "$dir/bin"
-  add hostile-path "$dir/bin"
+  # --full-paths: the recorded paths, which hold the markup directory
+  # (module-relative ones start at the module path).
+  add hostile-path "$dir/bin" --full-paths
   hostile=hostile-path
   # Long package paths, function names and file names (the layout test).
   cp -r "$here/layout" "$dir/layout"
