@@ -71,6 +71,15 @@ pub enum Event {
     /// `reg` := SP + `offset` (`LEAQ off(SP), reg`; `ADD $off, RSP, reg`)
     /// ([`scan_flow`] only).
     SpAddr { pc: u64, reg: u8, offset: i64 },
+    /// `reg` := `base` + `offset` for a general register `base` other
+    /// than SP (`LEAQ off(base), reg`; `ADD $off, base, reg`)
+    /// ([`scan_flow`] only).
+    RegAddr {
+        pc: u64,
+        reg: u8,
+        base: u8,
+        offset: i64,
+    },
     /// `dst` := `src`, a register copy ([`scan_flow`] only).
     Move { pc: u64, dst: u8, src: u8 },
     /// A word store to `offset(base)`; `base` is [`SP`] for the stack
@@ -131,5 +140,27 @@ pub fn call_candidates(arch: Arch, text: &[u8], base: u64, targets: &[u64]) -> V
     match arch {
         Arch::Amd64 => amd64::call_candidates(text, base, targets),
         Arch::Arm64 => arm64::call_candidates(text, base, targets),
+    }
+}
+
+/// A write to memory at `offset(base)` of `size` bytes (registers as in
+/// [`Event`]; `base` is [`SP`] for the stack pointer), by any instruction
+/// that writes its memory operand: plain stores and read-modify-write
+/// arithmetic (`ADDQ $5, 0(AX)`) on amd64; `STR*`, `STUR*`, `STP` on arm64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemWrite {
+    pub pc: u64,
+    pub base: u8,
+    pub offset: i64,
+    pub size: u8,
+}
+
+/// Every [`MemWrite`] in `code` (at `entry`), in address order: what a
+/// deferred closure's body writes through the pointers it captured
+/// (deferscope-analyze's `writes_results`).
+pub fn mem_writes(arch: Arch, code: &[u8], entry: u64, sink: impl FnMut(MemWrite)) {
+    match arch {
+        Arch::Amd64 => amd64::mem_writes(code, entry, sink),
+        Arch::Arm64 => arm64::mem_writes(code, entry, sink),
     }
 }

@@ -107,6 +107,95 @@ pub struct SiteExplain {
     /// Estimated nanoseconds per execution (defer plus the call), from the
     /// cost table.
     pub est_ns: f64,
+    /// What the deferred call receives, in the closure's field order:
+    /// values copied at the defer statement and addresses of variables.
+    /// `null` when the closure the defer registers was not found (a func
+    /// value built elsewhere); empty when it captures nothing.
+    pub captures: Option<Vec<Capture>>,
+    /// The function's results the deferred call writes (by name when the
+    /// binary has DWARF, else `result N`, counted from 1 in the order the
+    /// exits load them).
+    pub writes_results: Vec<String>,
+    /// Heap allocations one execution of the defer statement makes: the
+    /// closure, and the variables and objects it keeps that are allocated
+    /// as often as the statement runs. `null` when not known.
+    pub allocs_per_exec: Option<u32>,
+    /// Bytes of those allocations as the runtime counts them (size class,
+    /// or the tiny allocator's share), per execution.
+    pub bytes_per_exec: Option<u64>,
+    /// Each of those allocations, and the ones made once per call of the
+    /// function for this defer (a captured variable declared outside the
+    /// loop that holds the defer).
+    pub allocations: Vec<Allocation>,
+}
+
+/// How a deferred call receives a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum CaptureMode {
+    /// Evaluated and copied at the defer statement: the deferred call does
+    /// not see later changes.
+    #[serde(rename = "value")]
+    Value,
+    /// The address of a variable: the deferred call sees (and may make)
+    /// later changes.
+    #[serde(rename = "ref")]
+    Ref,
+}
+
+impl CaptureMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMode::Value => "value",
+            CaptureMode::Ref => "ref",
+        }
+    }
+}
+
+/// One value a deferred call receives through its closure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Capture {
+    /// The variable's name, where the binary has one (DWARF); `null` for
+    /// the compiler's temporaries (the arguments of `defer f(x)`) and
+    /// without DWARF.
+    pub name: Option<String>,
+    pub mode: CaptureMode,
+    /// Bytes in the closure: the value's size, or 8 for an address.
+    pub bytes: u64,
+    /// Offset of the field in the closure (the code pointer is at 0).
+    pub offset: u64,
+    /// A reference to a variable the function allocates on the heap (the
+    /// compiler's "moved to heap").
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub moved_to_heap: bool,
+    /// False when the field's boundaries come from the stores alone (a
+    /// closure in the frame of a binary without DWARF): a multi-word value
+    /// then shows as one capture per stored word.
+    pub exact: bool,
+}
+
+/// How often an allocation happens for a defer statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AllocPer {
+    /// Every execution of the statement.
+    #[serde(rename = "exec")]
+    Exec,
+    /// Once per call of the function (outside the loop holding the defer).
+    #[serde(rename = "call")]
+    Call,
+}
+
+/// One heap allocation a defer statement costs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Allocation {
+    /// `closure`, `variable x` (moved to heap), `object` (kept by a
+    /// captured value).
+    pub what: String,
+    /// Bytes as the runtime counts them.
+    pub bytes: u64,
+    /// The allocating call: its target and address.
+    pub allocator: String,
+    pub pc: u64,
+    pub per: AllocPer,
 }
 
 /// What `explain` adds to one [`crate::FuncInfo`].

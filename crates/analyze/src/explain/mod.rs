@@ -30,6 +30,7 @@
 //! `recover` (one pass over the function table), and the inlining
 //! candidates (one byte scan of the text).
 
+mod captures;
 mod context;
 mod reasons;
 mod sizes;
@@ -84,6 +85,11 @@ pub fn explain_with(
             heap_closure_bytes: None,
             heap_closure_allocator: None,
             est_ns: cost.ns(s.kind, false),
+            captures: None,
+            writes_results: Vec::new(),
+            allocs_per_exec: None,
+            bytes_per_exec: None,
+            allocations: Vec::new(),
         })
         .collect();
     let by_func = sites_by_function(report);
@@ -181,7 +187,7 @@ fn explain_func(
         .collect();
     let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
     let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
-    site_facts(cx, idx, &fsites, &vals, sites, cost);
+    site_facts(cx, idx, &fsites, &vals, &cfg, sites, cost);
 
     fx.defer_record_bytes = sizes::defer_record_bytes(cx.go122, &fsites);
     if let Some(n) = fi.open_coded_defers {
@@ -248,18 +254,35 @@ fn site_facts(
     idx: &[usize],
     fsites: &[&Site],
     vals: &Values,
+    cfg: &Cfg,
     sites: &mut [SiteExplain],
     cost: &CostTable,
 ) {
+    let mut loops = None;
     for (&i, s) in idx.iter().zip(fsites) {
         let sx = &mut sites[i];
-        if let Some(&c) = vals.fn_code.get(&s.pc) {
+        let code = vals.fn_code.get(&s.pc).copied();
+        if let Some(c) = code {
             let d = target::resolve(cx, c);
             sx.deferred_target = d.target;
             sx.deferred_via = d.via;
             sx.deferred_indirect = d.indirect;
             sx.calls_recover = d.calls_recover;
         }
+        let sem = captures::site_semantics(
+            cx,
+            vals,
+            cfg,
+            &mut loops,
+            s.pc,
+            code,
+            sx.deferred_via.is_some(),
+        );
+        sx.captures = sem.captures;
+        sx.writes_results = sem.writes_results;
+        sx.allocs_per_exec = sem.allocs_per_exec;
+        sx.bytes_per_exec = sem.bytes_per_exec;
+        sx.allocations = sem.allocations;
         if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
             sx.heap_closure_allocator = Some(alloc.clone());
             sx.heap_closure_bytes = *size;

@@ -53,6 +53,9 @@ pub(super) enum Val {
     Sp(i64),
     /// A pointer to heap object `n` of this function.
     Heap(usize),
+    /// A pointer into heap object `n` at a non-zero offset (go1.27
+    /// allocates several moved-to-heap variables in one object).
+    HeapAt(usize, i64),
 }
 
 type Regs = [Val; 32];
@@ -60,11 +63,35 @@ type Regs = [Val; 32];
 const NOTHING: Regs = [Val::Unknown; 32];
 
 /// An allocation the function makes.
-struct HeapObj {
-    pc: u64,
-    allocator: String,
-    size: Option<u64>,
+pub(super) struct HeapObj {
+    pub pc: u64,
+    pub allocator: String,
+    /// Bytes asked for: the type's size (newobject) or the size class.
+    pub size: Option<u64>,
+    /// The type descriptor passed to the allocator, when static.
+    pub typ: Option<u64>,
     first_word: Val,
+}
+
+/// Where a store went: a frame word (SP + offset) or a field of a heap
+/// object of this function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Loc {
+    Stack(i64),
+    Heap(usize, i64),
+}
+
+/// One store the function makes, in address order: for the captures of
+/// the closures it builds (`captures`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StoreRec {
+    pub pc: u64,
+    pub loc: Loc,
+    pub size: u8,
+    /// The stored word, when the source is a register the pass follows.
+    pub val: Val,
+    /// The stored value is known to be zero (a closure's zeroing).
+    pub zero: bool,
 }
 
 /// A direct call, with the role of the runtime function it reaches
@@ -91,6 +118,17 @@ pub(super) struct Values {
     /// Some exit writes a register other than the frame's between its
     /// `CALL runtime.deferreturn` and its `RET`: it reloads the results.
     pub results_reloaded: bool,
+    /// pc of a defer registration -> the closure it registers, when it is
+    /// built in the frame (`Val::Sp`) or on the heap (`Val::Heap`).
+    pub closure: HashMap<u64, Val>,
+    /// Every store into the frame or into a heap object, in address order.
+    pub stores: Vec<StoreRec>,
+    /// The function's allocations (`Val::Heap(n)` is `heap[n]`).
+    pub heap: Vec<HeapObj>,
+    /// The result words each exit loads after `runtime.deferreturn`: the
+    /// register loaded and where from (`Val::Sp` frame word or
+    /// `Val::Heap` object), in the order of the first exit.
+    pub result_loads: Vec<(u8, Val)>,
 }
 
 /// The pass's buffers, kept (emptied) from one function to the next.
@@ -144,8 +182,13 @@ pub(super) fn value_pass(
         p.event(e);
     }
     let Pass {
-        stack, ends, out, ..
+        stack,
+        ends,
+        mut out,
+        heap,
+        ..
     } = p;
+    out.heap = heap;
     if stack.capacity() <= SCRATCH_KEPT {
         cx.scratch.stack_words = stack;
     }
@@ -190,6 +233,21 @@ impl Pass<'_, '_, '_> {
                 set(&mut self.regs, dst, v)
             }
             Event::Clobber { reg, .. } => self.clobber(pc, reg),
+            Event::RegAddr {
+                reg, base, offset, ..
+            } => {
+                let v = match self.get(base) {
+                    Val::Sp(o) => Val::Sp(o + offset),
+                    Val::Heap(n) if offset == 0 => Val::Heap(n),
+                    Val::Heap(n) => Val::HeapAt(n, offset),
+                    _ => Val::Unknown,
+                };
+                self.clobber(pc, reg);
+                set(&mut self.regs, reg, v)
+            }
+            Event::StackStore {
+                offset, size, zero, ..
+            } => self.note_store(pc, Loc::Stack(offset), size, None, zero),
             Event::Load {
                 dst, base, offset, ..
             } => self.load(dst, base, offset),
@@ -280,10 +338,18 @@ impl Pass<'_, '_, '_> {
     }
 
     fn load(&mut self, dst: u8, base: u8, offset: i64) {
+        let b = self.get(base);
         if self.after_deferreturn && !self.cx.is_frame_reg(dst) {
             self.out.results_reloaded = true;
+            let from = match b {
+                Val::Sp(o) => Val::Sp(o + offset),
+                Val::Heap(n) if offset == 0 => Val::Heap(n),
+                _ => Val::Unknown,
+            };
+            if from != Val::Unknown && !self.out.result_loads.iter().any(|&(_, v)| v == from) {
+                self.out.result_loads.push((dst, from));
+            }
         }
-        let b = self.get(base);
         // The result's heap copy: allocated before the first defer
         // (runtime.newobject, or a go1.27 size-specialized mallocgc*).
         if self.after_deferreturn && offset == 0 && self.is_pre_defer_heap(b) {
@@ -304,9 +370,19 @@ impl Pass<'_, '_, '_> {
         if self.open_site_pcs.contains(&pc) {
             if let Some(c) = self.code_of(v) {
                 self.out.fn_code.insert(pc, c);
+                self.note_closure(pc, v);
             }
         }
-        match self.get(base) {
+        let b = self.get(base);
+        let loc = match b {
+            Val::Sp(o) => Some(Loc::Stack(o + offset)),
+            Val::Heap(n) => Some(Loc::Heap(n, offset)),
+            _ => None,
+        };
+        if let Some(loc) = loc {
+            self.note_store(pc, loc, size, Some(v), false);
+        }
+        match b {
             Val::Sp(o) => {
                 let at = o + offset;
                 self.stack.insert(at, v);
@@ -347,10 +423,25 @@ impl Pass<'_, '_, '_> {
     fn alloc(&mut self, pc: u64, target: u64, role: Option<RuntimeFn>) -> Val {
         let name = self.cx.name(target);
         let size = self.alloc_size(role, &name, self.regs[self.arg0 as usize]);
+        // newobject(typ); go1.27's mallocgc*(size, typ, needzero).
+        let arg1 = match self.arch {
+            Arch::Amd64 => reg::AMD64_BX,
+            Arch::Arm64 => 1,
+        };
+        let typ = match (
+            role,
+            self.regs[self.arg0 as usize],
+            self.regs[arg1 as usize],
+        ) {
+            (Some(RuntimeFn::Newobject), Val::Addr(t), _) => Some(t),
+            (Some(RuntimeFn::MallocgcSized), _, Val::Addr(t)) => Some(t),
+            _ => None,
+        };
         self.heap.push(HeapObj {
             pc,
             allocator: name,
             size,
+            typ,
             first_word: Val::Unknown,
         });
         Val::Heap(self.heap.len() - 1)
@@ -372,6 +463,7 @@ impl Pass<'_, '_, '_> {
         for v in cands {
             if let Some(c) = self.code_of(v) {
                 self.out.fn_code.insert(pc, c);
+                self.note_closure(pc, v);
                 if let Val::Heap(n) = v {
                     let h = &self.heap[n];
                     self.out
@@ -393,12 +485,45 @@ impl Pass<'_, '_, '_> {
         ];
         for d in cands {
             if let Val::Sp(o) = d {
-                if let Some(c) = self.code_of(self.stack_word(o + 24)) {
+                let f = self.stack_word(o + 24);
+                if let Some(c) = self.code_of(f) {
                     self.out.fn_code.insert(pc, c);
+                    self.note_closure(pc, f);
                     break;
                 }
             }
         }
+    }
+
+    /// Record the closure registered at `pc` when it is built here.
+    fn note_closure(&mut self, pc: u64, v: Val) {
+        if matches!(v, Val::Sp(_) | Val::Heap(_)) {
+            self.out.closure.insert(pc, v);
+        }
+    }
+
+    /// Record a store. amd64 reports a frame store twice (as a
+    /// `StackStore`, with its size and whether it stores zero, and as a
+    /// `Store`, with its source register), arm64 in the other order: the
+    /// two make one record.
+    fn note_store(&mut self, pc: u64, loc: Loc, size: u8, val: Option<Val>, zero: bool) {
+        if let Some(last) = self.out.stores.last_mut() {
+            if last.pc == pc && last.loc == loc {
+                if let Some(v) = val {
+                    last.val = v;
+                }
+                last.zero |= zero;
+                last.size = last.size.max(size);
+                return;
+            }
+        }
+        self.out.stores.push(StoreRec {
+            pc,
+            loc,
+            size,
+            val: val.unwrap_or(Val::Unknown),
+            zero,
+        });
     }
 
     /// The code address a closure value leads to.
@@ -414,7 +539,7 @@ impl Pass<'_, '_, '_> {
             }
             Val::Sp(o) => self.stack.get(&o).copied()?,
             Val::Heap(n) => self.heap.get(n)?.first_word,
-            Val::Unknown => return None,
+            Val::Unknown | Val::HeapAt(..) => return None,
         };
         match word {
             Val::Addr(a) if cx.is_entry(a) => Some(a),
@@ -467,7 +592,8 @@ fn event_pc(e: &Event) -> u64 {
         | Event::Move { pc, .. }
         | Event::Store { pc, .. }
         | Event::Load { pc, .. }
-        | Event::Clobber { pc, .. } => pc,
+        | Event::Clobber { pc, .. }
+        | Event::RegAddr { pc, .. } => pc,
     }
 }
 
