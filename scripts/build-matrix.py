@@ -56,7 +56,7 @@ MATRIX = CACHE / "matrix"
 
 ALL_VERSIONS = ["1.19", "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3"]
 ALL_PLATFORMS = ["linux/amd64", "linux/arm64", "windows/amd64", "darwin/arm64"]
-FIXTURE_PROGRAMS = ["defers", "rangefunc", "cgo", "explain"]
+FIXTURE_PROGRAMS = ["defers", "rangefunc", "cgo", "explain", "semantics"]
 FIXTURE_VARIANTS = ["default", "stripped", "strip", "trimpath", "pie", "noopt", "noopendefer", "race"]
 CMDGO_PLATFORMS = ["linux/amd64", "linux/arm64"]
 
@@ -173,7 +173,7 @@ class Entry:
     tc: Toolchain
     platform: str  # goos/goarch
     variant: str
-    program: str  # defers | rangefunc | cgo | cmdgo
+    program: str  # defers | rangefunc | cgo | explain | semantics | cmdgo
     phase: str  # fixtures | cmdgo
     gocache_root: Path
     strip_tool: StripTool | None = None
@@ -402,6 +402,8 @@ def exclusion(version: str, platform: str, variant: str, program: str, strip_too
             return "cgo fixture is linux/amd64 only (no cross C toolchain)"
         if variant not in ("default", "stripped"):
             return "cgo fixture is only built as default + stripped"
+    if program == "semantics" and variant not in ("default", "stripped"):
+        return "semantics fixture is only built as default + stripped"
     if variant == "race" and platform != "linux/amd64":
         return "-race is only built on linux/amd64 (needs cgo + a C toolchain for the target)"
     if variant == "pie" and goos != "linux":

@@ -177,10 +177,20 @@ fn flow_events(ins: &Instruction, sink: &mut impl FnMut(Event)) {
     }
     if m == Mnemonic::Mov && k0 == OpKind::Register && k1 == OpKind::Register {
         if let (Some(dst), Some(src)) = (reg_no(ins.op0_register()), reg_no(ins.op1_register())) {
-            if ins.op0_register().size() == 8 {
-                sink(Event::Move { pc, dst, src });
-            } else {
-                sink(Event::Clobber { pc, reg: dst });
+            match ins.op0_register().size() {
+                8 => sink(Event::Move {
+                    pc,
+                    dst,
+                    src,
+                    narrow: false,
+                }),
+                4 => sink(Event::Move {
+                    pc,
+                    dst,
+                    src,
+                    narrow: true,
+                }),
+                _ => sink(Event::Clobber { pc, reg: dst }),
             }
         }
         return;
@@ -206,6 +216,23 @@ fn flow_events(ins: &Instruction, sink: &mut impl FnMut(Event)) {
         let Some(dst) = reg_no(ins.op0_register()) else {
             return;
         };
+        let value = if m == Mnemonic::Mov && is_immediate(k1) {
+            Some(ins.immediate(1))
+        } else if m == Mnemonic::Xor
+            && k1 == OpKind::Register
+            && ins.op1_register() == ins.op0_register()
+        {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(value) = value {
+            return sink(Event::Const {
+                pc,
+                reg: dst,
+                value,
+            });
+        }
         if m == Mnemonic::Mov
             && k1 == OpKind::Memory
             && ins.memory_index() == Register::None

@@ -159,17 +159,35 @@ fn flow_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMu
         }
         return;
     }
+    // MOVZ (32- and 64-bit), and ORR (immediate) from ZR: constants.
+    if w & 0x7f80_0000 == 0x5280_0000 && rd != 31 {
+        page[rd as usize] = None;
+        let value = (((w >> 5) & 0xffff) as u64) << (16 * ((w >> 21) & 3));
+        return sink(Event::Const { pc, reg: rd, value });
+    }
+    if w & 0x7f80_0000 == 0x3200_0000 && rn == 31 && rd != 31 {
+        page[rd as usize] = None;
+        return sink(match orr_imm(w) {
+            Some(value) => Event::Const { pc, reg: rd, value },
+            None => Event::Clobber { pc, reg: rd },
+        });
+    }
     // MOV Xd, Xm (ORR Xd, XZR, Xm)
     if w & 0xffe0_ffe0 == 0xaa00_03e0 {
         let rm = ((w >> 16) & 31) as u8;
         page[rd as usize] = None;
         return sink(if rm == 31 {
-            Event::Clobber { pc, reg: rd }
+            Event::Const {
+                pc,
+                reg: rd,
+                value: 0,
+            }
         } else {
             Event::Move {
                 pc,
                 dst: rd,
                 src: rm,
+                narrow: false,
             }
         });
     }
@@ -752,5 +770,20 @@ pub fn mem_writes(code: &[u8], entry: u64, mut sink: impl FnMut(crate::MemWrite)
             offset,
             size,
         });
+    }
+}
+
+/// The immediate of an `ORR (immediate)` word, as yaxpeax-arm decodes its
+/// bitmask.
+fn orr_imm(w: u32) -> Option<u64> {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    use yaxpeax_arm::armv8::a64::InstDecoder;
+    let ins = InstDecoder::default()
+        .decode(&mut U8Reader::new(&w.to_le_bytes()))
+        .ok()?;
+    match (ins.opcode, ins.operands[2]) {
+        (Opcode::ORR, Operand::Imm64(v)) => Some(v),
+        (Opcode::ORR, Operand::Immediate(v)) => Some(v as u64),
+        _ => None,
     }
 }

@@ -80,8 +80,17 @@ pub enum Event {
         base: u8,
         offset: i64,
     },
-    /// `dst` := `src`, a register copy ([`scan_flow`] only).
-    Move { pc: u64, dst: u8, src: u8 },
+    /// `reg` := the constant `value` (`MOVL $v, reg`, `XORL reg, reg`;
+    /// `MOVZ`, `ORR $v, ZR, reg`) ([`scan_flow`] only).
+    Const { pc: u64, reg: u8, value: u64 },
+    /// `dst` := `src`, a register copy ([`scan_flow`] only); `narrow`:
+    /// of the low 32 bits, zero-extended (`MOVL BX, CX`).
+    Move {
+        pc: u64,
+        dst: u8,
+        src: u8,
+        narrow: bool,
+    },
     /// A word store to `offset(base)`; `base` is [`SP`] for the stack
     /// pointer; `src` is `None` when the value is not a plain register
     /// (an immediate, the zero register) ([`scan_flow`] only).

@@ -35,6 +35,9 @@ pub enum RuntimeFn {
     MallocgcSized,
     /// Any other `runtime.mallocgc*` (`mallocgc` itself, `mallocgcLarge`).
     Mallocgc,
+    /// `runtime.makeslice`: a slice's backing array (a `make` whose result
+    /// escapes, as one a heap closure keeps).
+    Makeslice,
     /// `runtime.gopanic`: every panic.
     Gopanic,
     /// `runtime.gorecover`: every call of `recover()`.
@@ -125,7 +128,7 @@ impl Phase {
 }
 
 /// Every role with an exact name.
-const NAMES: [(&str, RuntimeFn); 30] = [
+const NAMES: [(&str, RuntimeFn); 31] = [
     ("syscall.runtime_BeforeExec", RuntimeFn::BeforeExec),
     ("runtime.syscall_runtime_BeforeExec", RuntimeFn::BeforeExec),
     ("runtime.systemstack", RuntimeFn::StackSwitch),
@@ -162,6 +165,7 @@ const NAMES: [(&str, RuntimeFn); 30] = [
     ("runtime.racefuncenter", RuntimeFn::RaceFuncEnter),
     ("runtime.racefuncexit", RuntimeFn::RaceFuncExit),
     ("runtime.mallocgc", RuntimeFn::Mallocgc),
+    ("runtime.makeslice", RuntimeFn::Makeslice),
 ];
 
 impl RuntimeFn {
@@ -230,7 +234,7 @@ impl RuntimeFn {
             Gopanic | Gorecover | Recovery | NextDefer | AddOneOpenDeferFrame
             | RunOpenDeferFrame | DeferCallSave | ReflectcallSave | PanicStart | PanicNextFrame
             | InitOpenCodedDefers => Phase::Panic,
-            Newobject | MallocgcSized | Mallocgc | RaceFuncEnter | RaceFuncExit
+            Newobject | MallocgcSized | Mallocgc | Makeslice | RaceFuncEnter | RaceFuncExit
             | GcWriteBarrier | StackSwitch | BeforeExec => return None,
         })
     }

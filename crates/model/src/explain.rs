@@ -112,9 +112,9 @@ pub struct SiteExplain {
     /// `null` when the closure the defer registers was not found (a func
     /// value built elsewhere); empty when it captures nothing.
     pub captures: Option<Vec<Capture>>,
-    /// The function's results the deferred call writes (by name when the
-    /// binary has DWARF, else `result N`, counted from 1 in the order the
-    /// exits load them).
+    /// The function's results the deferred call writes: by name when the
+    /// binary has DWARF, else `result word N`, the Nth integer result
+    /// register (a string or an interface result takes two words).
     pub writes_results: Vec<String>,
     /// Heap allocations one execution of the defer statement makes: the
     /// closure, and the variables and objects it keeps that are allocated

@@ -111,6 +111,7 @@ pub(super) fn site_semantics(
     };
     let mut caps = Vec::with_capacity(fields.len());
     let mut refs: Vec<(usize, Val)> = Vec::new();
+    let mut kept: Vec<Val> = Vec::new();
     for f in &fields {
         let v = word_at(vals, base, f.offset, pc);
         let is_addr = match v {
@@ -124,6 +125,10 @@ pub(super) fn site_semantics(
         let by_ref = !wrapper && f.bytes == 8 && is_addr && f.ptr != Some(false);
         if by_ref {
             refs.push((caps.len(), v));
+        } else if is_addr && matches!(v, Val::Heap(_) | Val::HeapAt(..)) {
+            // A value that points at an object allocated here (a slice's
+            // backing array): the closure keeps it alive.
+            kept.push(v);
         }
         caps.push(Capture {
             name: None,
@@ -139,7 +144,7 @@ pub(super) fn site_semantics(
         });
     }
     out.writes_results = rewritten_results(cx, vals, code, &caps, &refs);
-    memory(cx, vals, cfg, loops, pc, holder, &refs, &mut out);
+    memory(vals, cfg, loops, pc, holder, (&refs, &kept), &mut out);
     out.captures = Some(caps);
     out
 }
@@ -379,7 +384,7 @@ fn rewritten_results(
     let written = closure_writes(cx, code);
     for (ci, ri) in hits {
         if written.contains(&(caps[ci].offset as i64)) {
-            out.push(format!("result {}", ri + 1));
+            out.push(format!("result word {}", ri + 1));
         }
     }
     out
@@ -442,8 +447,10 @@ fn closure_writes(cx: &mut Cx<'_, '_>, code: u64) -> Vec<i64> {
             }
         };
         match e {
-            Event::Move { dst, src, .. } => {
-                let t = tag(&regs, src);
+            Event::Move {
+                dst, src, narrow, ..
+            } => {
+                let t = if narrow { Tag::None } else { tag(&regs, src) };
                 set(&mut regs, dst, t)
             }
             Event::Load {
@@ -470,7 +477,8 @@ fn closure_writes(cx: &mut Cx<'_, '_>, code: u64) -> Vec<i64> {
             Event::AddrLoad { reg, .. }
             | Event::SpAddr { reg, .. }
             | Event::Clobber { reg, .. }
-            | Event::RegAddr { reg, .. } => set(&mut regs, reg, Tag::None),
+            | Event::RegAddr { reg, .. }
+            | Event::Const { reg, .. } => set(&mut regs, reg, Tag::None),
             Event::Call { .. } | Event::CallIndirect { .. } => regs = [Tag::None; 32],
             _ => {}
         }
@@ -492,31 +500,34 @@ fn event_pc(e: &Event) -> u64 {
         | Event::Store { pc, .. }
         | Event::Load { pc, .. }
         | Event::Clobber { pc, .. }
-        | Event::RegAddr { pc, .. } => pc,
+        | Event::RegAddr { pc, .. }
+        | Event::Const { pc, .. } => pc,
     }
 }
 
 /// The allocations of the site at `pc`: its heap closure `holder` and the
 /// heap variables among `refs`.
-#[allow(clippy::too_many_arguments)]
 fn memory(
-    cx: &Cx<'_, '_>,
     vals: &Values,
     cfg: &Cfg,
     loops: &mut Option<Vec<Loop>>,
     pc: u64,
     holder: Option<usize>,
-    refs: &[(usize, Val)],
+    (refs, kept): (&[(usize, Val)], &[Val]),
     out: &mut SiteSemantics,
 ) {
     let mut objs: Vec<(usize, String)> = Vec::new();
     if let Some(n) = holder {
         objs.push((n, "closure".to_string()));
     }
-    for &(_, v) in refs {
+    let heap_vars = refs
+        .iter()
+        .map(|&(_, v)| (v, "variable"))
+        .chain(kept.iter().map(|&v| (v, "object")));
+    for (v, what) in heap_vars {
         if let Val::Heap(k) | Val::HeapAt(k, _) = v {
             if !objs.iter().any(|&(o, _)| o == k) {
-                objs.push((k, "variable".to_string()));
+                objs.push((k, what.to_string()));
             }
         }
     }
@@ -530,7 +541,7 @@ fn memory(
         } else {
             AllocPer::Call
         };
-        let b = malloc_bytes(cx, h.size, h.typ, &h.allocator);
+        let b = malloc_bytes(h.size, h.noscan);
         if per == AllocPer::Exec {
             allocs += 1;
             match b {
@@ -568,18 +579,9 @@ fn same_loop(cfg: &Cfg, loops: &mut Option<Vec<Loop>>, pc: u64, alloc: u64) -> b
 /// Bytes the runtime counts for an object of `size` bytes: a pointer-free
 /// object under 16 bytes goes to the tiny allocator, which packs it at its
 /// alignment into 16-byte blocks; any other takes its size class.
-fn malloc_bytes(
-    cx: &Cx<'_, '_>,
-    size: Option<u64>,
-    typ: Option<u64>,
-    allocator: &str,
-) -> Option<u64> {
+fn malloc_bytes(size: Option<u64>, noscan: Option<bool>) -> Option<u64> {
     let size = size?;
-    let noscan = match typ {
-        Some(t) => cx.img.read_u64(t + 8)? == 0,
-        None => allocator.contains("NoScan") || allocator.contains("Tiny"),
-    };
-    if noscan && size < 16 && size > 0 {
+    if size < 16 && size > 0 && noscan? {
         let align = if size % 8 == 0 {
             8
         } else if size % 4 == 0 {

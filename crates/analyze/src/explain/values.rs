@@ -56,6 +56,8 @@ pub(super) enum Val {
     /// A pointer into heap object `n` at a non-zero offset (go1.27
     /// allocates several moved-to-heap variables in one object).
     HeapAt(usize, i64),
+    /// A constant.
+    Const(u64),
 }
 
 type Regs = [Val; 32];
@@ -70,6 +72,9 @@ pub(super) struct HeapObj {
     pub size: Option<u64>,
     /// The type descriptor passed to the allocator, when static.
     pub typ: Option<u64>,
+    /// The object holds no pointers (the tiny allocator takes such an
+    /// object under 16 bytes), when known.
+    pub noscan: Option<bool>,
     first_word: Val,
 }
 
@@ -228,11 +233,21 @@ impl Pass<'_, '_, '_> {
         match *e {
             Event::AddrLoad { reg, addr, .. } => set(&mut self.regs, reg, Val::Addr(addr)),
             Event::SpAddr { reg, offset, .. } => set(&mut self.regs, reg, Val::Sp(offset)),
-            Event::Move { dst, src, .. } => {
-                let v = self.get(src);
+            Event::Move {
+                dst, src, narrow, ..
+            } => {
+                let v = match (self.get(src), narrow) {
+                    (v, false) => v,
+                    (Val::Const(c), true) => Val::Const(c & 0xffff_ffff),
+                    (_, true) => Val::Unknown,
+                };
                 set(&mut self.regs, dst, v)
             }
             Event::Clobber { reg, .. } => self.clobber(pc, reg),
+            Event::Const { reg, value, .. } => {
+                self.clobber(pc, reg);
+                set(&mut self.regs, reg, Val::Const(value))
+            }
             Event::RegAddr {
                 reg, base, offset, ..
             } => {
@@ -402,9 +417,12 @@ impl Pass<'_, '_, '_> {
         self.out.calls.push(Call { pc, target, role });
         let mut result = Val::Unknown;
         match role {
-            Some(RuntimeFn::Newobject | RuntimeFn::MallocgcSized) => {
-                result = self.alloc(pc, target, role)
-            }
+            Some(
+                RuntimeFn::Newobject
+                | RuntimeFn::MallocgcSized
+                | RuntimeFn::Mallocgc
+                | RuntimeFn::Makeslice,
+            ) => result = self.alloc(pc, target, role),
             Some(RuntimeFn::Deferproc | RuntimeFn::Deferprocat) => self.heap_defer(pc),
             Some(RuntimeFn::DeferprocStack) => self.stack_defer(pc),
             // Kept until the return.
@@ -422,26 +440,55 @@ impl Pass<'_, '_, '_> {
     /// A call of an allocator: a new heap object.
     fn alloc(&mut self, pc: u64, target: u64, role: Option<RuntimeFn>) -> Val {
         let name = self.cx.name(target);
-        let size = self.alloc_size(role, &name, self.regs[self.arg0 as usize]);
-        // newobject(typ); go1.27's mallocgc*(size, typ, needzero).
-        let arg1 = match self.arch {
-            Arch::Amd64 => reg::AMD64_BX,
-            Arch::Arm64 => 1,
+        // The first three integer arguments.
+        let [a0, a1, a2] = match self.arch {
+            Arch::Amd64 => [0, 3, 1].map(|r| self.regs[r]),
+            Arch::Arm64 => [0, 1, 2].map(|r| self.regs[r]),
         };
-        let typ = match (
-            role,
-            self.regs[self.arg0 as usize],
-            self.regs[arg1 as usize],
-        ) {
-            (Some(RuntimeFn::Newobject), Val::Addr(t), _) => Some(t),
-            (Some(RuntimeFn::MallocgcSized), _, Val::Addr(t)) => Some(t),
-            _ => None,
+        let img = self.cx.img;
+        let ptrdata = |t: u64| img.read_u64(t + 8);
+        let (size, typ, noscan) = match role {
+            // newobject(typ)
+            Some(RuntimeFn::Newobject) => {
+                let t = match a0 {
+                    Val::Addr(t) => Some(t),
+                    _ => None,
+                };
+                let size = self.alloc_size(role, &name, a0);
+                (size, t, t.and_then(ptrdata).map(|p| p == 0))
+            }
+            // mallocgc(size, typ, needzero): a nil type is pointer-free.
+            Some(RuntimeFn::Mallocgc) => match (a0, a1) {
+                (Val::Const(n), Val::Const(0)) => (Some(n), None, Some(true)),
+                (Val::Const(n), Val::Addr(t)) => (Some(n), Some(t), ptrdata(t).map(|p| p == 0)),
+                _ => (None, None, None),
+            },
+            // go1.27's mallocgc*SC<n>(size, typ, needzero).
+            Some(RuntimeFn::MallocgcSized) => (
+                self.alloc_size(role, &name, a0),
+                match a1 {
+                    Val::Addr(t) => Some(t),
+                    _ => None,
+                },
+                Some(name.contains("NoScan") || name.contains("Tiny")),
+            ),
+            // makeslice(elem, len, cap)
+            Some(RuntimeFn::Makeslice) => match (a0, a2) {
+                (Val::Addr(et), Val::Const(cap)) => (
+                    img.read_u64(et).and_then(|s| s.checked_mul(cap)),
+                    None,
+                    ptrdata(et).map(|p| p == 0),
+                ),
+                _ => (None, None, None),
+            },
+            _ => (None, None, None),
         };
         self.heap.push(HeapObj {
             pc,
             allocator: name,
             size,
             typ,
+            noscan,
             first_word: Val::Unknown,
         });
         Val::Heap(self.heap.len() - 1)
@@ -539,7 +586,7 @@ impl Pass<'_, '_, '_> {
             }
             Val::Sp(o) => self.stack.get(&o).copied()?,
             Val::Heap(n) => self.heap.get(n)?.first_word,
-            Val::Unknown | Val::HeapAt(..) => return None,
+            Val::Unknown | Val::HeapAt(..) | Val::Const(_) => return None,
         };
         match word {
             Val::Addr(a) if cx.is_entry(a) => Some(a),
@@ -593,7 +640,8 @@ fn event_pc(e: &Event) -> u64 {
         | Event::Store { pc, .. }
         | Event::Load { pc, .. }
         | Event::Clobber { pc, .. }
-        | Event::RegAddr { pc, .. } => pc,
+        | Event::RegAddr { pc, .. }
+        | Event::Const { pc, .. } => pc,
     }
 }
 

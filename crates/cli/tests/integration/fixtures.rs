@@ -401,3 +401,29 @@ pub fn trials() -> Vec<libtest_mimic::Trial> {
     }
     out
 }
+
+/// The go command of `goroot` with an environment of our own: no GO* or
+/// CGO_* variables from outside, no network, CGO off, and a GOCACHE of
+/// the caller's (`gocache/go<version>-<cache>` under the cache root), run
+/// in `dir`.
+pub fn go_cmd(goroot: &Path, version: &str, cache: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(goroot.join("bin/go"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("GO") || k.starts_with("CGO_") {
+            cmd.env_remove(&*k);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("PWD", dir)
+        .env("GOROOT", goroot)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
+        .env("CGO_ENABLED", "0")
+        .env(
+            "GOCACHE",
+            cache_root().join(format!("gocache/go{version}-{cache}")),
+        );
+    cmd
+}

@@ -22,6 +22,9 @@
 //!   (the browser test is tests/html/run.sh).
 //! - `disasm_annotate::*`: the annotated listing marks every site's
 //!   registration and exits (facts from the instruction text and the spec).
+//! - `semantics::*`: each defer's captures, rewritten results and
+//!   allocations per execution on fixtures/go/semantics, against the
+//!   compiler's `-m=2` and the program's own prints and MemStats (issue 14).
 //! - `report::*`: SARIF against the published schema, diff, check and
 //!   check --verify (see report.rs).
 //! - `snapshot::*`: the whole stdout of scan, explain, diff and disasm on the
@@ -53,6 +56,7 @@ mod oracle;
 mod profile;
 mod progress;
 mod report;
+mod semantics;
 mod snapshots;
 mod sweep;
 mod trace;
@@ -78,6 +82,7 @@ fn main() {
     trials.extend(names::trials());
     trials.extend(sweep::trials());
     trials.extend(oracle::trials());
+    trials.extend(semantics::trials());
     trials.extend(profile::trials());
     trials.extend(progress::trials());
     trials.extend(report::trials());
