@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use deferscope_model::cost::CostTable;
-use deferscope_model::explain::{Explain, FuncExplain, InlineCandidate, SiteExplain};
+use deferscope_model::explain::{
+    AllocPer, CaptureMode, Explain, FuncExplain, InlineCandidate, SiteExplain,
+};
 use deferscope_model::{FuncInfo, Kind, Origin, Scan, Site};
 use serde::Serialize;
 
@@ -161,6 +163,84 @@ fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
     format!("{}:{} -> {t}{via}{rec}", base(&s.file), s.line)
 }
 
+/// What a site's deferred call receives: `&a by reference (moved to
+/// heap), b 8 B copied at the defer`; a field without a name is `#N`.
+fn captures_phrase(sx: &SiteExplain) -> Option<String> {
+    let caps = sx.captures.as_ref()?;
+    if caps.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = caps
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let heap = if c.moved_to_heap {
+                " (moved to heap)"
+            } else {
+                ""
+            };
+            match (c.mode, &c.name) {
+                (CaptureMode::Ref, Some(n)) => format!("&{n} by reference{heap}"),
+                (CaptureMode::Ref, None) => format!("field {} by reference{heap}", i + 1),
+                (CaptureMode::Value, Some(n)) => format!("{n} ({} B) copied at the defer", c.bytes),
+                (CaptureMode::Value, None) => {
+                    format!("field {} ({} B) copied at the defer", i + 1, c.bytes)
+                }
+            }
+        })
+        .collect();
+    Some(parts.join(", "))
+}
+
+/// The per-site lines under a function: captures, results rewritten.
+fn site_detail_lines(s: &Site, sx: &SiteExplain) -> Vec<(&'static str, String)> {
+    let at = format!("{}:{}", base(&s.file), s.line);
+    let mut out = Vec::new();
+    if let Some(c) = captures_phrase(sx) {
+        out.push(("captures", format!("{at}: {c}")));
+    }
+    if !sx.writes_results.is_empty() {
+        out.push((
+            "writes",
+            format!(
+                "{at}: the deferred call rewrites {} after the return statement set it",
+                sx.writes_results.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// A site's heap allocations: per execution, and once per call.
+fn memory_phrase(s: &Site, sx: &SiteExplain) -> Option<String> {
+    if sx.allocations.is_empty() {
+        return None;
+    }
+    let part = |per: AllocPer| -> Vec<String> {
+        sx.allocations
+            .iter()
+            .filter(|a| a.per == per)
+            .map(|a| format!("{} B {} by {}", a.bytes, a.what, a.allocator))
+            .collect()
+    };
+    let (exec, call) = (part(AllocPer::Exec), part(AllocPer::Call));
+    let mut text = format!("{}:{}: ", base(&s.file), s.line);
+    match (sx.allocs_per_exec, sx.bytes_per_exec) {
+        (Some(n), Some(b)) => text.push_str(&format!(
+            "{n} allocation{}, {b} B per execution",
+            if n == 1 { "" } else { "s" }
+        )),
+        _ => text.push_str("allocations per execution not known"),
+    }
+    if !exec.is_empty() {
+        text.push_str(&format!(" ({})", exec.join(", ")));
+    }
+    if !call.is_empty() {
+        text.push_str(&format!("; once per call: {}", call.join(", ")));
+    }
+    Some(text)
+}
+
 fn open_line(
     f: &FuncInfo,
     fx: &FuncExplain,
@@ -182,14 +262,24 @@ fn open_line(
         Some(b) => extra.push_str(&format!(", about {b} B of exit code")),
         None => {}
     }
-    format!(
+    let mut line = format!(
         "{}:{}: {}  {}{}",
         f.file,
         f.line,
         f.name,
         calls.join("; "),
         extra
-    )
+    );
+    for (s, &j) in sites.iter().zip(idx) {
+        let sx = &x.sites[j];
+        for (label, text) in site_detail_lines(s, sx) {
+            line.push_str(&format!("\n    {label} {text}"));
+        }
+        if let Some(m) = memory_phrase(s, sx) {
+            line.push_str(&format!("\n    alloc {m}"));
+        }
+    }
+    line
 }
 
 fn function_paragraph(
@@ -216,10 +306,17 @@ fn function_paragraph(
         let label = if k == 0 { "calls" } else { "" };
         writeln!(w, "  {label:<6} {}", target_phrase(s, &x.sites[j]))?;
     }
+    for (s, &j) in sites.iter().zip(idx) {
+        for (label, text) in site_detail_lines(s, &x.sites[j]) {
+            writeln!(w, "  {label:<6} {text}")?;
+        }
+    }
     let mut alloc = Vec::new();
     for (s, &j) in sites.iter().zip(idx) {
         let sx = &x.sites[j];
-        if let Some(a) = &sx.heap_closure_allocator {
+        if let Some(m) = memory_phrase(s, sx) {
+            alloc.push(m);
+        } else if let Some(a) = &sx.heap_closure_allocator {
             alloc.push(format!(
                 "{}:{}: a {} heap closure per execution ({a})",
                 base(&s.file),

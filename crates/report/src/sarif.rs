@@ -10,8 +10,11 @@
 //!   rule per reason code, `deferscope/reason/<code>` (e.g.
 //!   `deferscope/reason/in-loop`), and a site with reasons is reported
 //!   under its first reason's rule (the kind is in the message and in
-//!   `properties.kind`). Every rule the results use is listed in
-//!   `tool.driver.rules`, each result carries `ruleIndex`.
+//!   `properties.kind`). With explain data, a site of any kind whose
+//!   deferred call rewrites its function's results is also reported, once,
+//!   under `deferscope/writes-results` (level `note`). Every rule the
+//!   results use is listed in `tool.driver.rules`, each result carries
+//!   `ruleIndex`.
 //! - **Locations**: the physical location is the site's `file:line`; the
 //!   function is a logical location (`kind: "function"`); the loop of an
 //!   in-loop defer is a related location. Files under the
@@ -441,11 +444,93 @@ pub fn sarif_value(r: &Scan, x: Option<&Explain>) -> Value {
         }
     }
 
+    if let Some(x) = x {
+        let (id, ridx) = rule_for(WRITES_RESULTS_RULE.to_string(), &writes_results_rule);
+        results.extend(writes_results_results(r, x, &paths, &ord, (&id, ridx)));
+    }
+    if rules.last().and_then(|r| r["id"].as_str()) == Some(WRITES_RESULTS_RULE)
+        && !results
+            .iter()
+            .any(|r| r["ruleId"].as_str() == Some(WRITES_RESULTS_RULE))
+    {
+        rules.pop();
+    }
+
     json!({
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [run_value(r, &paths, rules, results, dropped)],
     })
+}
+
+/// The rule of a deferred call that rewrites its function's results.
+const WRITES_RESULTS_RULE: &str = "deferscope/writes-results";
+
+fn writes_results_rule() -> Value {
+    let short = "Deferred call rewrites the function's results";
+    let full = "A deferred closure writes a result parameter of its function after the \
+                return statement has set it (a named result captured by reference), so the \
+                caller gets the value the deferred call leaves, not the returned expression.";
+    json!({
+        "id": WRITES_RESULTS_RULE,
+        "name": rule_name(short),
+        "shortDescription": { "text": short },
+        "fullDescription": { "text": full },
+        "help": { "text": format!("{full} Run `deferscope explain` on the binary to see which result.") },
+        "defaultConfiguration": { "level": "note" },
+        "properties": { "tags": ["correctness", "defer"] },
+    })
+}
+
+/// One note per site whose deferred call rewrites results (every kind,
+/// open-coded included: the behaviour does not depend on the kind).
+fn writes_results_results(
+    r: &Scan,
+    x: &Explain,
+    paths: &Paths,
+    ord: &[usize],
+    (rule_id, ridx): (&str, usize),
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (i, (s, sx)) in r.sites.iter().zip(&x.sites).enumerate() {
+        if sx.writes_results.is_empty() {
+            continue;
+        }
+        let fp = fnv64(&format!(
+            "{}\u{0}{}\u{0}{}\u{0}writes",
+            s.function, s.kind, ord[i]
+        ));
+        out.push(json!({
+            "ruleId": rule_id,
+            "ruleIndex": ridx,
+            "level": "note",
+            "message": { "text": format!(
+                "The deferred call at {}:{} rewrites {} of {} after the return statement set it.",
+                s.file.rsplit('/').next().unwrap_or(&s.file),
+                s.line,
+                sx.writes_results.join(", "),
+                s.function
+            ) },
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": artifact(paths, &s.file, s.origin),
+                    "region": { "startLine": s.line.max(1) },
+                },
+                "logicalLocations": [{
+                    "name": short_func(&s.function),
+                    "fullyQualifiedName": s.function,
+                    "kind": "function",
+                }],
+            }],
+            "partialFingerprints": { "deferscope/v1": format!("{fp:016x}") },
+            "properties": {
+                "kind": s.kind.as_str(),
+                "function": s.function,
+                "writes_results": sx.writes_results,
+            },
+        }));
+    }
+    out
 }
 
 /// The run: the tool and its rules, the results, the binary's properties

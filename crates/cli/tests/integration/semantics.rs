@@ -265,6 +265,26 @@ fn check(e: &Entry) -> Result<String, String> {
         }
         nres += printed.results.get(&full).map_or(0, Vec::len);
     }
+    // SARIF: one writes-results note per function whose result changed.
+    let sarif = deferscope_report::sarif::sarif_value(&r, Some(&x));
+    let mut noted: Vec<String> = sarif["runs"][0]["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["ruleId"] == "deferscope/writes-results")
+        .filter_map(|v| v["properties"]["function"].as_str().map(str::to_owned))
+        .collect();
+    noted.sort();
+    let mut want: Vec<String> = printed
+        .results
+        .iter()
+        .filter(|(_, rs)| rs.iter().any(|(_, _, b, a)| b != a))
+        .map(|(f, _)| f.clone())
+        .collect();
+    want.sort();
+    if noted != want {
+        errs.push(format!("SARIF notes {noted:?}, rewritten results in {want:?}"));
+    }
     // Memory.
     for (f, trips, allocs, bytes) in &printed.mem {
         let Some(sx) = f
