@@ -283,7 +283,9 @@ fn check(e: &Entry) -> Result<String, String> {
         .collect();
     want.sort();
     if noted != want {
-        errs.push(format!("SARIF notes {noted:?}, rewritten results in {want:?}"));
+        errs.push(format!(
+            "SARIF notes {noted:?}, rewritten results in {want:?}"
+        ));
     }
     // Memory.
     for (f, trips, allocs, bytes) in &printed.mem {
