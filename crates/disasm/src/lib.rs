@@ -127,6 +127,10 @@ pub struct Options {
     /// Name symbols by their unescaped package paths, as the reports do
     /// (the HTML page's listings); else as objdump does.
     pub real_names: bool,
+    /// More trailing comments by pc (the explain pass's
+    /// [`deferscope_analyze::explain::listing_notes`]), appended to the
+    /// annotator's.
+    pub site_notes: std::collections::HashMap<u64, String>,
 }
 
 impl Default for Options {
@@ -140,6 +144,7 @@ impl Default for Options {
             color: false,
             dialect: None,
             real_names: false,
+            site_notes: std::collections::HashMap::new(),
         }
     }
 }
@@ -520,6 +525,19 @@ impl<'a, 'd> Worker<'a, 'd> {
             }
             _ => Vec::new(),
         };
+        let mut notes = notes;
+        let extra = &self.ctx.opts.site_notes;
+        if self.ctx.opts.annotate && !extra.is_empty() {
+            notes.resize(self.insns.len(), None);
+            for (n, i) in notes.iter_mut().zip(&self.insns) {
+                if let Some(e) = extra.get(&i.pc) {
+                    *n = Some(match n.take() {
+                        Some(a) => format!("{a}; {e}"),
+                        None => e.clone(),
+                    });
+                }
+            }
+        }
         self.stats.annotations += notes.iter().flatten().count();
         let arena = &self.arena;
         let rows: Vec<Row<'_>> = self

@@ -29,6 +29,10 @@ pub const LEGEND: &str = "\
 //   slot #i          the frame slot holding defer #i's closure
 //   _defer.fn        the closure field of a stack-allocated _defer record
 //   register/run     CALL runtime.deferproc*/deferreturn, or a deferred call at exit
+//   closure field/arg  a value the deferred call gets: copied at the defer, or a
+//                    variable's address (by reference: it sees later changes)
+//   moved to heap    an allocation a defer costs; result ...: a result reloaded
+//                    after the deferred calls rewrote it
 ";
 
 /// ANSI styles per column: file:line, pc, bytes, instruction, comment.

@@ -127,6 +127,10 @@ pub struct SiteExplain {
     /// function for this defer (a captured variable declared outside the
     /// loop that holds the defer).
     pub allocations: Vec<Allocation>,
+    /// The instructions that reload a rewritten result after the deferred
+    /// calls ran (for the annotated listing; not in JSON).
+    #[serde(skip)]
+    pub result_reloads: Vec<u64>,
 }
 
 /// How a deferred call receives a value.
@@ -171,6 +175,9 @@ pub struct Capture {
     /// closure in the frame of a binary without DWARF): a multi-word value
     /// then shows as one capture per stored word.
     pub exact: bool,
+    /// The instruction that stores the field when the closure is built
+    /// (`null` for a field never stored after the closure was zeroed).
+    pub pc: Option<u64>,
 }
 
 /// How often an allocation happens for a defer statement.

@@ -58,6 +58,7 @@ pub(super) struct SiteSemantics {
     pub allocs_per_exec: Option<u32>,
     pub bytes_per_exec: Option<u64>,
     pub allocations: Vec<Allocation>,
+    pub result_reloads: Vec<u64>,
 }
 
 /// A field of a closure: offset, bytes, whether a pointer type (typed
@@ -67,6 +68,15 @@ struct Field {
     bytes: u64,
     ptr: Option<bool>,
     exact: bool,
+}
+
+/// The store that last wrote the closure word at `offset` before `pc`.
+fn store_at(vals: &Values, base: Loc, offset: i64, pc: u64) -> Option<&StoreRec> {
+    let at = match base {
+        Loc::Stack(c) => Loc::Stack(c + offset),
+        Loc::Heap(n, _) => Loc::Heap(n, offset),
+    };
+    vals.stores.iter().rev().find(|s| s.pc < pc && s.loc == at)
 }
 
 /// The semantics of the site registered at `pc` whose closure's code is
@@ -87,6 +97,7 @@ pub(super) fn site_semantics(
         allocs_per_exec: None,
         bytes_per_exec: None,
         allocations: Vec::new(),
+        result_reloads: Vec::new(),
     };
     let Some(code) = code else {
         return out;
@@ -113,7 +124,8 @@ pub(super) fn site_semantics(
     let mut refs: Vec<(usize, Val)> = Vec::new();
     let mut kept: Vec<Val> = Vec::new();
     for f in &fields {
-        let v = word_at(vals, base, f.offset, pc);
+        let st = store_at(vals, base, f.offset, pc);
+        let v = st.map_or(Val::Unknown, |s| s.val);
         let is_addr = match v {
             Val::Sp(x) => match closure {
                 Some(Val::Sp(c)) => x < c || x >= c + fields_end(&fields),
@@ -141,9 +153,12 @@ pub(super) fn site_semantics(
             offset: f.offset as u64,
             moved_to_heap: by_ref && matches!(v, Val::Heap(_) | Val::HeapAt(..)),
             exact: f.exact,
+            pc: st.filter(|s| !s.zero).map(|s| s.pc),
         });
     }
-    out.writes_results = rewritten_results(cx, vals, code, &caps, &refs);
+    let (written, reloads) = rewritten_results(cx, vals, code, &caps, &refs);
+    out.writes_results = written;
+    out.result_reloads = reloads;
     memory(vals, cfg, loops, pc, holder, (&refs, &kept), &mut out);
     out.captures = Some(caps);
     out
@@ -156,21 +171,6 @@ fn fields_end(fields: &[Field]) -> i64 {
         .map(|f| f.offset + f.bytes as i64)
         .max()
         .unwrap_or(8)
-}
-
-/// The word last stored at `base + offset` before `pc`.
-fn word_at(vals: &Values, base: Loc, offset: i64, pc: u64) -> Val {
-    let at = match base {
-        Loc::Stack(c) => Loc::Stack(c + offset),
-        Loc::Heap(n, _) => Loc::Heap(n, offset),
-    };
-    vals.stores
-        .iter()
-        .rev()
-        .filter(|s| s.pc < pc && s.loc == at)
-        .map(|s| s.val)
-        .next()
-        .unwrap_or(Val::Unknown)
 }
 
 /// A heap closure's fields: from its type descriptor when the allocator
@@ -365,8 +365,9 @@ fn rewritten_results(
     code: u64,
     caps: &[Capture],
     refs: &[(usize, Val)],
-) -> Vec<String> {
+) -> (Vec<String>, Vec<u64>) {
     let mut out = Vec::new();
+    let mut reloads = Vec::new();
     let order = result_order(cx.img.arch);
     let mut loads: Vec<(usize, Val)> = vals
         .result_loads
@@ -379,15 +380,22 @@ fn rewritten_results(
         .filter_map(|&(ci, v)| loads.iter().position(|&(_, l)| l == v).map(|ri| (ci, ri)))
         .collect();
     if hits.is_empty() {
-        return out;
+        return (out, reloads);
     }
     let written = closure_writes(cx, code);
     for (ci, ri) in hits {
         if written.contains(&(caps[ci].offset as i64)) {
             out.push(format!("result word {}", ri + 1));
+            let from = loads[ri].1;
+            reloads.extend(
+                vals.result_load_pcs
+                    .iter()
+                    .filter(|&&(_, v)| v == from)
+                    .map(|&(pc, _)| pc),
+            );
         }
     }
-    out
+    (out, reloads)
 }
 
 /// The integer result registers in order (the register ABI: amd64 AX, BX,

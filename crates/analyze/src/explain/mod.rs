@@ -32,6 +32,7 @@
 
 mod captures;
 mod context;
+mod notes;
 mod reasons;
 mod sizes;
 mod target;
@@ -51,6 +52,7 @@ use deferscope_model::{FuncInfo, Kind, Scan, Site};
 
 use crate::cfg::{Cfg, NoReturn};
 use context::Cx;
+pub use notes::listing_notes;
 use reasons::FuncFacts;
 use values::Values;
 
@@ -90,6 +92,7 @@ pub fn explain_with(
             allocs_per_exec: None,
             bytes_per_exec: None,
             allocations: Vec::new(),
+            result_reloads: Vec::new(),
         })
         .collect();
     let by_func = sites_by_function(report);
@@ -283,6 +286,7 @@ fn site_facts(
         sx.allocs_per_exec = sem.allocs_per_exec;
         sx.bytes_per_exec = sem.bytes_per_exec;
         sx.allocations = sem.allocations;
+        sx.result_reloads = sem.result_reloads;
         if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
             sx.heap_closure_allocator = Some(alloc.clone());
             sx.heap_closure_bytes = *size;

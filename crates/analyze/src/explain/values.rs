@@ -134,6 +134,8 @@ pub(super) struct Values {
     /// register loaded and where from (`Val::Sp` frame word or
     /// `Val::Heap` object), in the order of the first exit.
     pub result_loads: Vec<(u8, Val)>,
+    /// Every such load: (pc, where from).
+    pub result_load_pcs: Vec<(u64, Val)>,
 }
 
 /// The pass's buffers, kept (emptied) from one function to the next.
@@ -265,7 +267,7 @@ impl Pass<'_, '_, '_> {
             } => self.note_store(pc, Loc::Stack(offset), size, None, zero),
             Event::Load {
                 dst, base, offset, ..
-            } => self.load(dst, base, offset),
+            } => self.load(pc, dst, base, offset),
             Event::Store {
                 base,
                 offset,
@@ -352,7 +354,7 @@ impl Pass<'_, '_, '_> {
         set(&mut self.regs, reg, Val::Unknown)
     }
 
-    fn load(&mut self, dst: u8, base: u8, offset: i64) {
+    fn load(&mut self, pc: u64, dst: u8, base: u8, offset: i64) {
         let b = self.get(base);
         if self.after_deferreturn && !self.cx.is_frame_reg(dst) {
             self.out.results_reloaded = true;
@@ -361,8 +363,11 @@ impl Pass<'_, '_, '_> {
                 Val::Heap(n) if offset == 0 => Val::Heap(n),
                 _ => Val::Unknown,
             };
-            if from != Val::Unknown && !self.out.result_loads.iter().any(|&(_, v)| v == from) {
-                self.out.result_loads.push((dst, from));
+            if from != Val::Unknown {
+                self.out.result_load_pcs.push((pc, from));
+                if !self.out.result_loads.iter().any(|&(_, v)| v == from) {
+                    self.out.result_loads.push((dst, from));
+                }
             }
         }
         // The result's heap copy: allocated before the first defer

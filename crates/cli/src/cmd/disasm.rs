@@ -65,13 +65,27 @@ pub fn run(args: DisasmArgs) -> Result<()> {
                  assembler syntax"
             );
         }
-        // Annotations and --defer-only need the sites.
-        let scan = if !args.no_annotate || args.defer_only {
-            let a =
-                deferscope_analyze::run(&path, img, ix, &Filter::default(), Request::default())?;
-            Some(a.scan)
+        // Annotations and --defer-only need the sites; the annotations
+        // also the explain pass (captures, allocations, results).
+        let costs = deferscope_analyze::cost::CostTable::published();
+        let (scan, site_notes) = if !args.no_annotate || args.defer_only {
+            let req = Request {
+                explain: (!args.no_annotate).then_some(&costs),
+                ..Request::default()
+            };
+            let filter = Filter {
+                full_paths: true,
+                ..Filter::default()
+            };
+            let a = deferscope_analyze::run(&path, img, ix, &filter, req)?;
+            let notes = a
+                .explain
+                .as_ref()
+                .map(|x| deferscope_analyze::explain::listing_notes(&a.scan, x))
+                .unwrap_or_default();
+            (Some(a.scan), notes)
         } else {
-            None
+            (None, Default::default())
         };
         let stdout = io::stdout();
         let color = match args.color {
@@ -101,6 +115,7 @@ pub fn run(args: DisasmArgs) -> Result<()> {
             dialect: None,
             // objdump's names, as the listing's other columns (design §4.9).
             real_names: false,
+            site_notes,
         };
         // `listing K/N functions` on stderr, unless the listing goes to
         // the same terminal (the line would overwrite it).

@@ -108,6 +108,11 @@ pub(crate) fn listings_within(
             ..Default::default()
         },
         real_names: true,
+        site_notes: a
+            .explain
+            .as_ref()
+            .map(|x| deferscope_analyze::explain::listing_notes(&a.scan, x))
+            .unwrap_or_default(),
         ..Default::default()
     };
     deferscope_disasm::list_rows(img, ix, Some(&a.scan), &opts, &mut c)?;
