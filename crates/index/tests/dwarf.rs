@@ -1,0 +1,148 @@
+//! `Dwarf::closure_captures` and `Dwarf::results` against the compiler:
+//! tests/dwarfcap/main.go is built with each installed toolchain of
+//! `VERSIONS` for each of `TARGETS`, with `-gcflags=-m=2`, whose lines
+//! `F capturing by value|ref: x (addr=.. assign=.. width=N)` are the oracle
+//! (design.md §6.4). Toolchains are looked up in
+//! ~/.cache/deferscope/toolchains/go<V>/go; a missing one is skipped with a
+//! note. Each capture DWARF reports must agree with the oracle in name,
+//! mode and width; captures the optimizer dropped from the DWARF are
+//! counted, not failed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use deferscope_index::{Dwarf, GoIndex};
+use deferscope_load::Mapped;
+
+const VERSIONS: [&str; 4] = ["1.19", "1.22.10", "1.23.9", "1.27.3"];
+const TARGETS: [(&str, &str); 4] = [
+    ("linux", "amd64"),
+    ("linux", "arm64"),
+    ("windows", "amd64"),
+    ("darwin", "arm64"),
+];
+
+/// The closures of the program and the variables each captures.
+const CLOSURES: [(&str, &[&str]); 5] = [
+    ("main.mixed.func1", &["i", "s", "ok", "t", "big"]),
+    ("main.results.func1", &["r", "x", "err"]),
+    ("main.arr.func1", &["a3", "b"]),
+    ("main.nested.func1", &["p", "q"]),
+    ("main.nested.func1.1", &["p", "q"]),
+];
+
+fn toolchain(v: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let root = Path::new(&home).join(format!(".cache/deferscope/toolchains/go{v}/go"));
+    root.join("bin/go").exists().then_some(root)
+}
+
+/// Build the program; return the binary and the oracle: name -> (by_ref,
+/// width) from the `capturing` lines.
+fn build(
+    root: &Path,
+    v: &str,
+    goos: &str,
+    goarch: &str,
+) -> (PathBuf, BTreeMap<String, (bool, u64)>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dwarfcap");
+    let out = std::env::temp_dir().join(format!("deferscope-dwarfcap/go{v}-{goos}-{goarch}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let bin = out.join("bin");
+    let o = Command::new(root.join("bin/go"))
+        .args(["build", "-gcflags=-m=2", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOROOT", root)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", out.join("../cache-go").join(v))
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .env("GOOS", goos)
+        .env("GOARCH", goarch)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "go{v} {goos}/{goarch} build failed:\n{text}"
+    );
+    let re = regex::Regex::new(r"capturing by (value|ref): (\S+) \(.*width=(\d+)\)").unwrap();
+    let mut oracle = BTreeMap::new();
+    for c in re.captures_iter(&text) {
+        let by_ref = &c[1] == "ref";
+        let width: u64 = c[3].parse().unwrap();
+        // By reference the closure holds a pointer; width= is the variable's.
+        oracle.insert(c[2].to_string(), (by_ref, if by_ref { 8 } else { width }));
+    }
+    (bin, oracle)
+}
+
+#[test]
+fn closure_captures_match_the_compiler() {
+    let mut ran = 0;
+    let mut summary = Vec::new();
+    for v in VERSIONS {
+        let Some(root) = toolchain(v) else {
+            eprintln!("note: go{v} not installed, skipped");
+            continue;
+        };
+        for (goos, goarch) in TARGETS {
+            let (bin, oracle) = build(&root, v, goos, goarch);
+            assert!(oracle.len() >= 12, "go{v}: oracle lines: {oracle:?}");
+            let m = Mapped::open(&bin).unwrap();
+            let img = m.image().unwrap();
+            let idx = GoIndex::new(&img).unwrap();
+            let dwarf = Dwarf::load(&img).expect("unstripped binary has DWARF");
+            let names: Vec<&str> = CLOSURES.iter().map(|c| c.0).collect();
+            let funcs = idx.find_funcs(&names);
+            let (mut expected, mut matched, mut wrong) = (0, 0, Vec::new());
+            for ((clo, vars), f) in CLOSURES.iter().zip(funcs) {
+                let f = f.unwrap_or_else(|| panic!("go{v}: {clo} not in pclntab"));
+                let caps = dwarf
+                    .closure_captures(f.entry)
+                    .unwrap_or_else(|| panic!("go{v} {goos}/{goarch}: {clo}: no subprogram"));
+                expected += vars.len();
+                for c in &caps {
+                    let ok = vars.contains(&c.name.as_str())
+                        && oracle.get(&c.name) == Some(&(c.by_ref, c.bytes))
+                        && c.certain;
+                    if ok {
+                        matched += 1;
+                    } else {
+                        wrong.push(format!("{clo}: {c:?} oracle {:?}", oracle.get(&c.name)));
+                    }
+                }
+                let mut offs: Vec<u64> = caps.iter().filter_map(|c| c.offset).collect();
+                if v >= "1.23" && !caps.is_empty() {
+                    assert_eq!(offs.len(), caps.len(), "go{v}: {clo}: offsets {caps:?}");
+                }
+                offs.dedup();
+                assert_eq!(
+                    offs.len(),
+                    caps.iter().filter(|c| c.offset.is_some()).count()
+                );
+            }
+            assert!(wrong.is_empty(), "go{v} {goos}/{goarch}: {wrong:#?}");
+            let r = idx.find_funcs(&["main.results"])[0].unwrap();
+            assert_eq!(
+                dwarf.results(r.entry),
+                Some(vec!["r".to_string(), "err".to_string()]),
+                "go{v} {goos}/{goarch}: results of main.results"
+            );
+            assert!(matched > 0, "go{v} {goos}/{goarch}: nothing matched");
+            summary.push(format!(
+                "go{v} {goos}/{goarch}: {matched} of {expected} captures found and agree"
+            ));
+            ran += 1;
+        }
+    }
+    for s in &summary {
+        eprintln!("{s}");
+    }
+    if ran == 0 {
+        eprintln!("note: no Go toolchain installed; nothing checked");
+    }
+}
