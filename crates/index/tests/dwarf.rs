@@ -24,12 +24,14 @@ const TARGETS: [(&str, &str); 4] = [
 ];
 
 /// The closures of the program and the variables each captures.
-const CLOSURES: [(&str, &[&str]); 5] = [
+const CLOSURES: [(&str, &[&str]); 7] = [
     ("main.mixed.func1", &["i", "s", "ok", "t", "big"]),
     ("main.results.func1", &["r", "x", "err"]),
     ("main.arr.func1", &["a3", "b"]),
     ("main.nested.func1", &["p", "q"]),
     ("main.nested.func1.1", &["p", "q"]),
+    ("main.arrays.func1", &["a5", "k"]),
+    ("main.arrays.func2", &["k", "c5"]),
 ];
 
 fn toolchain(v: &str) -> Option<PathBuf> {
@@ -109,14 +111,14 @@ fn closure_captures_match_the_compiler() {
         };
         for (goos, goarch) in TARGETS {
             let (bin, oracle) = build(&root, v, goos, goarch);
-            assert!(oracle.len() >= 12, "go{v}: oracle lines: {oracle:?}");
+            assert!(oracle.len() >= 14, "go{v}: oracle lines: {oracle:?}");
             let m = Mapped::open(&bin).unwrap();
             let img = m.image().unwrap();
             let idx = GoIndex::new(&img).unwrap();
             let dwarf = Dwarf::load(&img).expect("unstripped binary has DWARF");
             let names: Vec<&str> = CLOSURES.iter().map(|c| c.0).collect();
             let funcs = idx.find_funcs(&names);
-            let (mut expected, mut matched, mut wrong) = (0, 0, Vec::new());
+            let (mut expected, mut matched, mut guessed, mut wrong) = (0, 0, 0, Vec::new());
             for ((clo, vars), f) in CLOSURES.iter().zip(funcs) {
                 let f = f.unwrap_or_else(|| panic!("go{v}: {clo} not in pclntab"));
                 let caps = dwarf
@@ -125,8 +127,8 @@ fn closure_captures_match_the_compiler() {
                 expected += vars.len();
                 for c in &caps {
                     let ok = vars.contains(&c.name.as_str())
-                        && oracle.get(&c.name) == Some(&(c.by_ref, c.bytes))
-                        && c.certain;
+                        && oracle.get(&c.name) == Some(&(c.by_ref, c.bytes));
+                    guessed += usize::from(ok && !c.certain);
                     if ok {
                         matched += 1;
                     } else {
@@ -152,7 +154,7 @@ fn closure_captures_match_the_compiler() {
             );
             assert!(matched > 0, "go{v} {goos}/{goarch}: nothing matched");
             summary.push(format!(
-                "go{v} {goos}/{goarch}: {matched} of {expected} captures found and agree"
+                "go{v} {goos}/{goarch}: {matched} of {expected} captures found and agree ({guessed} of them by the by-value guess)"
             ));
             ran += 1;
         }
@@ -189,7 +191,7 @@ fn closure_captures_agree_with_m2_on_any_program() {
             let (bin, text) = go_build(&root, v, goos, goarch, &src, "any", &[]);
             // (outer function, variable) -> the (by_ref, bytes) the lines give.
             let mut oracle: BTreeMap<(String, String), Vec<(bool, u64)>> = BTreeMap::new();
-            let mut lines = std::collections::BTreeSet::new();
+            let mut lines = 0;
             for c in line.captures_iter(&text) {
                 let by_ref = &c[5] == "ref";
                 let w: u64 = c[7].parse().unwrap();
@@ -197,13 +199,13 @@ fn closure_captures_agree_with_m2_on_any_program() {
                     .entry((c[4].to_string(), c[6].to_string()))
                     .or_default()
                     .push((by_ref, if by_ref { 8 } else { w }));
-                lines.insert(c[0].to_string());
+                lines += 1;
             }
             let m = Mapped::open(&bin).unwrap();
             let img = m.image().unwrap();
             let idx = GoIndex::new(&img).unwrap();
             let dwarf = Dwarf::load(&img).expect("unstripped binary has DWARF");
-            let (mut agreed, mut caps_total, mut wrong) = (0, 0, Vec::new());
+            let (mut agreed, mut guessed, mut caps_total, mut wrong) = (0, 0, 0, Vec::new());
             let mut agreed_keys = std::collections::BTreeSet::new();
             for f in idx.funcs() {
                 let name = idx.name(&f);
@@ -218,8 +220,9 @@ fn closure_captures_agree_with_m2_on_any_program() {
                     caps_total += 1;
                     let key = (outer.clone(), cap.name.clone());
                     match oracle.get(&key) {
-                        Some(modes) if cap.certain && modes.contains(&(cap.by_ref, cap.bytes)) => {
+                        Some(modes) if modes.contains(&(cap.by_ref, cap.bytes)) => {
                             agreed += 1;
+                            guessed += usize::from(!cap.certain);
                             agreed_keys.insert(key);
                         }
                         _ => wrong.push(format!("{name}: {cap:?}: -m=2 {:?}", oracle.get(&key))),
@@ -228,8 +231,8 @@ fn closure_captures_agree_with_m2_on_any_program() {
             }
             let covered: usize = agreed_keys.iter().map(|k| oracle[k].len()).sum();
             eprintln!(
-                "go{v} {goos}/{goarch}: {} -m=2 capture lines, {covered} with a DWARF capture agreeing in name, mode and width; {agreed} of {caps_total} DWARF captures agree",
-                lines.len()
+                "go{v} {goos}/{goarch}: {} -m=2 capture lines, {covered} with a DWARF capture agreeing in name, mode and width; {agreed} of {caps_total} DWARF captures agree ({guessed} by the by-value guess)",
+                lines
             );
             assert!(wrong.is_empty(), "go{v} {goos}/{goarch}: {wrong:#?}");
         }

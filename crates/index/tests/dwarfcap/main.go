@@ -63,10 +63,25 @@ func nested(n int) {
 	use(f)
 }
 
+//go:noinline
+func sum5(a [5]int) int { return a[0] + a[4] }
+
+//go:noinline
+func arrays(n int) {
+	a5 := [5]int{n, n, n, n, n} // by value, 40 bytes, not SSA-able: DWARF "&a5"
+	k := n + 1
+	f := func() { fmt.Println(sum5(a5), k) }
+	use(f)
+	c5 := [5]int{n, n, n, n, n} // the same, captured last
+	g := func() { fmt.Println(k, sum5(c5)) }
+	use(g)
+}
+
 func main() {
 	mixed(len(os.Args))
 	r, err := results(len(os.Args))
 	fmt.Println(r, err)
 	arr(3)
 	nested(4)
+	arrays(5)
 }
