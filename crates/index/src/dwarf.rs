@@ -203,11 +203,12 @@ impl<'d> Dwarf<'d> {
     /// in closure-field order when go1.23+ gives the offsets (DWARF order
     /// before); `None` when no subprogram starts at `entry` or the DWARF is
     /// unreadable. Captures the optimizer dropped are absent, and before
-    /// go1.23 only by-reference captures are found (design.md §6.4).
+    /// go1.23 a by-value capture is found only when the enclosing function
+    /// has a variable of that name and type (design.md §6.4).
     pub fn closure_captures(&self, entry: u64) -> Option<Vec<DwarfCapture>> {
         let p = self.parsed()?;
         let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
-        let (unit, vars) = self.children(p, &dwarf, entry)?;
+        let (unit, name, vars) = self.children(p, &dwarf, entry)?;
         let minor = producer_minor(&dwarf, &unit);
         let has_offsets = vars.iter().any(|v| v.closure_offset.is_some());
         let mut caps: Vec<(Var, DwarfCapture)> = Vec::new();
@@ -221,26 +222,7 @@ impl<'d> Dwarf<'d> {
             caps.sort_by_key(|(_, c)| c.offset);
             decide_by_offsets(&mut caps);
         } else {
-            let line = entry_line(&dwarf, &unit, entry);
-            let params: Vec<&str> = vars
-                .iter()
-                .filter(|v| v.tag == gimli::DW_TAG_formal_parameter)
-                .map(|v| v.name.as_str())
-                .collect();
-            for v in &vars {
-                let Some(x) = v.name.strip_prefix('&') else {
-                    continue;
-                };
-                if v.tag == gimli::DW_TAG_variable
-                    && line.is_some()
-                    && v.line == line
-                    && !params.contains(&x)
-                {
-                    let mut c = capture(p, &dwarf, v);
-                    c.offset = None;
-                    caps.push((Var::default(), c));
-                }
-            }
+            return Some(captures_before_123(p, &dwarf, &unit, entry, &name, &vars));
         }
         Some(caps.into_iter().map(|(_, c)| c).collect())
     }
@@ -253,7 +235,7 @@ impl<'d> Dwarf<'d> {
     pub fn results(&self, entry: u64) -> Option<Vec<String>> {
         let p = self.parsed()?;
         let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
-        let (_, vars) = self.children(p, &dwarf, entry)?;
+        let (_, _, vars) = self.children(p, &dwarf, entry)?;
         let mut names: Vec<String> = Vec::new();
         for v in vars {
             // go1.22 may list a result twice (the register-result entry
@@ -266,20 +248,21 @@ impl<'d> Dwarf<'d> {
         Some(names)
     }
 
-    /// The unit of the subprogram at `entry` and its direct children that
-    /// are variables or parameters.
+    /// The unit of the subprogram at `entry`, its name and its direct
+    /// children that are variables or parameters.
     fn children<'a>(
         &self,
         p: &Parsed<'d>,
         dwarf: &gimli::Dwarf<R<'a>>,
         entry: u64,
-    ) -> Option<(Unit<R<'a>>, Vec<Var>)> {
+    ) -> Option<(Unit<R<'a>>, String, Vec<Var>)> {
         let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
         let die = DebugInfoOffset(p.funcs[i].1);
         let unit = unit_of(p, dwarf, die)?;
         let uoff = die.to_unit_offset(&unit.header)?;
         let mut cursor = unit.entries_at_offset(uoff).ok()?;
-        cursor.next_dfs().ok()??;
+        let (_, sub) = cursor.next_dfs().ok()??;
+        let name = read_var(p, dwarf, &unit, sub).name;
         let mut depth = 0isize;
         let mut vars = Vec::new();
         // Bounded by the unit's size: every step consumes bytes.
@@ -294,7 +277,7 @@ impl<'d> Dwarf<'d> {
                 vars.push(read_var(p, dwarf, &unit, e));
             }
         }
-        Some((unit, vars))
+        Some((unit, name, vars))
     }
 }
 
@@ -381,8 +364,22 @@ fn read_var(
         ..Var::default()
     };
     fill(dwarf, unit, e, &mut v);
-    if let Ok(Some(o)) = e.attr_value(gimli::DW_AT_abstract_origin) {
-        if let Some(off) = ref_offset(unit, o) {
+    if !v.name.is_empty() {
+        return v;
+    }
+    let Ok(Some(o)) = e.attr_value(gimli::DW_AT_abstract_origin) else {
+        return v;
+    };
+    let Some(off) = ref_offset(unit, o) else {
+        return v;
+    };
+    // Usually in the same unit: no need to parse another.
+    let here = DebugInfoOffset(off)
+        .to_unit_offset(&unit.header)
+        .and_then(|u| unit.entry(u).ok());
+    match here {
+        Some(d) => fill(dwarf, unit, &d, &mut v),
+        None => {
             let _ = with_die(p, dwarf, off, |u, d| fill(dwarf, u, d, &mut v));
         }
     }
@@ -582,6 +579,103 @@ fn decide_by_offsets(caps: &mut [(Var, DwarfCapture)]) {
     }
 }
 
+/// Captures before go1.23 (design.md §6.4), in DWARF order, without
+/// offsets: the `&x` variables declared on the closure's entry line whose
+/// `x` is not a parameter, and the plain `x` variables (not parameters, not
+/// decomposed pieces like `s.ptr`) that name a variable of the enclosing
+/// function of the same type (`x` of type `T`, or `&x` of type `*T`).
+fn captures_before_123(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    entry: u64,
+    name: &str,
+    vars: &[Var],
+) -> Vec<DwarfCapture> {
+    let line = entry_line(unit, entry);
+    let params: Vec<&str> = vars
+        .iter()
+        .filter(|v| v.tag == gimli::DW_TAG_formal_parameter)
+        .map(|v| v.name.as_str())
+        .collect();
+    let outer = enclosing(name).map(|o| outer_vars(p, dwarf, unit, o));
+    let mut caps = Vec::new();
+    for v in vars.iter().filter(|v| v.tag == gimli::DW_TAG_variable) {
+        let (x, by_ref_name) = match v.name.strip_prefix('&') {
+            Some(x) => (x, true),
+            None => (v.name.as_str(), false),
+        };
+        if params.contains(&x) || x.contains('.') || x.is_empty() {
+            continue;
+        }
+        let found = if by_ref_name {
+            line.is_some() && v.line == line
+        } else {
+            outer.as_ref().is_some_and(|o| {
+                o.iter().any(|(n, ty)| {
+                    let same = |t: usize| Some(t) == v.ty;
+                    (n == x && same(*ty))
+                        || (n.strip_prefix('&') == Some(x)
+                            && type_facts(p, dwarf, *ty, 0).elem.is_some_and(same))
+                })
+            })
+        };
+        if found {
+            let mut c = capture(p, dwarf, v);
+            c.offset = None;
+            caps.push(c);
+        }
+    }
+    caps
+}
+
+/// The function a closure is declared in: `main.f` for `main.f.func1`,
+/// `main.f.func1` for `main.f.func1.2`, `main.f` for `main.f.deferwrap1`
+/// and `main.f.gowrap1`.
+fn enclosing(name: &str) -> Option<&str> {
+    let (outer, last) = name.rsplit_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let closure = digits(last)
+        || ["func", "deferwrap", "gowrap"]
+            .iter()
+            .any(|k| last.strip_prefix(k).is_some_and(digits));
+    closure.then_some(outer)
+}
+
+/// The variables and parameters, at any depth, of the subprogram named
+/// `name` in `unit` (a closure and the function it is declared in are in
+/// the same package, so the same unit): (name, type offset).
+fn outer_vars(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    name: &str,
+) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut cursor = unit.entries();
+    let mut depth = 0isize;
+    let mut inside = false;
+    while let Ok(Some((delta, e))) = cursor.next_dfs() {
+        depth += delta;
+        if depth == 1 {
+            if inside {
+                break;
+            }
+            inside =
+                e.tag() == gimli::DW_TAG_subprogram && read_var(p, dwarf, unit, e).name == name;
+        } else if inside
+            && depth > 1
+            && (e.tag() == gimli::DW_TAG_variable || e.tag() == gimli::DW_TAG_formal_parameter)
+        {
+            let v = read_var(p, dwarf, unit, e);
+            if let Some(t) = v.ty {
+                out.push((v.name, t));
+            }
+        }
+    }
+    out
+}
+
 /// The minor Go version in the unit's `DW_AT_producer` ("Go cmd/compile
 /// go1.22.10; regabi").
 fn producer_minor(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> Option<u32> {
@@ -594,7 +688,7 @@ fn producer_minor(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> Option<u32
 
 /// The source line of the instruction at `entry`, from the unit's line
 /// program: a closure's `func` keyword line.
-fn entry_line(_dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
+fn entry_line(unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
     let lp = unit.line_program.clone()?;
     let mut rows = lp.rows();
     while let Ok(Some((_, row))) = rows.next_row() {
