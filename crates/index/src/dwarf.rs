@@ -140,8 +140,9 @@ impl<'d> Dwarf<'d> {
                 format!("__debug_{rest}"),
                 format!("__zdebug_{rest}"),
             ];
+            // Mach-O section names are cut at 16 bytes (`__zdebug_line_st`).
             let found = names.iter().find_map(|n| {
-                let s = img.section(n)?;
+                let s = img.section(n).or_else(|| img.section(n.get(..16)?))?;
                 Some(Raw {
                     data: img.section_data(s)?,
                     size: s.size,
@@ -697,4 +698,70 @@ fn entry_line(unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn raw(data: &[u8]) -> Raw<'_> {
+        Raw {
+            data,
+            size: data.len() as u64,
+        }
+    }
+
+    #[test]
+    fn zdebug_and_shf_compressed_sections_inflate() {
+        let plain = b"hello dwarf hello dwarf hello dwarf".repeat(10);
+        let mut z = b"ZLIB".to_vec();
+        z.extend_from_slice(&(plain.len() as u64).to_be_bytes());
+        z.extend_from_slice(&zlib(&plain));
+        assert_eq!(decompress(raw(&z), false).as_deref(), Some(&plain[..]));
+        let mut chdr = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        chdr.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+        chdr.extend_from_slice(&1u64.to_le_bytes());
+        chdr.extend_from_slice(&zlib(&plain));
+        assert_eq!(decompress(raw(&chdr), true).as_deref(), Some(&plain[..]));
+        // Not ELF: the same bytes are taken as they are.
+        assert_eq!(decompress(raw(&chdr), false).as_deref(), Some(&chdr[..]));
+    }
+
+    #[test]
+    fn damaged_or_oversized_streams_are_refused() {
+        let plain = vec![7u8; 4096];
+        let stream = zlib(&plain);
+        let with_size = |n: u64| {
+            let mut z = b"ZLIB".to_vec();
+            z.extend_from_slice(&n.to_be_bytes());
+            z.extend_from_slice(&stream);
+            z
+        };
+        // More than zlib's largest ratio, more than 1 GiB, a wrong size.
+        assert!(decompress(raw(&with_size(stream.len() as u64 * 2000)), false).is_none());
+        assert!(decompress(raw(&with_size(u64::MAX)), false).is_none());
+        assert!(decompress(raw(&with_size(4095)), false).is_some_and(|d| d.len() == 4095));
+        assert!(decompress(raw(&with_size(4097)), false).is_none());
+        let mut cut = with_size(4096);
+        cut.truncate(cut.len() / 2);
+        assert!(decompress(raw(&cut), false).is_none());
+    }
+
+    #[test]
+    fn enclosing_function_of_a_closure() {
+        assert_eq!(enclosing("main.f.func1"), Some("main.f"));
+        assert_eq!(enclosing("main.f.func1.2"), Some("main.f.func1"));
+        assert_eq!(enclosing("main.(*T).M.func3"), Some("main.(*T).M"));
+        assert_eq!(enclosing("main.f.deferwrap1"), Some("main.f"));
+        assert_eq!(enclosing("main.f.gowrap2"), Some("main.f"));
+        assert_eq!(enclosing("main.f"), None);
+        assert_eq!(enclosing("main.funcs"), None);
+    }
 }
