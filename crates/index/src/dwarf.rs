@@ -440,9 +440,11 @@ struct TypeFacts {
     ssa_able: bool,
 }
 
-/// Facts about the type at `off`, through typedefs.
+/// Facts about the type at `off`, through typedefs. Bounded on any input:
+/// at most 5 levels and 5 children a level (a fifth field already makes a
+/// struct not SSA-able).
 fn type_facts(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, off: usize, depth: u32) -> TypeFacts {
-    if depth > 6 {
+    if depth > 5 {
         return TypeFacts::default();
     }
     let read = |u: &Unit<R<'_>>, d: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>| {
@@ -462,7 +464,7 @@ fn type_facts(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, off: usize, depth: u3
             let mut depth = 0isize;
             while let Ok(Some((delta, e))) = c.next_dfs() {
                 depth += delta;
-                if depth <= 0 || parts.len() > 8 {
+                if depth <= 0 || parts.len() > 4 {
                     break;
                 }
                 if depth == 1 {
