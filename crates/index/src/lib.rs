@@ -21,6 +21,7 @@
 //! before anything is allocated from them.
 
 pub mod buildinfo;
+pub mod dwarf;
 pub mod inline;
 pub mod names;
 pub mod opendefer;
@@ -32,6 +33,7 @@ pub mod version;
 use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
+pub use dwarf::{Dwarf, DwarfCapture};
 pub use inline::InlineTree;
 pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};

@@ -1,0 +1,769 @@
+//! The DWARF of an unstripped Go binary, read for two questions the Go
+//! tables cannot answer: which variables a closure captures (name, by
+//! reference or by value, width, offset in the closure struct), and the
+//! names of a function's results (design.md §6.4).
+//!
+//! Lazy and bounded: [`Dwarf::load`] only looks the sections up; the first
+//! question decompresses them (zlib: `.zdebug_*` with a `ZLIB` header on
+//! PE and Mach-O, `SHF_COMPRESSED` `.debug_*` on ELF) and builds one sorted
+//! table from entry address to subprogram DIE; later questions read only
+//! that subprogram's unit. Declared decompressed sizes are capped
+//! ([`MAX_SECTION`], and at most 1032 times the compressed bytes, zlib's
+//! largest ratio). Damaged DWARF gives `None` or fewer answers, never a
+//! panic.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::OnceLock;
+
+use deferscope_load::{Format, Image};
+use gimli::{
+    AttributeValue, DebugInfoOffset, DwAt, DwTag, EndianSlice, LittleEndian, SectionId, Unit,
+};
+
+use crate::GoVersion;
+
+type R<'a> = EndianSlice<'a, LittleEndian>;
+
+/// Go's attribute for a captured variable's offset in the closure struct,
+/// emitted from go1.23 on (cmd/internal/dwarf `DW_AT_go_closure_offset`).
+pub const DW_AT_GO_CLOSURE_OFFSET: DwAt = DwAt(0x2907);
+
+/// The largest decompressed section accepted (1 GiB).
+pub const MAX_SECTION: u64 = 1 << 30;
+
+/// Pointer width of the supported targets (amd64, arm64).
+const PTR: u64 = 8;
+
+/// One captured variable of a closure, as the closure's DWARF shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DwarfCapture {
+    /// The variable's name, without the `&` Go prefixes to a by-reference
+    /// capture's DWARF variable.
+    pub name: String,
+    /// Captured by reference (the closure holds a pointer to it).
+    pub by_ref: bool,
+    /// False when `by_ref` is a guess: a `&x` whose `x` has a type the
+    /// compiler cannot keep in registers and of at most 128 bytes is either
+    /// a by-reference capture or a by-value one addressed in place, and no
+    /// following field offset tells which (design.md §6.4). Then `by_ref`
+    /// is false (by value) and `bytes` the variable's size.
+    pub certain: bool,
+    /// Bytes the capture occupies in the closure struct: 8 by reference,
+    /// the variable's size by value.
+    pub bytes: u64,
+    /// Offset in the closure struct (the function pointer is at 0), from
+    /// `DW_AT_go_closure_offset` (go1.23+); `None` before.
+    pub offset: Option<u64>,
+}
+
+/// A section as found in the file, before decompression.
+#[derive(Clone, Copy)]
+struct Raw<'d> {
+    data: &'d [u8],
+    /// Bytes of the section proper (PE pads the file data).
+    size: u64,
+}
+
+/// Decompressed sections and the entry-address table.
+struct Parsed<'d> {
+    sections: gimli::DwarfSections<Cow<'d, [u8]>>,
+    /// Offsets of the compilation units, ascending.
+    units: Vec<usize>,
+    /// (low_pc, DIE offset in .debug_info) of each top-level subprogram,
+    /// sorted by address.
+    funcs: Vec<(u64, usize)>,
+}
+
+/// The DWARF of one binary. Cheap to create; parsed on first question.
+pub struct Dwarf<'d> {
+    raw: Vec<(SectionId, Raw<'d>)>,
+    elf: bool,
+    parsed: OnceLock<Option<Parsed<'d>>>,
+}
+
+impl std::fmt::Debug for Dwarf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dwarf")
+            .field("sections", &self.raw.len())
+            .finish()
+    }
+}
+
+/// What a subprogram's direct child variable or parameter says, with its
+/// abstract origin's attributes filled in.
+struct Var {
+    tag: DwTag,
+    name: String,
+    line: Option<u64>,
+    ty: Option<usize>,
+    closure_offset: Option<u64>,
+    output: bool,
+}
+
+impl Default for Var {
+    fn default() -> Var {
+        Var {
+            tag: gimli::DW_TAG_null,
+            name: String::new(),
+            line: None,
+            ty: None,
+            closure_offset: None,
+            output: false,
+        }
+    }
+}
+
+/// The sections read, by gimli's id.
+const IDS: [SectionId; 9] = [
+    SectionId::DebugAbbrev,
+    SectionId::DebugAddr,
+    SectionId::DebugInfo,
+    SectionId::DebugLine,
+    SectionId::DebugLineStr,
+    SectionId::DebugStr,
+    SectionId::DebugStrOffsets,
+    SectionId::DebugRanges,
+    SectionId::DebugRngLists,
+];
+
+impl<'d> Dwarf<'d> {
+    /// Find the DWARF sections of `img`; `None` when it has no
+    /// `.debug_info` (stripped, `-ldflags=-w`). Nothing is decompressed.
+    pub fn load(img: &Image<'d>) -> Option<Dwarf<'d>> {
+        let mut raw = Vec::new();
+        for id in IDS {
+            let rest = id.name().trim_start_matches(".debug_");
+            let names = [
+                id.name().to_string(),
+                format!(".zdebug_{rest}"),
+                format!("__debug_{rest}"),
+                format!("__zdebug_{rest}"),
+            ];
+            // Mach-O section names are cut at 16 bytes (`__zdebug_line_st`).
+            let found = names.iter().find_map(|n| {
+                let s = img.section(n).or_else(|| img.section(n.get(..16)?))?;
+                Some(Raw {
+                    data: img.section_data(s)?,
+                    size: s.size,
+                })
+            });
+            if let Some(r) = found {
+                raw.push((id, r));
+            }
+        }
+        if !raw.iter().any(|(id, _)| *id == SectionId::DebugInfo) {
+            return None;
+        }
+        Some(Dwarf {
+            raw,
+            elf: img.format == Format::Elf,
+            parsed: OnceLock::new(),
+        })
+    }
+
+    fn parsed(&self) -> Option<&Parsed<'d>> {
+        self.parsed.get_or_init(|| self.parse()).as_ref()
+    }
+
+    fn parse(&self) -> Option<Parsed<'d>> {
+        let sections = gimli::DwarfSections::load(|id| -> Result<Cow<'d, [u8]>, ()> {
+            Ok(match self.raw.iter().find(|(i, _)| *i == id) {
+                Some((_, r)) => decompress(*r, self.elf).unwrap_or(Cow::Borrowed(&[])),
+                None => Cow::Borrowed(&[]),
+            })
+        })
+        .ok()?;
+        let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+        let mut units = Vec::new();
+        let mut funcs = Vec::new();
+        let mut headers = dwarf.units();
+        while let Ok(Some(h)) = headers.next() {
+            let Some(off) = h.offset().as_debug_info_offset() else {
+                continue;
+            };
+            units.push(off.0);
+            let Ok(unit) = dwarf.unit(h) else { continue };
+            index_unit(&dwarf, &unit, &mut funcs);
+        }
+        funcs.sort_unstable();
+        funcs.dedup_by_key(|f| f.0);
+        Some(Parsed {
+            sections,
+            units,
+            funcs,
+        })
+    }
+
+    /// Number of subprograms with an entry address (parses on first use).
+    pub fn functions(&self) -> usize {
+        self.parsed().map_or(0, |p| p.funcs.len())
+    }
+
+    /// The captured variables of the closure whose code starts at `entry`,
+    /// in closure-field order when go1.23+ gives the offsets (DWARF order
+    /// before); `None` when no subprogram starts at `entry` or the DWARF is
+    /// unreadable. Captures the optimizer dropped are absent, and before
+    /// go1.23 a by-value capture is found only when the enclosing function
+    /// has a variable of that name and type (design.md §6.4).
+    pub fn closure_captures(&self, entry: u64) -> Option<Vec<DwarfCapture>> {
+        let p = self.parsed()?;
+        let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+        let (unit, name, vars) = self.children(p, &dwarf, entry)?;
+        let minor = producer_minor(&dwarf, &unit);
+        let has_offsets = vars.iter().any(|v| v.closure_offset.is_some());
+        let mut caps: Vec<(Var, DwarfCapture)> = Vec::new();
+        if has_offsets || minor.is_some_and(|m| m >= 23) {
+            for v in vars {
+                if v.tag == gimli::DW_TAG_variable && v.closure_offset.is_some() {
+                    let c = capture(p, &dwarf, &v);
+                    caps.push((v, c));
+                }
+            }
+            caps.sort_by_key(|(_, c)| c.offset);
+            decide_by_offsets(&mut caps);
+        } else {
+            return Some(captures_before_123(p, &dwarf, &unit, entry, &name, &vars));
+        }
+        Some(caps.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// The names of the results of the function whose code starts at
+    /// `entry`, in order: its `DW_TAG_formal_parameter`s with
+    /// `DW_AT_variable_parameter` set (Go's outputs; unnamed results are
+    /// `~r0`, `~r1`, ...), each once. `None` when no subprogram starts
+    /// there.
+    pub fn results(&self, entry: u64) -> Option<Vec<String>> {
+        let p = self.parsed()?;
+        let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+        let (_, _, vars) = self.children(p, &dwarf, entry)?;
+        let mut names: Vec<String> = Vec::new();
+        for v in vars {
+            // go1.22 may list a result twice (the register-result entry
+            // dwarfgen adds back, Go issue 48573, and its own): result
+            // names are distinct, so keep the first.
+            if v.tag == gimli::DW_TAG_formal_parameter && v.output && !names.contains(&v.name) {
+                names.push(v.name);
+            }
+        }
+        Some(names)
+    }
+
+    /// The unit of the subprogram at `entry`, its name and its direct
+    /// children that are variables or parameters.
+    fn children<'a>(
+        &self,
+        p: &Parsed<'d>,
+        dwarf: &gimli::Dwarf<R<'a>>,
+        entry: u64,
+    ) -> Option<(Unit<R<'a>>, String, Vec<Var>)> {
+        let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
+        let die = DebugInfoOffset(p.funcs[i].1);
+        let unit = unit_of(p, dwarf, die)?;
+        let uoff = die.to_unit_offset(&unit.header)?;
+        let mut cursor = unit.entries_at_offset(uoff).ok()?;
+        let (_, sub) = cursor.next_dfs().ok()??;
+        let name = read_var(p, dwarf, &unit, sub).name;
+        let mut depth = 0isize;
+        let mut vars = Vec::new();
+        // Bounded by the unit's size: every step consumes bytes.
+        while let Ok(Some((delta, e))) = cursor.next_dfs() {
+            depth += delta;
+            if depth <= 0 {
+                break;
+            }
+            if depth == 1
+                && (e.tag() == gimli::DW_TAG_variable || e.tag() == gimli::DW_TAG_formal_parameter)
+            {
+                vars.push(read_var(p, dwarf, &unit, e));
+            }
+        }
+        Some((unit, name, vars))
+    }
+}
+
+/// Record the top-level subprograms of `unit` with an entry address.
+fn index_unit(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>, funcs: &mut Vec<(u64, usize)>) {
+    let mut cursor = unit.entries();
+    let mut depth = 0isize;
+    while let Ok(Some((delta, e))) = cursor.next_dfs() {
+        depth += delta;
+        if depth != 1 || e.tag() != gimli::DW_TAG_subprogram {
+            continue;
+        }
+        let Ok(Some(v)) = e.attr_value(gimli::DW_AT_low_pc) else {
+            continue;
+        };
+        let (Ok(Some(pc)), Some(off)) = (
+            dwarf.attr_address(unit, v),
+            e.offset().to_debug_info_offset(&unit.header),
+        ) else {
+            continue;
+        };
+        funcs.push((pc, off.0));
+    }
+}
+
+/// Decompress a section: `ZLIB` + big-endian size (Go's `.zdebug_*`), or
+/// an ELF `Elf64_Chdr` with `ELFCOMPRESS_ZLIB` (`SHF_COMPRESSED`; a plain
+/// unit cannot start with length 1 and 4 zero bytes), or the bytes as they
+/// are. `None` when the stream is damaged or claims too much.
+fn decompress(r: Raw<'_>, elf: bool) -> Option<Cow<'_, [u8]>> {
+    let d = r.data;
+    let (size, stream) = if d.starts_with(b"ZLIB") && d.len() >= 12 {
+        (u64::from_be_bytes(d[4..12].try_into().ok()?), &d[12..])
+    } else if elf && d.len() > 24 && d[..8] == [1, 0, 0, 0, 0, 0, 0, 0] && d[24] & 0x0f == 8 {
+        (u64::from_le_bytes(d[8..16].try_into().ok()?), &d[24..])
+    } else {
+        let n = usize::try_from(r.size).unwrap_or(usize::MAX).min(d.len());
+        return Some(Cow::Borrowed(&d[..n]));
+    };
+    if size > MAX_SECTION || size > (stream.len() as u64).saturating_mul(1032) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(usize::try_from(size).ok()?);
+    flate2::read::ZlibDecoder::new(stream)
+        .take(size)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() as u64 == size).then_some(Cow::Owned(out))
+}
+
+/// The unit holding the DIE at `off`.
+fn unit_of<'a>(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'a>>,
+    off: DebugInfoOffset,
+) -> Option<Unit<R<'a>>> {
+    let i = p.units.partition_point(|&u| u <= off.0).checked_sub(1)?;
+    let h = dwarf
+        .debug_info
+        .header_from_offset(DebugInfoOffset(p.units[i]))
+        .ok()?;
+    dwarf.unit(h).ok()
+}
+
+/// A reference attribute as an offset in .debug_info.
+fn ref_offset(unit: &Unit<R<'_>>, v: AttributeValue<R<'_>>) -> Option<usize> {
+    match v {
+        AttributeValue::DebugInfoRef(o) => Some(o.0),
+        AttributeValue::UnitRef(o) => o.to_debug_info_offset(&unit.header).map(|o| o.0),
+        _ => None,
+    }
+}
+
+/// Read a child variable or parameter; the attributes it lacks come from
+/// its `DW_AT_abstract_origin` (a closure also inlined elsewhere).
+fn read_var(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    e: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>,
+) -> Var {
+    let mut v = Var {
+        tag: e.tag(),
+        ..Var::default()
+    };
+    fill(dwarf, unit, e, &mut v);
+    if !v.name.is_empty() {
+        return v;
+    }
+    let Ok(Some(o)) = e.attr_value(gimli::DW_AT_abstract_origin) else {
+        return v;
+    };
+    let Some(off) = ref_offset(unit, o) else {
+        return v;
+    };
+    // Usually in the same unit: no need to parse another.
+    let here = DebugInfoOffset(off)
+        .to_unit_offset(&unit.header)
+        .and_then(|u| unit.entry(u).ok());
+    match here {
+        Some(d) => fill(dwarf, unit, &d, &mut v),
+        None => {
+            let _ = with_die(p, dwarf, off, |u, d| fill(dwarf, u, d, &mut v));
+        }
+    }
+    v
+}
+
+/// Fill the fields of `v` still empty from the attributes of `e`.
+fn fill(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    e: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>,
+    v: &mut Var,
+) {
+    let mut attrs = e.attrs();
+    // Bounded by the abbreviation's attribute list.
+    while let Ok(Some(a)) = attrs.next() {
+        match a.name() {
+            gimli::DW_AT_name if v.name.is_empty() => {
+                if let Ok(s) = dwarf.attr_string(unit, a.value()) {
+                    v.name = String::from_utf8_lossy(s.slice()).into_owned();
+                }
+            }
+            gimli::DW_AT_decl_line if v.line.is_none() => v.line = a.udata_value(),
+            gimli::DW_AT_type if v.ty.is_none() => v.ty = ref_offset(unit, a.value()),
+            gimli::DW_AT_variable_parameter => {
+                v.output |= matches!(a.value(), AttributeValue::Flag(true))
+            }
+            DW_AT_GO_CLOSURE_OFFSET if v.closure_offset.is_none() => {
+                v.closure_offset = a.udata_value()
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Run `f` on the DIE at `.debug_info` offset `off`.
+fn with_die<T>(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    off: usize,
+    f: impl FnOnce(&Unit<R<'_>>, &gimli::DebuggingInformationEntry<'_, '_, R<'_>>) -> T,
+) -> Option<T> {
+    let unit = unit_of(p, dwarf, DebugInfoOffset(off))?;
+    let uoff = DebugInfoOffset(off).to_unit_offset(&unit.header)?;
+    let die = unit.entry(uoff).ok()?;
+    Some(f(&unit, &die))
+}
+
+/// What the capture analysis needs of a type.
+#[derive(Clone, Copy, Default)]
+struct TypeFacts {
+    size: Option<u64>,
+    /// The pointee, for a pointer type.
+    elem: Option<usize>,
+    /// Whether cmd/compile's `ssa.CanSSA` would hold: at most 4 words, no
+    /// array of more than one element, no struct of more than 4 fields.
+    ssa_able: bool,
+}
+
+/// Facts about the type at `off`, through typedefs. Bounded on any input:
+/// at most 5 levels and 5 children a level (a fifth field already makes a
+/// struct not SSA-able).
+fn type_facts(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, off: usize, depth: u32) -> TypeFacts {
+    if depth > 5 {
+        return TypeFacts::default();
+    }
+    let read = |u: &Unit<R<'_>>, d: &gimli::DebuggingInformationEntry<'_, '_, R<'_>>| {
+        let size = d
+            .attr(gimli::DW_AT_byte_size)
+            .ok()
+            .flatten()
+            .and_then(|a| a.udata_value());
+        let ty = d
+            .attr_value(gimli::DW_AT_type)
+            .ok()
+            .flatten()
+            .and_then(|v| ref_offset(u, v));
+        let mut parts = Vec::new();
+        if let Ok(mut c) = u.entries_at_offset(d.offset()) {
+            let _ = c.next_dfs();
+            let mut depth = 0isize;
+            while let Ok(Some((delta, e))) = c.next_dfs() {
+                depth += delta;
+                if depth <= 0 || parts.len() > 4 {
+                    break;
+                }
+                if depth == 1 {
+                    let count = e
+                        .attr(gimli::DW_AT_count)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.udata_value());
+                    let t = e
+                        .attr_value(gimli::DW_AT_type)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| ref_offset(u, v));
+                    parts.push((e.tag(), count, t));
+                }
+            }
+        }
+        (d.tag(), size, ty, parts)
+    };
+    let Some((tag, size, ty, parts)) = with_die(p, dwarf, off, read) else {
+        return TypeFacts::default();
+    };
+    match tag {
+        gimli::DW_TAG_typedef => {
+            ty.map_or_else(TypeFacts::default, |t| type_facts(p, dwarf, t, depth + 1))
+        }
+        gimli::DW_TAG_pointer_type => TypeFacts {
+            size: Some(size.unwrap_or(PTR)),
+            elem: ty,
+            ssa_able: true,
+        },
+        _ => {
+            let small = size.is_some_and(|s| s <= 4 * PTR);
+            let ssa_able = small
+                && match tag {
+                    gimli::DW_TAG_array_type => {
+                        parts.iter().all(|&(_, c, _)| c.is_none_or(|c| c <= 1))
+                            && ty.is_none_or(|t| type_facts(p, dwarf, t, depth + 1).ssa_able)
+                    }
+                    gimli::DW_TAG_structure_type => {
+                        let fields: Vec<_> = parts
+                            .iter()
+                            .filter(|&&(t, _, _)| t == gimli::DW_TAG_member)
+                            .collect();
+                        fields.len() <= 4
+                            && fields.iter().all(|&&(_, _, t)| {
+                                t.is_none_or(|t| type_facts(p, dwarf, t, depth + 1).ssa_able)
+                            })
+                    }
+                    _ => true,
+                };
+            TypeFacts {
+                size,
+                elem: None,
+                ssa_able,
+            }
+        }
+    }
+}
+
+/// The capture a closure variable stands for. A `&x` of an SSA-able `x`,
+/// or of one over 128 bytes, is by reference; of another `x` it may be a
+/// by-value capture addressed in place ([`decide_by_offsets`] settles it
+/// when it can). A plain `x` is by value.
+fn capture(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, v: &Var) -> DwarfCapture {
+    let facts = v.ty.map(|t| type_facts(p, dwarf, t, 0)).unwrap_or_default();
+    match v.name.strip_prefix('&') {
+        Some(x) => {
+            let elem = facts
+                .elem
+                .map(|t| type_facts(p, dwarf, t, 0))
+                .unwrap_or_default();
+            let big = elem.size.is_some_and(|s| s > 128);
+            let certain = elem.ssa_able || big;
+            DwarfCapture {
+                name: x.to_string(),
+                by_ref: certain,
+                certain,
+                bytes: if certain {
+                    PTR
+                } else {
+                    elem.size.unwrap_or(PTR)
+                },
+                offset: v.closure_offset,
+            }
+        }
+        None => DwarfCapture {
+            name: v.name.clone(),
+            by_ref: false,
+            certain: true,
+            bytes: facts.size.unwrap_or(0),
+            offset: v.closure_offset,
+        },
+    }
+}
+
+/// Settle the uncertain `&x` captures whose next field's offset is known:
+/// a gap of 8 bytes to it holds a pointer (by reference), a wider one the
+/// value (alignment never pads past a pointer-aligned 8-byte field).
+fn decide_by_offsets(caps: &mut [(Var, DwarfCapture)]) {
+    for i in 0..caps.len() {
+        if caps[i].1.certain {
+            continue;
+        }
+        let (Some(a), Some(b)) = (caps[i].1.offset, caps.get(i + 1).and_then(|c| c.1.offset))
+        else {
+            continue;
+        };
+        let c = &mut caps[i].1;
+        c.certain = true;
+        if b - a <= PTR {
+            c.by_ref = true;
+            c.bytes = PTR;
+        }
+    }
+}
+
+/// Captures before go1.23 (design.md §6.4), in DWARF order, without
+/// offsets: the `&x` variables declared on the closure's entry line whose
+/// `x` is not a parameter, and the plain `x` variables (not parameters, not
+/// decomposed pieces like `s.ptr`) that name a variable of the enclosing
+/// function of the same type (`x` of type `T`, or `&x` of type `*T`).
+fn captures_before_123(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    entry: u64,
+    name: &str,
+    vars: &[Var],
+) -> Vec<DwarfCapture> {
+    let line = entry_line(unit, entry);
+    let params: Vec<&str> = vars
+        .iter()
+        .filter(|v| v.tag == gimli::DW_TAG_formal_parameter)
+        .map(|v| v.name.as_str())
+        .collect();
+    let outer = enclosing(name).map(|o| outer_vars(p, dwarf, unit, o));
+    let mut caps = Vec::new();
+    for v in vars.iter().filter(|v| v.tag == gimli::DW_TAG_variable) {
+        let (x, by_ref_name) = match v.name.strip_prefix('&') {
+            Some(x) => (x, true),
+            None => (v.name.as_str(), false),
+        };
+        if params.contains(&x) || x.contains('.') || x.is_empty() {
+            continue;
+        }
+        let found = if by_ref_name {
+            line.is_some() && v.line == line
+        } else {
+            outer.as_ref().is_some_and(|o| {
+                o.iter().any(|(n, ty)| {
+                    let same = |t: usize| Some(t) == v.ty;
+                    (n == x && same(*ty))
+                        || (n.strip_prefix('&') == Some(x)
+                            && type_facts(p, dwarf, *ty, 0).elem.is_some_and(same))
+                })
+            })
+        };
+        if found {
+            let mut c = capture(p, dwarf, v);
+            c.offset = None;
+            caps.push(c);
+        }
+    }
+    caps
+}
+
+/// The function a closure is declared in: `main.f` for `main.f.func1`,
+/// `main.f.func1` for `main.f.func1.2`, `main.f` for `main.f.deferwrap1`
+/// and `main.f.gowrap1`.
+fn enclosing(name: &str) -> Option<&str> {
+    let (outer, last) = name.rsplit_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let closure = digits(last)
+        || ["func", "deferwrap", "gowrap"]
+            .iter()
+            .any(|k| last.strip_prefix(k).is_some_and(digits));
+    closure.then_some(outer)
+}
+
+/// The variables and parameters, at any depth, of the subprogram named
+/// `name` in `unit` (a closure and the function it is declared in are in
+/// the same package, so the same unit): (name, type offset).
+fn outer_vars(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    name: &str,
+) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut cursor = unit.entries();
+    let mut depth = 0isize;
+    let mut inside = false;
+    while let Ok(Some((delta, e))) = cursor.next_dfs() {
+        depth += delta;
+        if depth == 1 {
+            if inside {
+                break;
+            }
+            inside =
+                e.tag() == gimli::DW_TAG_subprogram && read_var(p, dwarf, unit, e).name == name;
+        } else if inside
+            && depth > 1
+            && (e.tag() == gimli::DW_TAG_variable || e.tag() == gimli::DW_TAG_formal_parameter)
+        {
+            let v = read_var(p, dwarf, unit, e);
+            if let Some(t) = v.ty {
+                out.push((v.name, t));
+            }
+        }
+    }
+    out
+}
+
+/// The minor Go version in the unit's `DW_AT_producer` ("Go cmd/compile
+/// go1.22.10; regabi").
+fn producer_minor(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> Option<u32> {
+    let mut c = unit.entries();
+    let (_, root) = c.next_dfs().ok()??;
+    let v = root.attr_value(gimli::DW_AT_producer).ok()??;
+    let s = dwarf.attr_string(unit, v).ok()?;
+    GoVersion::parse(&String::from_utf8_lossy(s.slice())).map(|v| v.minor)
+}
+
+/// The source line of the instruction at `entry`, from the unit's line
+/// program: a closure's `func` keyword line.
+fn entry_line(unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
+    let lp = unit.line_program.clone()?;
+    let mut rows = lp.rows();
+    while let Ok(Some((_, row))) = rows.next_row() {
+        if row.address() == entry && !row.end_sequence() {
+            return row.line().map(|l| l.get());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn raw(data: &[u8]) -> Raw<'_> {
+        Raw {
+            data,
+            size: data.len() as u64,
+        }
+    }
+
+    #[test]
+    fn zdebug_and_shf_compressed_sections_inflate() {
+        let plain = b"hello dwarf hello dwarf hello dwarf".repeat(10);
+        let mut z = b"ZLIB".to_vec();
+        z.extend_from_slice(&(plain.len() as u64).to_be_bytes());
+        z.extend_from_slice(&zlib(&plain));
+        assert_eq!(decompress(raw(&z), false).as_deref(), Some(&plain[..]));
+        let mut chdr = vec![1, 0, 0, 0, 0, 0, 0, 0];
+        chdr.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+        chdr.extend_from_slice(&1u64.to_le_bytes());
+        chdr.extend_from_slice(&zlib(&plain));
+        assert_eq!(decompress(raw(&chdr), true).as_deref(), Some(&plain[..]));
+        // Not ELF: the same bytes are taken as they are.
+        assert_eq!(decompress(raw(&chdr), false).as_deref(), Some(&chdr[..]));
+    }
+
+    #[test]
+    fn damaged_or_oversized_streams_are_refused() {
+        let plain = vec![7u8; 4096];
+        let stream = zlib(&plain);
+        let with_size = |n: u64| {
+            let mut z = b"ZLIB".to_vec();
+            z.extend_from_slice(&n.to_be_bytes());
+            z.extend_from_slice(&stream);
+            z
+        };
+        // More than zlib's largest ratio, more than 1 GiB, a wrong size.
+        assert!(decompress(raw(&with_size(stream.len() as u64 * 2000)), false).is_none());
+        assert!(decompress(raw(&with_size(u64::MAX)), false).is_none());
+        assert!(decompress(raw(&with_size(4095)), false).is_some_and(|d| d.len() == 4095));
+        assert!(decompress(raw(&with_size(4097)), false).is_none());
+        let mut cut = with_size(4096);
+        cut.truncate(cut.len() / 2);
+        assert!(decompress(raw(&cut), false).is_none());
+    }
+
+    #[test]
+    fn enclosing_function_of_a_closure() {
+        assert_eq!(enclosing("main.f.func1"), Some("main.f"));
+        assert_eq!(enclosing("main.f.func1.2"), Some("main.f.func1"));
+        assert_eq!(enclosing("main.(*T).M.func3"), Some("main.(*T).M"));
+        assert_eq!(enclosing("main.f.deferwrap1"), Some("main.f"));
+        assert_eq!(enclosing("main.f.gowrap2"), Some("main.f"));
+        assert_eq!(enclosing("main.f"), None);
+        assert_eq!(enclosing("main.funcs"), None);
+    }
+}

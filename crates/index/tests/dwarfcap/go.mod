@@ -1,0 +1,3 @@
+module dwcap
+
+go 1.19
