@@ -234,19 +234,34 @@ impl<'d> Dwarf<'d> {
     /// `~r0`, `~r1`, ...), each once. `None` when no subprogram starts
     /// there.
     pub fn results(&self, entry: u64) -> Option<Vec<String>> {
+        Some(
+            self.result_sizes(entry)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect(),
+        )
+    }
+
+    /// [`Dwarf::results`] with each result's byte size, when its type
+    /// gives one.
+    pub fn result_sizes(&self, entry: u64) -> Option<Vec<(String, Option<u64>)>> {
         let p = self.parsed()?;
         let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
         let (_, _, vars) = self.children(p, &dwarf, entry)?;
-        let mut names: Vec<String> = Vec::new();
+        let mut out: Vec<(String, Option<u64>)> = Vec::new();
         for v in vars {
             // go1.22 may list a result twice (the register-result entry
             // dwarfgen adds back, Go issue 48573, and its own): result
             // names are distinct, so keep the first.
-            if v.tag == gimli::DW_TAG_formal_parameter && v.output && !names.contains(&v.name) {
-                names.push(v.name);
+            if v.tag == gimli::DW_TAG_formal_parameter
+                && v.output
+                && !out.iter().any(|(n, _)| *n == v.name)
+            {
+                let size = v.ty.and_then(|t| type_facts(p, &dwarf, t, 0).size);
+                out.push((v.name, size));
             }
         }
-        Some(names)
+        Some(out)
     }
 
     /// The unit of the subprogram at `entry`, its name and its direct

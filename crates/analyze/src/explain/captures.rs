@@ -68,6 +68,91 @@ struct Field {
     bytes: u64,
     ptr: Option<bool>,
     exact: bool,
+    /// From DWARF: the variable's name, and whether it is captured by
+    /// reference when DWARF is certain of it.
+    name: Option<String>,
+    by_ref: Option<bool>,
+}
+
+impl Field {
+    fn new(offset: i64, bytes: u64, ptr: Option<bool>, exact: bool) -> Field {
+        Field {
+            offset,
+            bytes,
+            ptr,
+            exact,
+            name: None,
+            by_ref: None,
+        }
+    }
+}
+
+/// Name the fields from the closure's DWARF captures `dc`: by offset
+/// (go1.23+), else in order when the captures account for every field
+/// (a by-value capture spanning several stored words makes them one).
+/// Fields DWARF does not account for keep what the code showed.
+fn with_dwarf(fields: Vec<Field>, dc: &[deferscope_index::DwarfCapture]) -> Vec<Field> {
+    let name = |f: &mut Field, c: &deferscope_index::DwarfCapture, bytes: u64| {
+        f.name = Some(c.name.clone());
+        f.by_ref = c.certain.then_some(c.by_ref);
+        f.bytes = bytes;
+        f.exact = true;
+    };
+    if !dc.is_empty() && dc.iter().all(|c| c.offset.is_some()) {
+        let mut out: Vec<Field> = Vec::with_capacity(fields.len());
+        let mut it = fields.into_iter().peekable();
+        while let Some(mut f) = it.next() {
+            if let Some(c) = dc.iter().find(|c| c.offset == Some(f.offset as u64)) {
+                let end = f.offset + c.bytes as i64;
+                while it.peek().is_some_and(|g| g.offset < end && !c.by_ref) {
+                    it.next();
+                }
+                let bytes = if c.by_ref { 8 } else { c.bytes.max(f.bytes) };
+                name(&mut f, c, bytes);
+            }
+            out.push(f);
+        }
+        return out;
+    }
+    // Without offsets (before go1.23) DWARF's order need not be the
+    // fields': only captures that differ in mode or size can be told
+    // apart. Then, in order, every capture must take whole fields, and all
+    // of them.
+    let sig = |c: &deferscope_index::DwarfCapture| (c.by_ref && c.certain, c.bytes);
+    if dc
+        .iter()
+        .enumerate()
+        .any(|(i, c)| dc[..i].iter().any(|d| sig(d) == sig(c)))
+    {
+        return fields;
+    }
+    let mut out: Vec<Field> = Vec::with_capacity(dc.len());
+    let mut i = 0;
+    for c in dc {
+        let Some(mut f) = fields
+            .get(i)
+            .map(|f| Field::new(f.offset, f.bytes, f.ptr, f.exact))
+        else {
+            return fields;
+        };
+        let want = if c.by_ref && c.certain { 8 } else { c.bytes };
+        let mut sum = fields[i].bytes;
+        i += 1;
+        while sum < want && i < fields.len() && !fields[i - 1].exact {
+            sum += fields[i].bytes;
+            i += 1;
+        }
+        if sum != want {
+            return fields;
+        }
+        name(&mut f, c, want);
+        out.push(f);
+    }
+    if i == fields.len() {
+        out
+    } else {
+        fields
+    }
 }
 
 /// The store that last wrote the closure word at `offset` before `pc`.
@@ -87,7 +172,7 @@ pub(super) fn site_semantics(
     vals: &Values,
     cfg: &Cfg,
     loops: &mut Option<Vec<Loop>>,
-    pc: u64,
+    (entry, pc): (u64, u64),
     code: Option<u64>,
     wrapper: bool,
 ) -> SiteSemantics {
@@ -103,7 +188,7 @@ pub(super) fn site_semantics(
         return out;
     };
     let closure = vals.closure.get(&pc).copied();
-    let fields = match closure {
+    let mut fields = match closure {
         // A static funcval (or the function itself): nothing captured.
         None => {
             out.captures = Some(Vec::new());
@@ -115,6 +200,11 @@ pub(super) fn site_semantics(
         Some(Val::Sp(c)) => frame_fields(vals, c, pc),
         Some(_) => return out,
     };
+    if !wrapper {
+        if let Some(dc) = cx.dwarf.as_ref().and_then(|d| d.closure_captures(code)) {
+            fields = with_dwarf(fields, &dc);
+        }
+    }
     let (base, holder) = match closure {
         Some(Val::Heap(n)) => (Loc::Heap(n, 0), Some(n)),
         Some(Val::Sp(c)) => (Loc::Stack(c), None),
@@ -134,7 +224,10 @@ pub(super) fn site_semantics(
             Val::Heap(k) | Val::HeapAt(k, _) => Some(k) != holder,
             _ => false,
         };
-        let by_ref = !wrapper && f.bytes == 8 && is_addr && f.ptr != Some(false);
+        let by_ref = match f.by_ref {
+            Some(r) => r,
+            None => !wrapper && f.bytes == 8 && is_addr && f.ptr != Some(false),
+        };
         if by_ref {
             refs.push((caps.len(), v));
         } else if is_addr && matches!(v, Val::Heap(_) | Val::HeapAt(..)) {
@@ -143,7 +236,7 @@ pub(super) fn site_semantics(
             kept.push(v);
         }
         caps.push(Capture {
-            name: None,
+            name: f.name.clone(),
             mode: if by_ref {
                 CaptureMode::Ref
             } else {
@@ -156,7 +249,7 @@ pub(super) fn site_semantics(
             pc: st.filter(|s| !s.zero).map(|s| s.pc),
         });
     }
-    let (written, reloads) = rewritten_results(cx, vals, code, &caps, &refs);
+    let (written, reloads) = rewritten_results(cx, vals, (entry, code), &caps, &refs);
     out.writes_results = written;
     out.result_reloads = reloads;
     memory(vals, cfg, loops, pc, holder, (&refs, &kept), &mut out);
@@ -283,12 +376,7 @@ fn frame_fields(vals: &Values, c: i64, pc: u64) -> Vec<Field> {
     for (mut lo, hi) in gaps {
         lo = (lo + 7) & !7;
         while lo + 8 <= hi {
-            fields.push(Field {
-                offset: lo,
-                bytes: 8,
-                ptr: None,
-                exact: false,
-            });
+            fields.push(Field::new(lo, 8, None, false));
             lo += 8;
         }
     }
@@ -309,12 +397,7 @@ fn store_fields(stores: impl Iterator<Item = StoreRec>) -> Vec<Field> {
                 last.bytes = (off - last.offset) as u64;
             }
         }
-        out.push(Field {
-            offset: off,
-            bytes: s.size as u64,
-            ptr: None,
-            exact: false,
-        });
+        out.push(Field::new(off, s.size as u64, None, false));
     }
     out.retain(|f| f.bytes > 0);
     out
@@ -347,12 +430,7 @@ fn struct_fields(cx: &Cx<'_, '_>, t: u64) -> Option<Vec<Field>> {
         }
         let size = img.read_u64(ft)?;
         let fk = *img.read(ft + 23, 1)?.first()? & 0x1f;
-        out.push(Field {
-            offset: off as i64,
-            bytes: size,
-            ptr: Some(fk == KIND_PTR),
-            exact: true,
-        });
+        out.push(Field::new(off as i64, size, Some(fk == KIND_PTR), true));
     }
     Some(out)
 }
@@ -362,7 +440,7 @@ fn struct_fields(cx: &Cx<'_, '_>, t: u64) -> Option<Vec<Field>> {
 fn rewritten_results(
     cx: &mut Cx<'_, '_>,
     vals: &Values,
-    code: u64,
+    (entry, code): (u64, u64),
     caps: &[Capture],
     refs: &[(usize, Val)],
 ) -> (Vec<String>, Vec<u64>) {
@@ -383,9 +461,15 @@ fn rewritten_results(
         return (out, reloads);
     }
     let written = closure_writes(cx, code);
+    let names = cx.dwarf.as_ref().and_then(|d| d.result_sizes(entry));
     for (ci, ri) in hits {
         if written.contains(&(caps[ci].offset as i64)) {
-            out.push(format!("result word {}", ri + 1));
+            out.push(
+                names
+                    .as_deref()
+                    .and_then(|n| result_at_word(n, ri))
+                    .unwrap_or_else(|| format!("result word {}", ri + 1)),
+            );
             let from = loads[ri].1;
             reloads.extend(
                 vals.result_load_pcs
@@ -396,6 +480,23 @@ fn rewritten_results(
         }
     }
     (out, reloads)
+}
+
+/// The name of the result whose first word is integer result word `w`
+/// (from 0), given the results' names and sizes (a result of up to 8
+/// bytes takes one word, a string two, ...).
+fn result_at_word(results: &[(String, Option<u64>)], w: usize) -> Option<String> {
+    let mut at = 0;
+    for (name, size) in results {
+        if at == w {
+            return Some(name.clone());
+        }
+        at += size.map_or(1, |s| s.div_ceil(8) as usize);
+        if at > w {
+            return None;
+        }
+    }
+    None
 }
 
 /// The integer result registers in order (the register ABI: amd64 AX, BX,

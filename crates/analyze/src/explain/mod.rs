@@ -190,7 +190,7 @@ fn explain_func(
         .collect();
     let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
     let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
-    site_facts(cx, idx, &fsites, &vals, &cfg, sites, cost);
+    site_facts(cx, (f.entry, idx), &fsites, &vals, &cfg, sites, cost);
 
     fx.defer_record_bytes = sizes::defer_record_bytes(cx.go122, &fsites);
     if let Some(n) = fi.open_coded_defers {
@@ -254,7 +254,7 @@ fn control_flow(cx: &Cx<'_, '_>, f: &Func, events: &[Event]) -> Cfg {
 /// closure's allocator, size and price.
 fn site_facts(
     cx: &mut Cx<'_, '_>,
-    idx: &[usize],
+    (entry, idx): (u64, &[usize]),
     fsites: &[&Site],
     vals: &Values,
     cfg: &Cfg,
@@ -277,7 +277,7 @@ fn site_facts(
             vals,
             cfg,
             &mut loops,
-            s.pc,
+            (entry, s.pc),
             code,
             sx.deferred_via.is_some(),
         );

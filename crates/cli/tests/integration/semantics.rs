@@ -9,7 +9,8 @@
 //!   agree in mode; a value in width, a reference is 8 bytes. Where our
 //!   capture is not exact (a closure in the frame: one capture per stored
 //!   word), consecutive value words must add up to the compiler's widths.
-//!   A name we give must be the compiler's.
+//!   A name we give (from DWARF) must be the compiler's; the trial says
+//!   how many of the compiler's variables were named.
 //! - **writes_results**: the program prints each result as its return
 //!   statement set it and as the caller got it; a result is rewritten when
 //!   the two differ (run on linux/amd64, the same version's binary).
@@ -225,6 +226,8 @@ fn check(e: &Entry) -> Result<String, String> {
     }
     let mut errs = Vec::new();
     let (mut ncap, mut nres, mut nmem) = (0, 0, 0);
+    // Captures named (DWARF), of the compiler's non-temporary ones.
+    let (mut named, mut user) = (0, 0);
     for (f, ss) in &sites {
         if f.starts_with("main") || f.contains('.') || ss.len() != 1 {
             continue;
@@ -237,7 +240,11 @@ fn check(e: &Entry) -> Result<String, String> {
             (None, "deferParam") => {}
             (None, _) => errs.push(format!("{f}: captures unknown")),
             (Some(c), _) => match compare_captures(c, want) {
-                Ok(()) => ncap += want.len(),
+                Ok(()) => {
+                    ncap += want.len();
+                    named += c.iter().filter(|c| c.name.is_some()).count();
+                    user += want.iter().filter(|w| !w.name.starts_with('.')).count();
+                }
                 Err(m) => errs.push(format!("{f}: {m}")),
             },
         }
@@ -317,7 +324,8 @@ fn check(e: &Entry) -> Result<String, String> {
     }
     if errs.is_empty() {
         Ok(format!(
-            "{ncap} captures, {nres} results, {nmem} measurements agree"
+            "{ncap} captures ({named} of {user} variables named), {nres} results, {nmem} \
+             measurements agree"
         ))
     } else {
         Err(errs.join("\n"))
