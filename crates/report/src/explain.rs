@@ -143,14 +143,24 @@ fn in_func(f: &FuncInfo, s: &Site) -> bool {
 }
 
 fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
+    let via_name = sx.deferred_via.as_deref().unwrap_or("the wrapper");
     let t = match (&sx.deferred_target, sx.deferred_indirect) {
+        (Some(t), _) if sx.deferred_intrinsic => {
+            format!("{t} (an intrinsic: no call left in {via_name})")
+        }
+        (Some(t), _) if sx.deferred_inlined => format!("{t} (inlined into {via_name})"),
         (Some(t), _) => t.clone(),
         (None, true) => "an indirect call (func value or interface method)".into(),
+        (None, false) if sx.deferred_elided => {
+            format!("nothing (the call was inlined into {via_name} and compiled to no code)")
+        }
         (None, false) => "unresolved".into(),
     };
+    let named = sx.deferred_inlined || sx.deferred_intrinsic || sx.deferred_elided;
     let via = sx
         .deferred_via
         .as_deref()
+        .filter(|_| !named)
         .map(|v| format!(" (via {v})"))
         .unwrap_or_default();
     let rec = if sx.calls_recover {

@@ -55,6 +55,7 @@ mod progress;
 mod report;
 mod snapshots;
 mod sweep;
+mod targets;
 mod trace;
 mod trace_counters;
 mod trace_real;
@@ -77,6 +78,7 @@ fn main() {
     trials.extend(installs::trials());
     trials.extend(names::trials());
     trials.extend(sweep::trials());
+    trials.extend(targets::trials());
     trials.extend(oracle::trials());
     trials.extend(profile::trials());
     trials.extend(progress::trials());
