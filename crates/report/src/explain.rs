@@ -106,14 +106,19 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
         writeln!(w)?;
     }
     if !x.inline_candidates.is_empty() {
+        // design.md §5.4: Go never inlines a function holding a defer, but
+        // whether it would inline without one is not in the binary.
         writeln!(
             w,
-            "# small functions that defer, so are never inlined (direct callers)"
+            "# small functions that defer (direct callers): Go does not inline a function that \
+             holds a defer statement (inl.go: \"unhandled op DEFER\"), so every call pays a call; \
+             whether it would inline without the defer (cost within the budget of 80, no \
+             //go:noinline) the binary does not show"
         )?;
         for c in x.inline_candidates.iter().take(20) {
             writeln!(
                 w,
-                "{:>6}  {} ({} bytes): every call pays a call; the defer forbids inlining",
+                "{:>6}  {} ({} bytes): not inlined while it defers; without the defer: unknown",
                 c.direct_callers, c.function, c.size
             )?;
         }

@@ -47,6 +47,7 @@ mod explain;
 mod explain_loops;
 mod fixtures;
 mod html;
+mod inlining;
 mod installs;
 mod names;
 mod oracle;
@@ -75,6 +76,7 @@ fn main() {
     trials.extend(explain::trials());
     trials.extend(explain_loops::trials());
     trials.extend(html::trials());
+    trials.extend(inlining::trials());
     trials.extend(installs::trials());
     trials.extend(names::trials());
     trials.extend(sweep::trials());
