@@ -397,6 +397,20 @@ pub fn facts(ins: &Instruction) -> Facts {
     f
 }
 
+/// See [`crate::first_atomic_store`].
+pub fn first_atomic_store(code: &[u8], entry: u64) -> Option<u8> {
+    let mut d = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    while d.can_decode() {
+        d.decode_out(&mut ins);
+        let mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
+        if ins.mnemonic() == Mnemonic::Xchg && mem {
+            return u8::try_from(ins.memory_size().size()).ok();
+        }
+    }
+    None
+}
+
 pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {
     let mut out = Vec::new();
     for i in memchr::memchr_iter(0xe8, text) {

@@ -142,6 +142,21 @@ pub fn scan_flow(arch: Arch, code: &[u8], entry: u64, sink: impl FnMut(Event)) {
     }
 }
 
+/// The width in bytes of the first atomic store in `code` (at `entry`):
+/// what the compiler emits for its `atomic.Store*` intrinsics (ssagen
+/// `addF(".../atomic", "Store", ...)`): `XCHGL`/`XCHGQ` with a memory
+/// operand on amd64 (an exchange with memory is locked), `STLRB`/`STLRW`/
+/// `STLR` on arm64 (Arm ARM C6.2: `size 001000 100 11111 1 11111 Rn Rt`).
+pub fn first_atomic_store(arch: Arch, code: &[u8], entry: u64) -> Option<u8> {
+    match arch {
+        Arch::Amd64 => amd64::first_atomic_store(code, entry),
+        Arch::Arm64 => code.chunks_exact(4).find_map(|w| {
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            (w & 0x3fff_fc00 == 0x089f_fc00).then(|| 1u8 << (w >> 30))
+        }),
+    }
+}
+
 /// Addresses in `text` (at virtual address `base`) that hold what looks like
 /// a direct call to one of `targets`. Some may not be instruction starts on
 /// amd64; decode the containing function to confirm.
@@ -171,5 +186,35 @@ pub fn mem_writes(arch: Arch, code: &[u8], entry: u64, sink: impl FnMut(MemWrite
     match arch {
         Arch::Amd64 => amd64::mem_writes(code, entry, sink),
         Arch::Arm64 => arm64::mem_writes(code, entry, sink),
+    }
+}
+
+#[cfg(test)]
+mod atomic_store_tests {
+    use super::*;
+
+    /// go1.21 `sync.(*Once).doSlow.func2` (`defer atomic.StoreUint32(&o.done,
+    /// 1)`), as `go tool objdump` lists it: amd64 `MOVL $0x1, CX; XCHGL CX,
+    /// 0(AX)`, arm64 `STLRW R1, (R0)` (0x889ffc01); the 64-bit forms
+    /// `XCHGQ` (REX.W) and `STLR` (size 11).
+    #[test]
+    fn atomic_stores() {
+        let amd = [0xb9, 1, 0, 0, 0, 0x87, 0x08, 0xc3];
+        assert_eq!(first_atomic_store(Arch::Amd64, &amd, 0x1000), Some(4));
+        assert_eq!(
+            first_atomic_store(Arch::Amd64, &[0x48, 0x87, 0x08], 0),
+            Some(8)
+        );
+        // XCHGL CX, AX (registers only) is no store.
+        assert_eq!(first_atomic_store(Arch::Amd64, &[0x87, 0xc8], 0), None);
+        let arm = [0xb24003e1u32, 0x889ffc01, 0xd65f03c0];
+        let b: Vec<u8> = arm.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(first_atomic_store(Arch::Arm64, &b, 0), Some(4));
+        let b64 = 0xc89ffc01u32.to_le_bytes();
+        assert_eq!(first_atomic_store(Arch::Arm64, &b64, 0), Some(8));
+        assert_eq!(
+            first_atomic_store(Arch::Arm64, &arm[0].to_le_bytes(), 0),
+            None
+        );
     }
 }

@@ -96,6 +96,22 @@ pub struct SiteExplain {
     /// True when the deferred closure is an indirect call (a func value or
     /// an interface method): `deferred_target` is then null.
     pub deferred_indirect: bool,
+    /// `deferred_target` was inlined into the wrapper closure (named by the
+    /// wrapper's inline tree); omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred_inlined: bool,
+    /// The wrapper closure (`deferred_via`) makes no call and writes no
+    /// memory: the deferred call was inlined into it and compiled to
+    /// nothing (`defer sum(a, b)` with the result unused);
+    /// `deferred_target` is then null, as no code names it. Omitted when
+    /// false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred_elided: bool,
+    /// `deferred_target` is a compiler intrinsic expanded in the wrapper in
+    /// place of a call (`runtime/internal/atomic.Store` for `defer
+    /// atomic.StoreUint32(&x, 1)`); omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred_intrinsic: bool,
     /// The deferred function calls `recover` (`runtime.gorecover`).
     pub calls_recover: bool,
     /// Bytes of the heap closure built for the deferred call, from its type
@@ -229,7 +245,13 @@ pub struct FuncExplain {
     pub direct_callers: Option<usize>,
 }
 
-/// A small function that cannot be inlined because it defers.
+/// A small function (machine code under 200 bytes) that defers and has
+/// direct callers. Go does not inline a function holding a defer statement
+/// (every version 1.19-1.27, inl.go: "unhandled op DEFER"), so each of
+/// those calls stays a call. Whether the function would inline without the
+/// defer (its cost within the budget of 80, no `//go:noinline`) is not
+/// recorded in the binary, so nothing here claims the defer is the only
+/// obstacle.
 #[derive(Clone, Debug, Serialize)]
 pub struct InlineCandidate {
     pub function: String,

@@ -108,14 +108,19 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
         writeln!(w)?;
     }
     if !x.inline_candidates.is_empty() {
+        // design.md §5.4: Go never inlines a function holding a defer, but
+        // whether it would inline without one is not in the binary.
         writeln!(
             w,
-            "# small functions that defer, so are never inlined (direct callers)"
+            "# small functions that defer (direct callers): Go does not inline a function that \
+             holds a defer statement (inl.go: \"unhandled op DEFER\"), so every call pays a call; \
+             whether it would inline without the defer (cost within the budget of 80, no \
+             //go:noinline) the binary does not show"
         )?;
         for c in x.inline_candidates.iter().take(20) {
             writeln!(
                 w,
-                "{:>6}  {} ({} bytes): every call pays a call; the defer forbids inlining",
+                "{:>6}  {} ({} bytes): not inlined while it defers; without the defer: unknown",
                 c.direct_callers, c.function, c.size
             )?;
         }
@@ -145,14 +150,24 @@ fn in_func(f: &FuncInfo, s: &Site) -> bool {
 }
 
 fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
+    let via_name = sx.deferred_via.as_deref().unwrap_or("the wrapper");
     let t = match (&sx.deferred_target, sx.deferred_indirect) {
+        (Some(t), _) if sx.deferred_intrinsic => {
+            format!("{t} (an intrinsic: no call left in {via_name})")
+        }
+        (Some(t), _) if sx.deferred_inlined => format!("{t} (inlined into {via_name})"),
         (Some(t), _) => t.clone(),
         (None, true) => "an indirect call (func value or interface method)".into(),
+        (None, false) if sx.deferred_elided => {
+            format!("nothing (the call was inlined into {via_name} and compiled to no code)")
+        }
         (None, false) => "unresolved".into(),
     };
+    let named = sx.deferred_inlined || sx.deferred_intrinsic || sx.deferred_elided;
     let via = sx
         .deferred_via
         .as_deref()
+        .filter(|_| !named)
         .map(|v| format!(" (via {v})"))
         .unwrap_or_default();
     let rec = if sx.calls_recover {

@@ -114,7 +114,7 @@ impl<'a, 'd> Cx<'a, 'd> {
     }
 
     /// The name of the function that starts at `entry`, if one does.
-    fn entry_name(&self, entry: u64) -> Option<&'d str> {
+    pub fn entry_name(&self, entry: u64) -> Option<&'d str> {
         self.ix
             .func_for_pc(entry)
             .filter(|f| f.entry == entry)

@@ -32,6 +32,7 @@
 
 mod captures;
 mod context;
+mod funcvalue;
 mod notes;
 mod reasons;
 mod sizes;
@@ -83,6 +84,9 @@ pub fn explain_with(
             deferred_target: None,
             deferred_via: None,
             deferred_indirect: false,
+            deferred_inlined: false,
+            deferred_elided: false,
+            deferred_intrinsic: false,
             calls_recover: false,
             heap_closure_bytes: None,
             heap_closure_allocator: None,
@@ -191,6 +195,11 @@ fn explain_func(
     let first_site = fsites.iter().map(|s| s.pc).min().unwrap_or(f.end);
     let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
     site_facts(cx, (f.entry, idx), &fsites, &vals, &cfg, sites, cost);
+    for (&i, s) in idx.iter().zip(&fsites) {
+        if !vals.fn_code.contains_key(&s.pc) && funcvalue::is_func_value(cx, events, s) {
+            sites[i].deferred_indirect = true;
+        }
+    }
 
     fx.defer_record_bytes = sizes::defer_record_bytes(cx.go122, &fsites);
     if let Some(n) = fi.open_coded_defers {
@@ -270,6 +279,9 @@ fn site_facts(
             sx.deferred_target = d.target;
             sx.deferred_via = d.via;
             sx.deferred_indirect = d.indirect;
+            sx.deferred_inlined = d.inlined;
+            sx.deferred_elided = d.elided;
+            sx.deferred_intrinsic = d.intrinsic;
             sx.calls_recover = d.calls_recover;
         }
         let sem = captures::site_semantics(

@@ -1,5 +1,5 @@
 //! Sizes and costs: what a function's defers take in frame and code bytes,
-//! and which small functions cannot be inlined because they defer.
+//! and which small functions are not inlined while they defer.
 //!
 //! - `_defer` records of stack-allocated sites: 48 bytes from go1.22, 72
 //!   before (design.md §3.4).
@@ -12,7 +12,9 @@
 //!   own figure), set where the site is explained.
 //! - Inlining candidates: functions under [`INLINE_MAX_BYTES`] with
 //!   defers, with their direct callers counted by one byte scan of the
-//!   whole text.
+//!   whole text. The defer keeps each from being inlined (design.md §5.4);
+//!   whether it alone does (the inlining budget, `//go:noinline`) the binary
+//!   cannot tell, and the candidates make no such claim.
 
 use std::collections::HashMap;
 

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use deferscope_decode::Event;
+use deferscope_decode::{Event, SP};
 use deferscope_index::runtime::{self, RuntimeFn};
 use deferscope_index::{Func, InlineTree, Layout};
 use deferscope_load::Arch;
@@ -35,6 +35,14 @@ pub(super) struct Deferred {
     pub via: Option<String>,
     /// The wrapper ends in an indirect call (`target` is then `None`).
     pub indirect: bool,
+    /// `target` was inlined into the wrapper (its inline tree names it).
+    pub inlined: bool,
+    /// The wrapper makes no call and writes no memory: the deferred call
+    /// was inlined into it and compiled to nothing (`target` is `None`).
+    pub elided: bool,
+    /// `target` is a compiler intrinsic the wrapper's code holds in place
+    /// of any call (`runtime/internal/atomic.Store`).
+    pub intrinsic: bool,
     /// The closure's own function calls `recover`.
     pub calls_recover: bool,
 }
@@ -42,11 +50,14 @@ pub(super) struct Deferred {
 /// Resolve the closure whose code is at `code`.
 pub(super) fn resolve(cx: &mut Cx<'_, '_>, code: u64) -> Deferred {
     let mut recovers = None;
-    let (target, via, indirect) = unwrap(cx, code, &mut recovers);
+    let u = unwrap(cx, code, &mut recovers);
     Deferred {
-        target,
-        via,
-        indirect,
+        target: u.target,
+        via: u.via,
+        indirect: u.indirect,
+        inlined: u.inlined,
+        elided: u.elided,
+        intrinsic: u.intrinsic,
         calls_recover: match recovers {
             Some(r) => r,
             None => calls_recover(cx, code),
@@ -54,34 +65,53 @@ pub(super) fn resolve(cx: &mut Cx<'_, '_>, code: u64) -> Deferred {
     }
 }
 
+/// Where [`unwrap`] ends.
+struct Unwrapped {
+    target: Option<String>,
+    via: Option<String>,
+    indirect: bool,
+    inlined: bool,
+    intrinsic: bool,
+    elided: bool,
+}
+
 /// What one wrapper leads to.
 enum Step {
-    /// A named function (inlined into the wrapper, or a builtin).
-    Named(String),
+    /// A named function: inlined into the wrapper (true), or a builtin.
+    Named(String, bool),
     /// The wrapper's direct call to this address.
     Call(u64),
+    /// No call: a compiler intrinsic, named.
+    Intrinsic(String),
+    /// No call, no intrinsic and nothing inlined left: the deferred call
+    /// was inlined into the wrapper and compiled to nothing (if the wrapper
+    /// writes no memory either).
+    Elided,
     /// Nothing named or called directly.
     Unresolved,
 }
 
-/// Follow wrapper closures from `code` to the real callee: (target, via,
-/// indirect). Sets `recovers` when it decoded the function holding `code`
+/// Follow wrapper closures from `code` to the real callee. Sets `recovers` when it decoded the function holding `code`
 /// (whether that calls `recover`; [`calls_recover`] answers the same from
 /// the same calls).
-fn unwrap(
-    cx: &mut Cx<'_, '_>,
-    code: u64,
-    recovers: &mut Option<bool>,
-) -> (Option<String>, Option<String>, bool) {
+fn unwrap(cx: &mut Cx<'_, '_>, code: u64, recovers: &mut Option<bool>) -> Unwrapped {
     let mut cur = code;
     let mut via = None;
+    let done = |target, via, indirect, inlined, intrinsic| Unwrapped {
+        target,
+        via,
+        indirect,
+        inlined,
+        intrinsic,
+        elided: false,
+    };
     for _ in 0..3 {
         // The function holding `cur` (looked up once: it names `cur` when
         // it starts there).
         let holder = cx.ix.func_for_pc(cur);
         let name = cx.name_in(holder, cur);
         if !is_wrapper(cx, holder, &name) {
-            return (Some(name), via, false);
+            return done(Some(name), via, false, false, false);
         }
         via = Some(name);
         let Some(f) = holder else {
@@ -92,26 +122,48 @@ fn unwrap(
         };
         let mut indirect = false;
         let mut calls = Vec::new();
+        // Memory the wrapper writes, but for its frame and the assembler's
+        // panic-argp fix-up (a store through the register loaded from
+        // g._panic, offset 32 of the g: see `is_wrapper`).
+        let g = match cx.img.arch {
+            Arch::Amd64 => 14,
+            Arch::Arm64 => 28,
+        };
+        let mut panic_reg = None;
+        let mut writes = false;
         deferscope_decode::scan_flow(cx.img.arch, body, f.entry, |e| match e {
             Event::Call { pc, target } => calls.push((pc, target)),
             Event::CallIndirect { .. } => indirect = true,
+            Event::Load {
+                dst, base, offset, ..
+            } if base == g && offset == 32 => panic_reg = Some(dst),
+            Event::Store { base, .. } if base != SP && Some(base) != panic_reg => writes = true,
             _ => {}
         });
         if cur == code {
             let rec = cx.runtime.entry(RuntimeFn::Gorecover);
             *recovers = Some(calls.iter().any(|&(_, t)| Some(t) == rec));
         }
-        match wrapped(cx, &f, &calls) {
-            Step::Named(n) => return (Some(n), via, false),
+        match wrapped(cx, &f, body, &calls) {
+            Step::Named(n, inl) => return done(Some(n), via, false, inl, false),
+            Step::Elided if !indirect && !writes => {
+                return Unwrapped {
+                    elided: true,
+                    ..done(None, via, false, false, false)
+                }
+            }
+            Step::Intrinsic(n) if !indirect => return done(Some(n), via, false, false, true),
             Step::Call(t) => cur = t,
-            Step::Unresolved => return (None, via, indirect),
+            Step::Unresolved | Step::Intrinsic(_) | Step::Elided => {
+                return done(None, via, indirect, false, false)
+            }
         }
     }
-    (Some(cx.name(cur)), via, false)
+    done(Some(cx.name(cur)), via, false, false, false)
 }
 
-/// What the wrapper `f`, making direct `calls`, wraps.
-fn wrapped(cx: &mut Cx<'_, '_>, f: &Func, calls: &[(u64, u64)]) -> Step {
+/// What the wrapper `f` (code `body`), making direct `calls`, wraps.
+fn wrapped(cx: &mut Cx<'_, '_>, f: &Func, body: &[u8], calls: &[(u64, u64)]) -> Step {
     let mut next = None;
     let mut builtin = None;
     for &(pc, t) in calls {
@@ -139,19 +191,77 @@ fn wrapped(cx: &mut Cx<'_, '_>, f: &Func, calls: &[(u64, u64)]) -> Step {
             .find_map(|(start, _, _)| t.outermost(start)),
     });
     if let Some(name) = inlined {
-        return Step::Named(name.to_owned());
+        return Step::Named(name.to_owned(), true);
     }
-    match next {
-        Some((_, t)) => Step::Call(t),
-        // A deferred builtin (`defer close(ch)`): the wrapper's own code
-        // calls the runtime function that implements it.
-        None => match builtin
-            .filter(|&(pc, _)| tree.as_ref().is_none_or(|t| t.index_at(pc).is_none()))
-        {
-            Some((_, b)) => Step::Named(b.to_owned()),
-            None => Step::Unresolved,
-        },
+    if let Some((_, t)) = next {
+        return Step::Call(t);
     }
+    // A deferred builtin (`defer close(ch)`): the wrapper's own code
+    // calls the runtime function that implements it.
+    let own = |pc: u64| tree.as_ref().is_none_or(|t| t.index_at(pc).is_none());
+    if let Some((_, b)) = builtin.filter(|&(pc, _)| own(pc)) {
+        return Step::Named(b.to_owned(), false);
+    }
+    // A deferred runtime function (`defer unwindm(&restore)` in
+    // runtime.cgocallbackg1, `defer p.Unpin()` of a runtime.Pinner): the
+    // wrapper's first call that is not prologue, race or write-barrier
+    // machinery.
+    let machinery = |n: &str| {
+        n.strip_prefix("runtime.").is_some_and(|r| {
+            [
+                "morestack",
+                "race",
+                "gcWriteBarrier",
+                "wbBuf",
+                "panic",
+                "goPanic",
+                "msan",
+                "asan",
+            ]
+            .iter()
+            .any(|p| r.starts_with(p))
+        })
+    };
+    let mut any_call = false;
+    for &(_, t) in calls {
+        let n = cx.callee_name(t).unwrap_or("");
+        if !machinery(n) && !n.is_empty() {
+            return Step::Call(t);
+        }
+        any_call |= !machinery(n);
+    }
+    // No call left: the deferred call was an intrinsic the compiler
+    // expanded in place (design.md §2.4): `defer atomic.StoreUint32(&x, 1)`
+    // leaves a locked exchange (amd64) or a store-release (arm64).
+    if !any_call {
+        if let Some(w) = deferscope_decode::first_atomic_store(cx.img.arch, body, f.entry) {
+            return Step::Intrinsic(atomic_store_name(cx, w));
+        }
+        if calls.is_empty() {
+            return Step::Elided;
+        }
+    }
+    Step::Unresolved
+}
+
+/// The compiler's name for the atomic store intrinsic of `width` bytes:
+/// `sync/atomic.StoreUint32`/`StoreInt32` are aliases of
+/// `runtime/internal/atomic.Store`, the 64-bit ones of `Store64`, the byte
+/// one is `Store8` (ssagen/ssa.go `alias("sync/atomic", "StoreUint32",
+/// "runtime/internal/atomic", "Store", ...)`); the package is
+/// `internal/runtime/atomic` from go1.23.
+fn atomic_store_name(cx: &Cx<'_, '_>, width: u8) -> String {
+    let pkg = if cx.ix.version.is_some_and(|v| v.at_least(23)) {
+        "internal/runtime/atomic"
+    } else {
+        "runtime/internal/atomic"
+    };
+    let f = match width {
+        1 => "Store8",
+        8 => "Store64",
+        _ => "Store",
+    };
+    format!("{pkg}.{f}")
 }
 
 /// Whether the function named `name` and held by `holder` (the function

@@ -135,7 +135,7 @@ fn parse_source(dir: &Path) -> Result<Vec<Expect>, String> {
     Ok(out)
 }
 
-pub fn explain_entry(e: &Entry) -> Result<(Scan, Explain), String> {
+pub(crate) fn explain_entry(e: &Entry) -> Result<(Scan, Explain), String> {
     let bin = e.bin();
     let m = deferscope_load::Mapped::open(&bin).map_err(|x| x.to_string())?;
     let img = m.image().map_err(|x| x.to_string())?;
@@ -151,7 +151,7 @@ pub fn explain_entry(e: &Entry) -> Result<(Scan, Explain), String> {
     Ok((r, x))
 }
 
-fn minor(v: &str) -> u32 {
+pub(crate) fn minor(v: &str) -> u32 {
     v.split('.')
         .nth(1)
         .and_then(|m| m.parse().ok())
