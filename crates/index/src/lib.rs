@@ -21,6 +21,7 @@
 //! before anything is allocated from them.
 
 pub mod buildinfo;
+pub mod deferrec;
 pub mod inline;
 pub mod names;
 pub mod opendefer;

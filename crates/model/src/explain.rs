@@ -107,6 +107,11 @@ pub struct SiteExplain {
     /// Estimated nanoseconds per execution (defer plus the call), from the
     /// cost table.
     pub est_ns: f64,
+    /// Stack-allocated sites: bytes of the `_defer` record in the frame,
+    /// for the binary's Go release (design.md §3.4: 48 from go1.22, 72
+    /// before); null for other kinds, and before go1.18, where the
+    /// arguments follow the record.
+    pub record_bytes: Option<u64>,
 }
 
 /// What `explain` adds to one [`crate::FuncInfo`].

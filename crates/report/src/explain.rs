@@ -231,8 +231,18 @@ fn function_paragraph(
         }
     }
     if fx.defer_record_bytes > 0 {
+        let each: Vec<u64> = idx
+            .iter()
+            .filter_map(|&j| x.sites[j].record_bytes)
+            .collect();
+        let sizes = match each.as_slice() {
+            [b, rest @ ..] if rest.iter().all(|r| r == b) => {
+                format!(" ({} × {b} B)", each.len())
+            }
+            _ => String::new(),
+        };
         alloc.push(format!(
-            "{} B of _defer records in the frame",
+            "{} B of _defer records in the frame{sizes}",
             fx.defer_record_bytes
         ));
     }

@@ -39,6 +39,7 @@ mod values;
 use std::collections::{BTreeSet, HashMap};
 
 use deferscope_decode::Event;
+use deferscope_index::deferrec::DeferLayout;
 use deferscope_index::runtime::Runtime;
 use deferscope_index::{Func, GoIndex};
 use deferscope_load::{Arch, Image};
@@ -71,6 +72,7 @@ pub fn explain_with(
     cost: &CostTable,
 ) -> Explain {
     let mut cx = Cx::new(img, ix, runtime, &report.binary.build_settings);
+    let layout = DeferLayout::of_binary(ix, runtime);
     let mut sites: Vec<SiteExplain> = report
         .sites
         .iter()
@@ -84,6 +86,8 @@ pub fn explain_with(
             heap_closure_bytes: None,
             heap_closure_allocator: None,
             est_ns: cost.ns(s.kind, false),
+            record_bytes: (s.kind == Kind::StackAllocated && !layout.args_follow)
+                .then_some(layout.header_bytes),
         })
         .collect();
     let by_func = sites_by_function(report);

@@ -20,6 +20,8 @@
 //!   item 2).
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
+//! - `defer_fields::*`: the `_defer` record's stores named by field in
+//!   `disasm`, and its size in `explain`, against the binary's DWARF.
 //! - `disasm_annotate::*`: the annotated listing marks every site's
 //!   registration and exits (facts from the instruction text and the spec).
 //! - `report::*`: SARIF against the published schema, diff, check and
@@ -40,6 +42,7 @@
 mod badinput;
 mod batch;
 mod cli;
+mod defer_fields;
 mod disasm;
 mod disasm_annotate;
 mod everyday;
@@ -68,6 +71,7 @@ fn main() {
     trials.extend(badinput::trials());
     trials.extend(batch::trials());
     trials.extend(cli::trials());
+    trials.extend(defer_fields::trials());
     trials.extend(disasm::trials());
     trials.extend(disasm_annotate::trials());
     trials.extend(everyday::trials());
