@@ -112,6 +112,13 @@ pub struct SiteExplain {
     /// before); null for other kinds, and before go1.18, where the
     /// arguments follow the record.
     pub record_bytes: Option<u64>,
+    /// The deferred call crosses into C: its target is a cgo `_Cfunc_`
+    /// wrapper or `runtime.cgocall`; `est_ns` includes the crossing
+    /// (`cost_table.cgo_call_ns`).
+    pub crosses_cgo: bool,
+    /// The C function, as Go source names it (`main._Cfunc_add` ->
+    /// `C.add`); null when the site does not call C.
+    pub c_function: Option<String>,
 }
 
 /// What `explain` adds to one [`crate::FuncInfo`].

@@ -134,6 +134,9 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     if let Some(v) = t.panic_recover_ns {
         writeln!(w, "  panic + recover  {}", ns(v))?;
     }
+    if let Some(v) = t.cgo_call_ns {
+        writeln!(w, "  + cgo crossing   {} (a deferred call into C)", ns(v))?;
+    }
     writeln!(w, "  source: {}", t.source)?;
     Ok(())
 }
@@ -158,7 +161,12 @@ fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
     } else {
         ""
     };
-    format!("{}:{} -> {t}{via}{rec}", base(&s.file), s.line)
+    let cgo = match (&sx.c_function, sx.crosses_cgo) {
+        (Some(c), _) => format!(", calls {c} through runtime.cgocall"),
+        (None, true) => ", calls C through runtime.cgocall".to_string(),
+        _ => String::new(),
+    };
+    format!("{}:{} -> {t}{via}{rec}{cgo}", base(&s.file), s.line)
 }
 
 fn open_line(

@@ -10,6 +10,8 @@
 //! - `batch::*`: many binaries (directories, OCI and docker-save images
 //!   with whiteouts and bad entries, diff of directories): each binary's
 //!   part equals its one-binary report.
+//! - `cgo::*`: deferred calls into C marked, and priced with the crossing,
+//!   against the cgo fixture's source.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
 //! - `installs::*`: the README names every install of the test command.
@@ -41,6 +43,7 @@
 
 mod badinput;
 mod batch;
+mod cgo;
 mod cli;
 mod defer_fields;
 mod disasm;
@@ -70,6 +73,7 @@ fn main() {
     trials.extend(fixtures::trials());
     trials.extend(badinput::trials());
     trials.extend(batch::trials());
+    trials.extend(cgo::trials());
     trials.extend(cli::trials());
     trials.extend(defer_fields::trials());
     trials.extend(disasm::trials());
