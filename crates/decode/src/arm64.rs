@@ -378,10 +378,17 @@ pub fn facts(ins: &Instruction, pc: u64, base: Option<(u16, i64)>) -> Facts {
             }
         }
         Opcode::ADD => {
-            if let (Some(d), Operand::RegisterOrSP(_, 31), Operand::Immediate(v)) =
-                (reg_of(&ops[0]), ops[1], ops[2])
-            {
-                f.lea_sp = Some((d, v as i64));
+            let imm = match ops[2] {
+                Operand::Immediate(v) => Some(v as i64),
+                Operand::ImmShift(v, s) => Some((v as i64) << s),
+                _ => None,
+            };
+            match (reg_of(&ops[0]), ops[1], imm) {
+                (Some(d), Operand::RegisterOrSP(_, 31), Some(v)) => f.lea_sp = Some((d, v)),
+                (Some(d), Operand::RegisterOrSP(_, n) | Operand::Register(_, n), Some(v)) => {
+                    f.add_imm = Some((d, n, v));
+                }
+                _ => {}
             }
             f.dest = reg_of(&ops[0]);
         }

@@ -67,6 +67,10 @@ pub struct Facts {
     pub imm_op: Option<(ImmOp, RegId, RegId)>,
     /// `reg = SP + off`.
     pub lea_sp: Option<(RegId, i64)>,
+    /// `(dest, src, imm)`: `dest = src + imm` (arm64 `ADD $imm, Rn, Rd`,
+    /// which completes an address beyond 4 KiB of SP after `ADD
+    /// $(1<<12), RSP, Rn`).
+    pub add_imm: Option<(RegId, RegId, i64)>,
     /// The register the instruction writes, if any.
     pub dest: Option<RegId>,
     /// A register-to-register copy: `(dest, src)`.

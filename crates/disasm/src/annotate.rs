@@ -10,8 +10,8 @@
 //! clears them, and which call runs what.
 //!
 //! Labelled: deferBits zeroed / set / loaded / tested / cleared, closure
-//! slot stores, the `_defer.fn` store (+24 from the record passed to
-//! `deferprocStack`), calls to `deferproc`, `deferprocStack`, `deferprocat`,
+//! slot stores, the stores into a stack-allocated `_defer` record (the
+//! record passed to `deferprocStack`), each named by field, calls to `deferproc`, `deferprocStack`, `deferprocat`,
 //! `deferreturn`, `deferrangefunc`, the heap closure allocation right
 //! before a `deferproc`, the deferred call at each exit, `gopanic` and
 //! `gorecover`.
@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use deferscope_analyze::{Kind, Scan};
+use deferscope_index::deferrec::DeferLayout;
 use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::{GoIndex, OpenDeferInfo, PcTable};
 use deferscope_load::Image;
@@ -37,9 +38,6 @@ enum Role {
     Gopanic,
     Gorecover,
 }
-
-/// Offset of `fn` in a `_defer` record, in every Go release (docs/design.md §3.4).
-const DEFER_FN_FIELD: i64 = 24;
 
 /// One decoded instruction, as the annotator sees it.
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +60,8 @@ pub struct Annotator {
     /// Sites by pc: (kind, index within its function, open-coded bit).
     sites: HashMap<u64, (Kind, usize, Option<u8>)>,
     open: HashMap<u64, OpenFunc>,
+    /// The `_defer` record of the binary's release.
+    layout: DeferLayout,
 }
 
 fn role_of(f: RuntimeFn) -> Option<Role> {
@@ -119,6 +119,7 @@ impl Annotator {
             roles,
             sites,
             open,
+            layout: DeferLayout::of_binary(ix, &rt),
         }
     }
 
@@ -148,7 +149,7 @@ impl Annotator {
         let mut notes: Vec<Option<String>> = (0..insns.len())
             .map(|k| walk.step(self, insns, k))
             .collect();
-        self.mark_defer_fn_stores(insns, &mut notes);
+        self.mark_defer_record_stores(insns, &mut notes);
         notes
     }
 
@@ -199,38 +200,122 @@ impl Annotator {
         }
     }
 
-    /// `_defer.fn` stores: for each `CALL deferprocStack`, find the record
-    /// address loaded into a register (`LEAQ d(SP), AX` / `ADD $d, RSP,
-    /// R0`) and the store to `d+24(SP)` before it.
-    fn mark_defer_fn_stores(&self, insns: &[Insn], notes: &mut [Option<String>]) {
+    /// Stores into a stack-allocated `_defer` record: for each `CALL
+    /// deferprocStack`, the record address loaded into a register before it
+    /// (`LEAQ d(SP), AX` / `ADD $d, RSP, R0`), then every store since the
+    /// previous call that writes bytes of `[d, d + size)`, named by the
+    /// fields of the binary's release (design.md §3.4,
+    /// [`deferscope_index::deferrec`]).
+    fn mark_defer_record_stores(&self, insns: &[Insn], notes: &mut [Option<String>]) {
+        let mut after_call = 0;
         for (k, Insn { facts: f, .. }) in insns.iter().enumerate() {
-            let Some(Call::Direct(t)) = f.call else {
+            let Some(c) = f.call else {
                 continue;
             };
-            if self.roles.get(&t) != Some(&Role::DeferprocStack) {
+            let from = std::mem::replace(&mut after_call, k + 1);
+            if !matches!(c, Call::Direct(t) if self.roles.get(&t) == Some(&Role::DeferprocStack)) {
                 continue;
             }
-            let lo = k.saturating_sub(40);
-            let Some(rec) = insns[lo..k]
-                .iter()
-                .rev()
-                .find_map(|x| x.facts.lea_sp.map(|(_, off)| off))
-            else {
+            let lo = from.max(k.saturating_sub(64));
+            let window = &insns[lo..k];
+            let Some(rec) = record_address(window) else {
                 continue;
             };
-            for j in (lo..k).rev() {
-                if let Some(m) = insns[j].facts.sp {
-                    if m.off == rec + DEFER_FN_FIELD
-                        && matches!(m.op, MemOp::Store(_))
-                        && notes[j].is_none()
-                    {
-                        notes[j] = Some("_defer.fn = closure (stack-allocated record)".into());
-                        break;
-                    }
+            let len = record_len(&self.layout, rec, window);
+            for (j, x) in window.iter().enumerate() {
+                let Some(SpMem {
+                    off,
+                    size,
+                    op: MemOp::Store(v),
+                }) = x.facts.sp
+                else {
+                    continue;
+                };
+                if notes[lo + j].is_none() {
+                    notes[lo + j] = record_note(&self.layout, off - rec, size, len, v);
                 }
             }
         }
     }
+}
+
+/// The SP offset last loaded into a register in `window`: `LEAQ d(SP), R`,
+/// `ADD $d, RSP, R`, or (arm64 frames over 4 KiB) `ADD $(1<<12), RSP, R;
+/// ADD $d, R, R`.
+fn record_address(window: &[Insn]) -> Option<i64> {
+    let mut regs: Vec<(RegId, i64)> = Vec::new();
+    let mut last = None;
+    for x in window {
+        let set = match (x.facts.lea_sp, x.facts.add_imm) {
+            (Some((d, off)), _) => Some((d, off)),
+            (None, Some((d, s, v))) => regs.iter().find(|r| r.0 == s).map(|r| (d, r.1 + v)),
+            _ => None,
+        };
+        if let Some(d) = x.facts.dest.or(set.map(|s| s.0)) {
+            regs.retain(|r| r.0 != d);
+        }
+        if let Some((d, off)) = set {
+            regs.push((d, off));
+            last = Some(off);
+        }
+    }
+    last
+}
+
+/// Bytes of the record at `rec`: the header, plus (go1.13–go1.17) the
+/// argument bytes `siz` says when a constant is stored to it in `window`.
+fn record_len(l: &DeferLayout, rec: i64, window: &[Insn]) -> i64 {
+    let args = match l.field("siz") {
+        Some(siz) if l.args_follow => window
+            .iter()
+            .rev()
+            .find_map(|x| match x.facts.sp {
+                Some(SpMem {
+                    off,
+                    size: 4,
+                    op: MemOp::Store(Value::Imm(v)),
+                }) if off == rec + siz.off as i64 => Some(v as i64),
+                _ => None,
+            })
+            .unwrap_or(0),
+        _ => 0,
+    };
+    l.header_bytes as i64 + args
+}
+
+/// The comment of a store of `size` bytes at `rel` from a record of `len`
+/// bytes: the fields it writes (`_defer.fn = closure`, `_defer.sp,
+/// _defer.pc = 0`), or the argument area; none outside the record or in
+/// padding only.
+fn record_note(l: &DeferLayout, rel: i64, size: u8, len: i64, v: Value) -> Option<String> {
+    let (lo, hi) = (rel.max(0), (rel + i64::from(size)).min(len));
+    if lo >= hi {
+        return None;
+    }
+    let header = l.header_bytes as i64;
+    if lo >= header {
+        return Some(format!(
+            "_defer argument area +{:#x} (stack-allocated record)",
+            lo - header
+        ));
+    }
+    let fields = l.fields_in(lo as u64, (hi.min(header) - lo) as u64);
+    let names: Vec<String> = fields
+        .iter()
+        .map(|f| format!("_defer.{}", f.name))
+        .collect();
+    let value = match (v, fields.as_slice()) {
+        (Value::Reg(_), [f]) if f.name == "fn" => " = closure".to_string(),
+        (Value::Imm(x), _) if x != u64::MAX => format!(" = {x}"),
+        _ => " stored".to_string(),
+    };
+    let args = if hi > header {
+        " and the argument area"
+    } else {
+        ""
+    };
+    (!names.is_empty())
+        .then(|| format!("{}{args}{value} (stack-allocated record)", names.join(", ")))
 }
 
 /// What an annotated instruction does for the defer machinery: the
@@ -266,7 +351,7 @@ impl Machinery {
         } else if note.starts_with("run pending defers") {
             Machinery::Deferreturn
         } else if note.starts_with("register ")
-            || note.starts_with("_defer.fn")
+            || note.starts_with("_defer")
             || note.starts_with("defer frame for")
         {
             Machinery::Register
@@ -730,11 +815,43 @@ mod tests {
             Some(Panic)
         );
         assert_eq!(Machinery::of_note("recover()"), Some(Panic));
+        for note in [
+            "_defer.sp, _defer.pc = 0 (stack-allocated record)",
+            "_defer.siz = 16 (stack-allocated record)",
+            "_defer argument area +0x8 (stack-allocated record)",
+        ] {
+            assert_eq!(Machinery::of_note(note), Some(Register), "{note}");
+        }
         assert_eq!(
             Machinery::of_note("run pending defers (resumed here after recover)"),
             Some(Deferreturn)
         );
         assert_eq!(Machinery::of_note("something else"), None);
+    }
+
+    #[test]
+    fn record_notes_name_fields() {
+        let l = DeferLayout::for_minor(22);
+        let n = |rel, size, v| record_note(&l, rel, size, 48, v);
+        assert_eq!(
+            n(24, 8, Value::Reg(1)).as_deref(),
+            Some("_defer.fn = closure (stack-allocated record)")
+        );
+        assert_eq!(
+            n(8, 16, Value::Imm(0)).as_deref(),
+            Some("_defer.sp, _defer.pc = 0 (stack-allocated record)")
+        );
+        assert_eq!(n(48, 8, Value::Imm(0)), None);
+        assert_eq!(n(2, 4, Value::Imm(0)), None);
+        let old = DeferLayout::for_minor(14);
+        assert_eq!(
+            record_note(&old, 72, 8, 88, Value::Reg(0)).as_deref(),
+            Some("_defer argument area +0x0 (stack-allocated record)")
+        );
+        assert_eq!(
+            record_note(&old, 0, 4, 88, Value::Imm(16)).as_deref(),
+            Some("_defer.siz = 16 (stack-allocated record)")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod buildinfo;
 pub mod dwarf;
+pub mod deferrec;
 pub mod inline;
 pub mod names;
 pub mod opendefer;

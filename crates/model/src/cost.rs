@@ -10,6 +10,7 @@
 //! | stack-allocated defer + call | 35.4 ns | same commit, "stack-allocated defers only" |
 //! | heap-allocated defer + call | 52.2 ns | commit fff4f599fe (CL 171758, Go 1.13): `Defer-4 52.2ns` before stack allocation, i.e. Go 1.12's heap `_defer`; the design doc 34481 rounds it to "about 50ns" |
 //! | panic + recover | 255 ns | commit be64a19d99: 62.0 -> 255 ns/op |
+//! | cgo crossing | 32.9 ns | no published figure: measured here, [`CGO_CALL_NS`] |
 //!
 //! No published figure isolates a heap closure for the deferred call, so
 //! the published table leaves it out. `deferscope bench` measures the same
@@ -43,7 +44,18 @@ pub struct CostTable {
     pub heap_closure_ns: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub panic_recover_ns: Option<f64>,
+    /// What a call into C through cgo (`_Cfunc_` wrapper,
+    /// `runtime.cgocall`) costs over a call of a Go function: added to
+    /// the estimate of a defer whose deferred call crosses into C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgo_call_ns: Option<f64>,
 }
+
+/// A call into C over a Go call, when `bench` has not measured it: the
+/// minimum of three `go test -bench` runs of the `deferscope bench` cgo
+/// package with go1.27.3, gcc 12.2, linux/amd64 (AMD EPYC, 2 cores):
+/// 35.91 - 3.04 ns (docs/design.md §7.4).
+pub const CGO_CALL_NS: f64 = 32.9;
 
 impl CostTable {
     /// The published figures (docs/design.md §7); see the module docs for each one.
@@ -51,7 +63,8 @@ impl CostTable {
         CostTable {
             origin: "published".into(),
             source: "published figures: Go 1.14 open-coded defer commit be64a19d99 (CL 202340) \
-                     and Go 1.13 stack defer commit fff4f599fe (CL 171758)"
+                     and Go 1.13 stack defer commit fff4f599fe (CL 171758); \
+                     cgo crossing measured with go1.27.3 (docs/design.md §7.4)"
                 .into(),
             go_version: None,
             direct_call_ns: 4.4,
@@ -60,6 +73,7 @@ impl CostTable {
             heap_allocated_ns: 52.2,
             heap_closure_ns: None,
             panic_recover_ns: Some(255.0),
+            cgo_call_ns: Some(CGO_CALL_NS),
         }
     }
 

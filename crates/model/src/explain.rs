@@ -147,6 +147,18 @@ pub struct SiteExplain {
     /// calls ran (for the annotated listing; not in JSON).
     #[serde(skip)]
     pub result_reloads: Vec<u64>,
+    /// Stack-allocated sites: bytes of the `_defer` record in the frame,
+    /// for the binary's Go release (design.md §3.4: 48 from go1.22, 72
+    /// before); null for other kinds, and before go1.18, where the
+    /// arguments follow the record.
+    pub record_bytes: Option<u64>,
+    /// The deferred call crosses into C: its target is a cgo `_Cfunc_`
+    /// wrapper or `runtime.cgocall`; `est_ns` includes the crossing
+    /// (`cost_table.cgo_call_ns`).
+    pub crosses_cgo: bool,
+    /// The C function, as Go source names it (`main._Cfunc_add` ->
+    /// `C.add`); null when the site does not call C.
+    pub c_function: Option<String>,
 }
 
 /// How a deferred call receives a value.

@@ -141,6 +141,9 @@ pub fn text(r: &Scan, x: &Explain, w: &mut impl Write) -> io::Result<()> {
     if let Some(v) = t.panic_recover_ns {
         writeln!(w, "  panic + recover  {}", ns(v))?;
     }
+    if let Some(v) = t.cgo_call_ns {
+        writeln!(w, "  + cgo crossing   {} (a deferred call into C)", ns(v))?;
+    }
     writeln!(w, "  source: {}", t.source)?;
     Ok(())
 }
@@ -175,7 +178,12 @@ fn target_phrase(s: &Site, sx: &SiteExplain) -> String {
     } else {
         ""
     };
-    format!("{}:{} -> {t}{via}{rec}", base(&s.file), s.line)
+    let cgo = match (&sx.c_function, sx.crosses_cgo) {
+        (Some(c), _) => format!(", calls {c} through runtime.cgocall"),
+        (None, true) => ", calls C through runtime.cgocall".to_string(),
+        _ => String::new(),
+    };
+    format!("{}:{} -> {t}{via}{rec}{cgo}", base(&s.file), s.line)
 }
 
 /// What a site's deferred call receives: `&a by reference (moved to
@@ -343,8 +351,18 @@ fn function_paragraph(
         }
     }
     if fx.defer_record_bytes > 0 {
+        let each: Vec<u64> = idx
+            .iter()
+            .filter_map(|&j| x.sites[j].record_bytes)
+            .collect();
+        let sizes = match each.as_slice() {
+            [b, rest @ ..] if rest.iter().all(|r| r == b) => {
+                format!(" ({} × {b} B)", each.len())
+            }
+            _ => String::new(),
+        };
         alloc.push(format!(
-            "{} B of _defer records in the frame",
+            "{} B of _defer records in the frame{sizes}",
             fx.defer_record_bytes
         ));
     }

@@ -42,6 +42,7 @@ mod values;
 use std::collections::{BTreeSet, HashMap};
 
 use deferscope_decode::Event;
+use deferscope_index::deferrec::DeferLayout;
 use deferscope_index::runtime::Runtime;
 use deferscope_index::{Func, GoIndex};
 use deferscope_load::{Arch, Image};
@@ -75,6 +76,7 @@ pub fn explain_with(
     cost: &CostTable,
 ) -> Explain {
     let mut cx = Cx::new(img, ix, runtime, &report.binary.build_settings);
+    let layout = DeferLayout::of_binary(ix, runtime);
     let mut sites: Vec<SiteExplain> = report
         .sites
         .iter()
@@ -97,6 +99,10 @@ pub fn explain_with(
             bytes_per_exec: None,
             allocations: Vec::new(),
             result_reloads: Vec::new(),
+            record_bytes: (s.kind == Kind::StackAllocated && !layout.args_follow)
+                .then_some(layout.header_bytes),
+            crosses_cgo: false,
+            c_function: None,
         })
         .collect();
     let by_func = sites_by_function(report);
@@ -304,7 +310,21 @@ fn site_facts(
             sx.heap_closure_bytes = *size;
             sx.est_ns = cost.ns(s.kind, true);
         }
+        if let Some(t) = sx.deferred_target.as_deref() {
+            sx.c_function = c_function(t);
+            sx.crosses_cgo = sx.c_function.is_some() || t == "runtime.cgocall";
+            if sx.crosses_cgo {
+                sx.est_ns += cost.cgo_call_ns.unwrap_or(0.0);
+            }
+        }
     }
+}
+
+/// The C function a cgo wrapper calls (`main._Cfunc_add` -> `C.add`;
+/// design.md §7.4).
+fn c_function(target: &str) -> Option<String> {
+    let (_, last) = target.rsplit_once('.')?;
+    last.strip_prefix("_Cfunc_").map(|c| format!("C.{c}"))
 }
 
 /// Run the rules, in the order their details are shown, and give each of

@@ -9,7 +9,10 @@
 //! package `deferbench/stack`, compiled with `-d=noopendefer`, whose one
 //! top-level defer is therefore stack-allocated. `go test -bench` runs them
 //! with `-d=defer` on both packages; the compiler's own lines confirm each
-//! function got the intended kind before any figure is trusted.
+//! function got the intended kind before any figure is trusted. A third
+//! package, `deferbench/cgocall`, built with `CGO_ENABLED=1`, times a call
+//! into C against a call of a Go function: the crossing a deferred C call
+//! adds (design.md §7.4).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -116,6 +119,46 @@ func BenchmarkPanicRecover(b *testing.B) {
 }
 "#;
 
+const CGO_GO: &str = r#"// Package cgocall measures a call into C (cgo) against a call of a Go
+// function: the crossing a deferred C call adds.
+package cgocall
+
+/*
+static void cnoop(void) {}
+*/
+import "C"
+
+//go:noinline
+func goNoop() {}
+
+// GoCall calls a Go function.
+//
+//go:noinline
+func GoCall() { goNoop() }
+
+// CgoCall calls a C function through its _Cfunc_ wrapper and runtime.cgocall.
+//
+//go:noinline
+func CgoCall() { C.cnoop() }
+"#;
+
+const CGO_TEST_GO: &str = r#"package cgocall
+
+import "testing"
+
+func BenchmarkGoCall(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		GoCall()
+	}
+}
+
+func BenchmarkCgoCall(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		CgoCall()
+	}
+}
+"#;
+
 /// (function, expected -d=defer kind): what the benchmark relies on.
 const EXPECTED_KINDS: [(&str, &str); 5] = [
     ("stack.go:11", "stack-allocated"),
@@ -130,7 +173,41 @@ fn write_module(dir: &Path) -> Result<()> {
     std::fs::write(dir.join("go.mod"), GO_MOD)?;
     std::fs::write(dir.join("stack/stack.go"), STACK_GO)?;
     std::fs::write(dir.join("bench_test.go"), BENCH_GO)?;
+    std::fs::create_dir_all(dir.join("cgocall"))?;
+    std::fs::write(dir.join("cgocall/cgo.go"), CGO_GO)?;
+    std::fs::write(dir.join("cgocall/cgo_test.go"), CGO_TEST_GO)?;
     Ok(())
+}
+
+/// The cgo crossing: `BenchmarkCgoCall - BenchmarkGoCall` of package
+/// `deferbench/cgocall`, built with `CGO_ENABLED=1` (a C compiler must be
+/// installed; without one the table has no cgo row and a line on stderr
+/// says why).
+fn cgo_crossing(go: &Path, dir: &Path, benchtime: &str) -> Option<f64> {
+    let out = Command::new(go)
+        .args(["test", "-run", "^$", "-bench", ".", "-benchtime", benchtime])
+        .arg("./cgocall")
+        .current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("CGO_ENABLED", "1")
+        .output();
+    let m = match out {
+        Ok(o) if o.status.success() => parse_bench(&String::from_utf8_lossy(&o.stdout)),
+        Ok(o) => {
+            eprintln!(
+                "deferscope bench: no cgo figure (go test with CGO_ENABLED=1 failed: {})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return None;
+        }
+        Err(e) => {
+            eprintln!("deferscope bench: no cgo figure ({e})");
+            return None;
+        }
+    };
+    Some((m.get("CgoCall")? - m.get("GoCall")?).max(0.0))
 }
 
 /// `BenchmarkX-4   123   5.60 ns/op` -> ("X", 5.6).
@@ -223,6 +300,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             heap_allocated_ns: get("HeapAllocated")?,
             heap_closure_ns: Some(get("HeapClosure")?),
             panic_recover_ns: Some(get("PanicRecover")?),
+            cgo_call_ns: cgo_crossing(&go, &dir, &args.benchtime),
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -277,6 +355,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 table.panic_recover_ns,
                 p.panic_recover_ns,
             )?;
+            row(&mut out, "+ cgo crossing", table.cgo_call_ns, p.cgo_call_ns)?;
             writeln!(out, "this machine: {}", table.source)?;
             writeln!(out, "published: {}", p.source)?;
         }

@@ -10,6 +10,8 @@
 //! - `batch::*`: many binaries (directories, OCI and docker-save images
 //!   with whiteouts and bad entries, diff of directories): each binary's
 //!   part equals its one-binary report.
+//! - `cgo::*`: deferred calls into C marked, and priced with the crossing,
+//!   against the cgo fixture's source.
 //! - `cli::*`: output contracts of the `scan` command.
 //! - `everyday::*`: the rough edges a new user hit (issue 15), by item.
 //! - `installs::*`: the README names every install of the test command.
@@ -20,6 +22,8 @@
 //!   item 2).
 //! - `html::*`: `--format html` is self-contained and holds every site
 //!   (the browser test is tests/html/run.sh).
+//! - `defer_fields::*`: the `_defer` record's stores named by field in
+//!   `disasm`, and its size in `explain`, against the binary's DWARF.
 //! - `disasm_annotate::*`: the annotated listing marks every site's
 //!   registration and exits (facts from the instruction text and the spec).
 //! - `semantics::*`: each defer's captures, rewritten results and
@@ -42,7 +46,9 @@
 
 mod badinput;
 mod batch;
+mod cgo;
 mod cli;
+mod defer_fields;
 mod disasm;
 mod disasm_annotate;
 mod everyday;
@@ -73,7 +79,9 @@ fn main() {
     trials.extend(fixtures::trials());
     trials.extend(badinput::trials());
     trials.extend(batch::trials());
+    trials.extend(cgo::trials());
     trials.extend(cli::trials());
+    trials.extend(defer_fields::trials());
     trials.extend(disasm::trials());
     trials.extend(disasm_annotate::trials());
     trials.extend(everyday::trials());
