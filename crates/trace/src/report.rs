@@ -177,12 +177,21 @@ pub struct TraceReport {
 
 impl TraceReport {
     /// Fill in the estimated time in defer machinery from a cost per
-    /// executed defer of each kind, and name the table it came from.
-    pub fn estimate(&mut self, ns_per_defer: impl Fn(Kind) -> f64, table: String) {
+    /// executed defer of each kind, given the most records its function
+    /// had pending at once when known ([`TraceReport::pending_by_function`]),
+    /// and name the table it came from.
+    pub fn estimate(&mut self, ns_per_defer: impl Fn(Kind, Option<u32>) -> f64, table: String) {
+        let pending = |f: &str| {
+            self.pending_by_function
+                .iter()
+                .find(|p| p.function == f)
+                .and_then(|p| p.max_pending)
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        };
         let ns = self
             .sites
             .iter()
-            .map(|s| s.count as f64 * ns_per_defer(s.kind))
+            .map(|s| s.count as f64 * ns_per_defer(s.kind, pending(&s.function)))
             .sum();
         self.est_defer_ns = Some(ns);
         self.cost_table = Some(table);

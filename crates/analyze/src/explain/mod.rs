@@ -263,7 +263,13 @@ fn site_facts(
         if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
             sx.heap_closure_allocator = Some(alloc.clone());
             sx.heap_closure_bytes = *size;
-            sx.est_ns = cost.ns(s.kind, true);
+            // Records pending and heap-moved captures are not known here
+            // (yet): the one-record, no-move price (design.md §7.4).
+            let facts = crate::cost::SiteCostFacts {
+                heap_closure: true,
+                ..Default::default()
+            };
+            sx.est_ns = cost.site_ns(s.kind, facts);
         }
     }
 }
