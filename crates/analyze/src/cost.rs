@@ -6,7 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
-pub use deferscope_model::cost::CostTable;
+pub use deferscope_model::cost::{CostTable, PendingCost, SiteCostFacts};
 
 /// Where `deferscope bench` saves its table:
 /// `${DEFERSCOPE_CACHE:-~/.cache/deferscope}/cost-table.json`.

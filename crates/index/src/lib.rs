@@ -21,8 +21,8 @@
 //! before anything is allocated from them.
 
 pub mod buildinfo;
-pub mod dwarf;
 pub mod deferrec;
+pub mod dwarf;
 pub mod inline;
 pub mod names;
 pub mod opendefer;

@@ -166,7 +166,9 @@ use crate::rewrite::Fallback;
 
 pub use plan::{Plan, PlanOptions, Probe};
 pub use planreport::PlanReport;
-pub use report::{ByFunction, End, Patching, ReasonCount, SiteCount, Totals, TraceReport};
+pub use report::{
+    ByFunction, End, Patching, PendingMax, ReasonCount, SiteCount, Totals, TraceReport,
+};
 
 /// Why a trace could not be done.
 #[derive(Debug, thiserror::Error)]

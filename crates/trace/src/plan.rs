@@ -13,7 +13,7 @@ use deferscope_index::runtime::{Runtime, RuntimeFn};
 use deferscope_index::GoIndex;
 use deferscope_load::{Arch, Format, Image};
 
-use crate::rewrite::{self, Fallback, Patch, Planner, Want};
+use crate::rewrite::{self, DeferLayout, Fallback, Patch, Planner, Rewrite, Want};
 use crate::TraceError;
 
 /// What a breakpoint counts. Runtime probes sit after the function's
@@ -33,6 +33,11 @@ pub enum Probe {
     PanicCall,
     /// Counters mode: one `CALL runtime.gorecover` (a `recover()` call).
     RecoverCall,
+    /// Counters mode: one `CALL runtime.deferreturn` of a function with
+    /// stack- or heap-allocated sites. Its slot holds the largest number
+    /// of the frame's `_defer` records pending at that call (a maximum,
+    /// not a count; docs/design.md §3.7).
+    Pending,
     /// Counters mode: `syscall.runtime_BeforeExec`, a breakpoint that
     /// counts nothing: the program is about to `execve`, which discards
     /// the counters, so the tracer reads them first.
@@ -40,8 +45,14 @@ pub enum Probe {
 }
 
 impl Probe {
-    /// Counts defers, panics or recovers (all but [`Probe::Exec`]).
+    /// Counts defers, panics or recovers (all but [`Probe::Exec`] and
+    /// [`Probe::Pending`]).
     pub fn counts(self) -> bool {
+        !matches!(self, Probe::Exec | Probe::Pending)
+    }
+
+    /// Gets a patch in counters mode (all but [`Probe::Exec`]).
+    pub fn patched(self) -> bool {
         self != Probe::Exec
     }
 }
@@ -265,6 +276,22 @@ impl Plan {
                 }
             }
         }
+        let layout = self.defer_layout();
+        if let (Some(t), Some(dr), Some(_)) = (text_bytes, rt.entry(RuntimeFn::Deferreturn), layout)
+        {
+            let rangefunc = rt.entry(RuntimeFn::Deferrangefunc);
+            for pc in self.pending_calls(t, dr, rangefunc, &funcs) {
+                if planner.is_instruction(pc) {
+                    if let Some(code) = code_at(pc) {
+                        self.points.push(Point {
+                            pc,
+                            probe: Probe::Pending,
+                            code,
+                        });
+                    }
+                }
+            }
+        }
         if let Some(entry) = rt.entry(RuntimeFn::BeforeExec) {
             if let Some(code) = code_at(entry) {
                 self.points.push(Point {
@@ -285,17 +312,75 @@ impl Plan {
                         _ => Want::Call,
                     },
                     Probe::Panic | Probe::Recover | Probe::Recovered => Want::Relocate,
-                    Probe::PanicCall | Probe::RecoverCall => Want::Call,
+                    Probe::PanicCall | Probe::RecoverCall | Probe::Pending => Want::Call,
                     // A hook, not a count: it stays a breakpoint.
                     Probe::Exec => return Err(Fallback::NotDirectCall),
                 };
-                planner.plan(p.pc, want)
+                let patch = planner.plan(p.pc, want)?;
+                match (p.probe, patch.rewrite, layout) {
+                    (Probe::Pending, Rewrite::Call { target }, Some(layout)) => Ok(Patch {
+                        rewrite: Rewrite::Pending { target, layout },
+                        ..patch
+                    }),
+                    _ => Ok(patch),
+                }
             })
             .collect();
         self.patch_plan_bytes = planner.decoded_bytes;
         drop(planner);
         self.funcs = funcs;
         self.patch_plan_time = t0.elapsed();
+    }
+
+    /// The `_defer` layout of the binary's Go version, if known
+    /// ([`DeferLayout::for_minor`]).
+    pub fn defer_layout(&self) -> Option<DeferLayout> {
+        let v = self.binary.go_version.as_deref()?;
+        let minor = v
+            .strip_prefix("go1.")?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?;
+        DeferLayout::for_minor(minor.parse().ok()?)
+    }
+
+    /// Every `CALL deferreturn` (link-time) in a function that has a
+    /// stack- or heap-allocated site or calls `deferrangefunc` (its
+    /// range-over-func bodies' records pend on its frame): the returns of
+    /// the frames whose records can pend. (An open-coded function's one
+    /// call is reached only after a recover.)
+    fn pending_calls(
+        &self,
+        text: &[u8],
+        deferreturn: u64,
+        deferrangefunc: Option<u64>,
+        funcs: &[(u64, u64, String)],
+    ) -> Vec<u64> {
+        let func_of = |pc: u64| -> Option<u64> {
+            let i = funcs.partition_point(|f| f.0 <= pc).checked_sub(1)?;
+            (pc < funcs[i].1).then_some(funcs[i].0)
+        };
+        let mut with_records: Vec<u64> = self
+            .sites
+            .iter()
+            .filter(|s| s.kind != deferscope_analyze::Kind::OpenCoded)
+            .filter_map(|s| func_of(s.pc))
+            .collect();
+        let targets: Vec<u64> = std::iter::once(deferreturn).chain(deferrangefunc).collect();
+        let calls = rewrite::find_calls(text, self.text.0, &targets);
+        with_records.extend(
+            calls
+                .iter()
+                .filter(|c| c.1 == 1)
+                .filter_map(|c| func_of(c.0)),
+        );
+        with_records.sort_unstable();
+        with_records.dedup();
+        calls
+            .into_iter()
+            .filter(|c| c.1 == 0)
+            .map(|(pc, _)| pc)
+            .filter(|&pc| func_of(pc).is_some_and(|f| with_records.binary_search(&f).is_ok()))
+            .collect()
     }
 
     /// The function containing link-time address `pc`.

@@ -87,6 +87,7 @@ pub fn probe_name(plan: &Plan, p: Probe) -> &'static str {
         Probe::PanicCall => "gopanic-call",
         Probe::RecoverCall => "gorecover-call",
         Probe::Exec => "exec-hook",
+        Probe::Pending => "deferreturn-call",
     }
 }
 

@@ -72,6 +72,17 @@ pub struct ReasonCount {
     pub count: usize,
 }
 
+/// The most `_defer` records one call of a function had pending at once
+/// (counters mode; docs/design.md §3.7).
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingMax {
+    pub function: String,
+    /// The largest number of the frame's records pending at one of its
+    /// `CALL runtime.deferreturn`, over every call that returned through
+    /// one; `null` when its sites ran but no such call could be patched.
+    pub max_pending: Option<u64>,
+}
+
 /// Calls of a runtime entry point made by one function.
 #[derive(Clone, Debug, Serialize)]
 pub struct ByFunction {
@@ -148,6 +159,11 @@ pub struct TraceReport {
     pub panics_by_function: Vec<ByFunction>,
     /// `recovers` by the function that called `recover()`.
     pub recovers_by_function: Vec<ByFunction>,
+    /// Counters mode: per function with stack- or heap-allocated sites
+    /// that had a record pending at a return (or whose returns could not
+    /// be patched), the most records pending at once in one call, most
+    /// first. Empty in breakpoints mode.
+    pub pending_by_function: Vec<PendingMax>,
     /// Counters mode: what was patched (null in breakpoints mode).
     pub patching: Option<Patching>,
     /// Every defer site, hottest first (then by file and line).
@@ -161,12 +177,21 @@ pub struct TraceReport {
 
 impl TraceReport {
     /// Fill in the estimated time in defer machinery from a cost per
-    /// executed defer of each kind, and name the table it came from.
-    pub fn estimate(&mut self, ns_per_defer: impl Fn(Kind) -> f64, table: String) {
+    /// executed defer of each kind, given the most records its function
+    /// had pending at once when known ([`TraceReport::pending_by_function`]),
+    /// and name the table it came from.
+    pub fn estimate(&mut self, ns_per_defer: impl Fn(Kind, Option<u32>) -> f64, table: String) {
+        let pending = |f: &str| {
+            self.pending_by_function
+                .iter()
+                .find(|p| p.function == f)
+                .and_then(|p| p.max_pending)
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        };
         let ns = self
             .sites
             .iter()
-            .map(|s| s.count as f64 * ns_per_defer(s.kind))
+            .map(|s| s.count as f64 * ns_per_defer(s.kind, pending(&s.function)))
             .sum();
         self.est_defer_ns = Some(ns);
         self.cost_table = Some(table);
@@ -314,7 +339,32 @@ impl TraceReport {
             }
             writeln!(w, "  {what} {}", parts.join(", "))?;
         }
+        self.write_pending(w)?;
         self.write_tracing(w)
+    }
+
+    /// `records pending at return, most in one call: main.f 100, ...`.
+    fn write_pending(&self, w: &mut impl Write) -> io::Result<()> {
+        let v = &self.pending_by_function;
+        if v.is_empty() {
+            return Ok(());
+        }
+        let mut parts: Vec<String> = v
+            .iter()
+            .take(6)
+            .map(|p| {
+                let n = p.max_pending.map_or("?".to_string(), group);
+                format!("{} {n}", p.function)
+            })
+            .collect();
+        if v.len() > 6 {
+            parts.push(format!("{} more", v.len() - 6));
+        }
+        writeln!(
+            w,
+            "records pending at return, most in one call: {}",
+            parts.join(", ")
+        )
     }
 
     /// The last lines: how the counting went.
@@ -441,6 +491,10 @@ mod tests {
                 count: 3,
             }],
             recovers_by_function: vec![],
+            pending_by_function: vec![PendingMax {
+                function: "main.loop".into(),
+                max_pending: Some(100),
+            }],
             patching: Some(Patching {
                 points: 6,
                 patched: 5,

@@ -123,6 +123,51 @@ pub enum Rewrite {
     /// `insns` instructions move to the trampoline, with the increment
     /// where `count` says.
     Relocate { insns: u8, count: Count },
+    /// `CALL rel32` of `runtime.deferreturn` (at `target`) becomes a call
+    /// of a trampoline that counts the frame's pending `_defer` records
+    /// and keeps the largest count seen in the point's slot
+    /// ([`crate::tramp`]), then jumps to `target`.
+    Pending { target: u64, layout: DeferLayout },
+}
+
+/// Where the `_defer` list lives, for the Go versions whose layout is known
+/// (docs/design.md §3.4, §3.7): `g._defer` and the record's `sp` and
+/// `link`; from go1.22 also `rangefunc` and `head`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeferLayout {
+    /// Offset of `_defer` in `runtime.g`.
+    pub g_defer: u8,
+    /// Offset of `sp` in `runtime._defer`.
+    pub sp: u8,
+    /// Offset of `link` in `runtime._defer`.
+    pub link: u8,
+    /// Offsets of `rangefunc` (a bool) and `head` (an
+    /// `*atomic.Pointer[_defer]`) in `runtime._defer` (go1.22+).
+    pub rangefunc: Option<(u8, u8)>,
+}
+
+impl DeferLayout {
+    /// The layout for Go 1.`minor` on amd64 (64-bit), if known: go1.18 to
+    /// go1.21 `sp@8 link@40`; go1.22 to go1.27 `sp@8 link@32 rangefunc@1
+    /// head@40`; `g._defer` at 40 in all (the DWARF of `runtime.g` and
+    /// `runtime._defer` in the binaries of go1.19, go1.21.13 to go1.27.3).
+    pub fn for_minor(minor: u32) -> Option<DeferLayout> {
+        match minor {
+            18..=21 => Some(DeferLayout {
+                g_defer: 40,
+                sp: 8,
+                link: 40,
+                rangefunc: None,
+            }),
+            22..=27 => Some(DeferLayout {
+                g_defer: 40,
+                sp: 8,
+                link: 32,
+                rangefunc: Some((1, 40)),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Where a relocating trampoline counts.

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::plan::{Plan, Probe};
-use crate::report::{ByFunction, End, Patching, ReasonCount, SiteCount, Totals, TraceReport};
+use crate::report::{
+    ByFunction, End, Patching, PendingMax, ReasonCount, SiteCount, Totals, TraceReport,
+};
 use crate::{signal_name, Method, Outcome, Running};
 
 /// Defers per site, and the runtime probes' counts.
@@ -33,7 +35,7 @@ fn sums(plan: &Plan, counts: &[u64]) -> Sums {
             Probe::Panic => s.panics += n,
             Probe::Recover => s.recovers += n,
             Probe::Recovered => s.recovered += n,
-            Probe::PanicCall | Probe::RecoverCall | Probe::Exec => {}
+            Probe::PanicCall | Probe::RecoverCall | Probe::Exec | Probe::Pending => {}
         }
     }
     for (site, &n) in plan.sites.iter().zip(&s.sites) {
@@ -98,6 +100,51 @@ fn by_caller(plan: &Plan, out: &Outcome, entry: Probe, total: u64) -> Vec<ByFunc
     v.sort_by(|a, b| {
         b.count
             .cmp(&a.count)
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    v
+}
+
+/// Counters mode: per function, the largest slot of its patched
+/// `CALL deferreturn` points; `None` for a function whose sites ran but
+/// none of whose calls was patched. Functions whose maximum is 0 are left
+/// out.
+fn pending_by_function(plan: &Plan, out: &Outcome, site_counts: &[u64]) -> Vec<PendingMax> {
+    let Some(c) = out.counting.as_ref() else {
+        return Vec::new();
+    };
+    let mut m: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+    for ((p, how), &n) in plan.points.iter().zip(&c.counter).zip(&out.hits) {
+        if p.probe != Probe::Pending {
+            continue;
+        }
+        let f = plan.func_at(p.pc).unwrap_or("?");
+        let e = m.entry(f).or_insert(None);
+        if how.is_ok() {
+            *e = Some(e.unwrap_or(0).max(n));
+        }
+    }
+    let ran: std::collections::BTreeSet<&str> = plan
+        .sites
+        .iter()
+        .zip(site_counts)
+        .filter(|(_, &n)| n > 0)
+        .map(|(s, _)| s.function.as_str())
+        .collect();
+    let mut v: Vec<PendingMax> = m
+        .into_iter()
+        .filter(|(f, max)| match max {
+            Some(n) => *n > 0,
+            None => ran.contains(f),
+        })
+        .map(|(f, max_pending)| PendingMax {
+            function: f.to_owned(),
+            max_pending,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.max_pending
+            .cmp(&a.max_pending)
             .then_with(|| a.function.cmp(&b.function))
     });
     v
@@ -219,6 +266,7 @@ pub fn build_report(
         recovered: s.recovered,
         panics_by_function: by_caller(plan, out, Probe::Panic, s.panics),
         recovers_by_function: by_caller(plan, out, Probe::Recover, s.recovers),
+        pending_by_function: pending_by_function(plan, out, &s.sites),
         patching: patching(plan, out),
         sites,
         est_defer_ns: None,

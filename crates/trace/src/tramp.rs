@@ -23,7 +23,7 @@ use iced_x86::{
     InstructionBlock, MemoryOperand, Register,
 };
 
-use crate::rewrite::{Count, Fallback, Patch, Rewrite, PATCH_LEN};
+use crate::rewrite::{Count, DeferLayout, Fallback, Patch, Rewrite, PATCH_LEN};
 
 /// Bytes between counters.
 pub const COUNTER_STRIDE: u64 = 64;
@@ -86,6 +86,10 @@ fn round_up(n: u64, to: u64) -> u64 {
 fn max_len(p: &Patch) -> usize {
     let body = match p.rewrite {
         Rewrite::Call { .. } => 8 + 5,
+        // The walk of the `_defer` list and the maximum (`pending_tramp`):
+        // 27 instructions of at most 10 bytes (9 of them rel32 branches of
+        // 5 or 6, the longest a 9-byte LOCK CMPXCHG).
+        Rewrite::Pending { .. } => 27 * 10,
         // PUSHFQ, LOCK INCQ, POPFQ, the instructions (re-encoding never
         // grows one by more than a few bytes; 8 is generous), JMP.
         Rewrite::Relocate { insns, .. } => 1 + 8 + 1 + p.orig.len() + 8 * insns as usize + 5,
@@ -132,6 +136,9 @@ pub fn encode(layout: &Layout, bias: u64, patches: &[(usize, &Patch)]) -> Encode
         let tramp = match p.rewrite {
             Rewrite::Call { target } => call_tramp(at, ctr, target.wrapping_add(bias)),
             Rewrite::Relocate { insns, count } => relocate_tramp(at, ctr, addr, p, insns, count),
+            Rewrite::Pending { target, layout } => {
+                pending_tramp(at, ctr, target.wrapping_add(bias), layout)
+            }
         };
         let Some(tramp) = tramp.filter(|t| t.len() <= max_len(p)) else {
             out.failed.push((index, Fallback::NoBlock));
@@ -143,7 +150,7 @@ pub fn encode(layout: &Layout, bias: u64, patches: &[(usize, &Patch)]) -> Encode
         };
         let mut new = Vec::with_capacity(p.orig.len());
         new.push(match p.rewrite {
-            Rewrite::Call { .. } => 0xe8,
+            Rewrite::Call { .. } | Rewrite::Pending { .. } => 0xe8,
             Rewrite::Relocate { .. } => 0xe9,
         });
         new.extend_from_slice(&rel.to_le_bytes());
@@ -177,6 +184,135 @@ fn call_tramp(at: u64, ctr: u64, target: u64) -> Option<Vec<u8>> {
     b.push(0xe9);
     b.extend_from_slice(&rel.to_le_bytes());
     Some(b)
+}
+
+/// The trampoline of a `CALL runtime.deferreturn` (docs/design.md §3.7):
+/// count the calling frame's pending `_defer` records and raise the slot
+/// at `slot` to that count if it is larger, then `JMP deferreturn`.
+///
+/// At a call, every general register but SP, BP, R14 (g) and R15 is dead
+/// in Go's ABIInternal (deferreturn takes no arguments), so AX, CX, DX
+/// and SI are free, and so are the flags. The frame's records are the
+/// list's first ones whose `sp` is the caller's SP (`RSP + 8` here: the
+/// CALL pushed the return address; `deferproc*` recorded
+/// `getcallersp()`, and a Go frame's SP does not move). A go1.22+ record
+/// with `rangefunc` set stands for the records on its `head` list
+/// (`deferconvert` splices them in at `deferreturn`), which are counted
+/// instead; a head below 4096 (nil, or `badDefer()` = 1 once converted)
+/// ends that walk.
+///
+/// ```text
+///         MOVQ  g_defer(R14), AX
+///         LEAQ  8(SP), DX
+///         XORL  CX, CX
+/// loop:   TESTQ AX, AX;  JEQ done
+///         CMPQ  sp(AX), DX;  JNE done
+///        [CMPB  rangefunc(AX), $0;  JNE rf]
+///         INCQ  CX
+/// next:   MOVQ  link(AX), AX;  JMP loop
+/// rf:     MOVQ  head(AX), SI;  CMPQ SI, $4096;  JCS next
+///         MOVQ  (SI), SI
+/// rloop:  CMPQ  SI, $4096;  JCS next
+///         INCQ  CX;  MOVQ link(SI), SI;  JMP rloop
+/// done:   MOVQ  slot(IP), AX
+/// raise:  CMPQ  CX, AX;  JLS out
+///         LOCK CMPXCHGQ CX, slot(IP);  JNE raise
+/// out:    JMP   deferreturn
+/// ```
+fn pending_tramp(at: u64, slot: u64, target: u64, l: DeferLayout) -> Option<Vec<u8>> {
+    use iced_x86::Code as C;
+    use iced_x86::Register::{R14, RAX, RCX, RDX, RSI, RSP};
+    // Labels are fake instruction addresses (the block encoder resolves
+    // branches to any instruction of the block by its `ip`).
+    const LOOP: u64 = 1;
+    const NEXT: u64 = 2;
+    const RF: u64 = 3;
+    const RLOOP: u64 = 4;
+    const DONE: u64 = 5;
+    const RAISE: u64 = 6;
+    const OUT: u64 = 7;
+    let m = |base: Register, d: u8| MemoryOperand::with_base_displ(base, i64::from(d));
+    let rip = MemoryOperand::with_base_displ(Register::RIP, slot as i64);
+    let br = |code: C, to: u64| Instruction::with_branch(code, to).ok();
+    let mut v: Vec<(u64, Instruction)> = vec![
+        (
+            0,
+            Instruction::with2(C::Mov_r64_rm64, RAX, m(R14, l.g_defer)).ok()?,
+        ),
+        (0, Instruction::with2(C::Lea_r64_m, RDX, m(RSP, 8)).ok()?),
+        (
+            0,
+            Instruction::with2(C::Xor_r32_rm32, Register::ECX, Register::ECX).ok()?,
+        ),
+        (LOOP, Instruction::with2(C::Test_rm64_r64, RAX, RAX).ok()?),
+        (0, br(C::Je_rel32_64, DONE)?),
+        (
+            0,
+            Instruction::with2(C::Cmp_rm64_r64, m(RAX, l.sp), RDX).ok()?,
+        ),
+        (0, br(C::Jne_rel32_64, DONE)?),
+    ];
+    if let Some((rangefunc, _)) = l.rangefunc {
+        v.push((
+            0,
+            Instruction::with2(C::Cmp_rm8_imm8, m(RAX, rangefunc), 0).ok()?,
+        ));
+        v.push((0, br(C::Jne_rel32_64, RF)?));
+    }
+    v.push((0, Instruction::with1(C::Inc_rm64, RCX).ok()?));
+    v.push((
+        NEXT,
+        Instruction::with2(C::Mov_r64_rm64, RAX, m(RAX, l.link)).ok()?,
+    ));
+    v.push((0, br(C::Jmp_rel32_64, LOOP)?));
+    if let Some((_, head)) = l.rangefunc {
+        v.extend([
+            (
+                RF,
+                Instruction::with2(C::Mov_r64_rm64, RSI, m(RAX, head)).ok()?,
+            ),
+            (0, Instruction::with2(C::Cmp_rm64_imm32, RSI, 4096).ok()?),
+            (0, br(C::Jb_rel32_64, NEXT)?),
+            (0, Instruction::with2(C::Mov_r64_rm64, RSI, m(RSI, 0)).ok()?),
+            (
+                RLOOP,
+                Instruction::with2(C::Cmp_rm64_imm32, RSI, 4096).ok()?,
+            ),
+            (0, br(C::Jb_rel32_64, NEXT)?),
+            (0, Instruction::with1(C::Inc_rm64, RCX).ok()?),
+            (
+                0,
+                Instruction::with2(C::Mov_r64_rm64, RSI, m(RSI, l.link)).ok()?,
+            ),
+            (0, br(C::Jmp_rel32_64, RLOOP)?),
+        ]);
+    }
+    let mut cmpxchg = Instruction::with2(C::Cmpxchg_rm64_r64, rip, RCX).ok()?;
+    cmpxchg.set_has_lock_prefix(true);
+    v.extend([
+        (DONE, Instruction::with2(C::Mov_r64_rm64, RAX, rip).ok()?),
+        (RAISE, Instruction::with2(C::Cmp_rm64_r64, RCX, RAX).ok()?),
+        (0, br(C::Jbe_rel32_64, OUT)?),
+        (0, cmpxchg),
+        (0, br(C::Jne_rel32_64, RAISE)?),
+        (OUT, br(C::Jmp_rel32_64, target)?),
+    ]);
+    // Instructions without a label get fake addresses past the labels'.
+    let block: Vec<Instruction> = v
+        .into_iter()
+        .enumerate()
+        .map(|(k, (label, mut ins))| {
+            ins.set_ip(if label != 0 { label } else { 0x100 + k as u64 });
+            ins
+        })
+        .collect();
+    let r = BlockEncoder::encode(
+        64,
+        InstructionBlock::new(&block, at),
+        BlockEncoderOptions::DONT_FIX_BRANCHES,
+    )
+    .ok()?;
+    Some(r.code_buffer)
 }
 
 /// `LOCK INCQ ctr(IP)`.
@@ -391,6 +527,71 @@ mod tests {
         let mut jmp = vec![0xe9];
         jmp.extend_from_slice(&((layout.code() as i64 - 0x401005) as i32).to_le_bytes());
         assert_eq!(pl.new, jmp);
+    }
+
+    #[test]
+    fn a_deferreturn_call_walks_the_frame_s_records() {
+        // go1.22+ layout: g._defer@40, sp@8, link@32, rangefunc@1, head@40.
+        let layout = crate::rewrite::DeferLayout::for_minor(23).unwrap();
+        let p = patch(
+            0x401000,
+            &[0xe8, 0xfb, 0x0f, 0, 0],
+            Rewrite::Pending {
+                target: 0x402000,
+                layout,
+            },
+        );
+        let l = Layout::new(0x500000, 1, [&p].into_iter());
+        let e = encode(&l, 0, &[(0, &p)]);
+        assert!(e.failed.is_empty());
+        let pl = &e.placed[0];
+        assert_eq!(pl.new[0], 0xe8);
+        let got = text(&e.code[..(pl.tramp.1 - pl.tramp.0) as usize], pl.tramp.0);
+        let want = [
+            "mov rax,[r14+28h]",
+            "lea rdx,[rsp+8]",
+            "xor ecx,ecx",
+            "test rax,rax",
+            "je",
+            "cmp [rax+8],rdx",
+            "jne",
+            "cmp byte ptr [rax+1],0",
+            "jne",
+            "inc rcx",
+            "mov rax,[rax+20h]",
+            "jmp",
+            "mov rsi,[rax+28h]",
+            "cmp rsi,1000h",
+            "jb",
+            "mov rsi,[rsi]",
+            "cmp rsi,1000h",
+            "jb",
+            "inc rcx",
+            "mov rsi,[rsi+20h]",
+            "jmp",
+            "mov rax,[500000h]",
+            "cmp rcx,rax",
+            "jbe",
+            "lock cmpxchg [500000h],rcx",
+            "jne",
+            "jmp 0000000000402000h",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.starts_with(w), "{g} is not {w}: {got:#?}");
+        }
+        assert!(got.len() * 10 <= max_len(&p));
+        // go1.18-1.21: no range-over-func records, link@40.
+        let old = Rewrite::Pending {
+            target: 0x402000,
+            layout: crate::rewrite::DeferLayout::for_minor(21).unwrap(),
+        };
+        let p = Patch { rewrite: old, ..p };
+        let e = encode(&l, 0, &[(0, &p)]);
+        let pl = &e.placed[0];
+        let got = text(&e.code[..(pl.tramp.1 - pl.tramp.0) as usize], pl.tramp.0);
+        assert!(got.contains(&"mov rax,[rax+28h]".to_string()), "{got:#?}");
+        assert!(!got.iter().any(|g| g.contains("rsi")), "{got:#?}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ use deferscope_index::runtime::Runtime;
 use deferscope_index::{Func, GoIndex};
 use deferscope_load::{Arch, Image};
 use deferscope_model::cost::CostTable;
+use deferscope_model::explain::AllocPer;
 pub use deferscope_model::explain::{
     Explain, FuncExplain, InlineCandidate, LoopLines, Reason, ReasonDetail, SiteExplain,
 };
@@ -308,7 +309,20 @@ fn site_facts(
         if let Some((alloc, size)) = vals.heap_closure.get(&s.pc) {
             sx.heap_closure_allocator = Some(alloc.clone());
             sx.heap_closure_bytes = *size;
-            sx.est_ns = cost.ns(s.kind, true);
+            // Records pending are not known from the binary (trace
+            // measures them): the one-record price, plus each variable
+            // moved to the heap as often as the defer runs (design.md
+            // §5.6, §7.5).
+            let facts = crate::cost::SiteCostFacts {
+                heap_closure: true,
+                heap_moved: sx
+                    .allocations
+                    .iter()
+                    .filter(|a| a.what == "variable" && a.per == AllocPer::Exec)
+                    .count(),
+                ..Default::default()
+            };
+            sx.est_ns = cost.site_ns(s.kind, facts);
         }
         if let Some(t) = sx.deferred_target.as_deref() {
             sx.c_function = c_function(t);

@@ -116,9 +116,19 @@ pub fn run(args: TraceArgs) -> Result<()> {
     };
     drop(bar);
     // Time in defer machinery: counts x the cost table explain uses (the
-    // one `deferscope bench` saved, else the published figures).
+    // one `deferscope bench` saved, else the published figures); a heap
+    // site at its function's most records pending (design.md §7.5).
     let cost = deferscope_analyze::cost::load();
-    report.estimate(|k| cost.ns(k, false), format!("costs: {}", cost.source));
+    report.estimate(
+        |k, pending| {
+            let facts = deferscope_analyze::cost::SiteCostFacts {
+                in_loop_pending: pending,
+                ..Default::default()
+            };
+            cost.site_ns(k, facts)
+        },
+        format!("costs: {}", cost.source),
+    );
     let write = |w: &mut dyn Write| -> io::Result<()> {
         let mut w = io::BufWriter::new(w);
         match format {

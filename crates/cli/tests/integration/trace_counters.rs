@@ -11,6 +11,9 @@
 //! - `exact::attach_pprof_gomaxprocs8`: the same attached;
 //! - `exact::reexec`: the program execs itself; both images' counts add up
 //!   (the first image's counters are read at `syscall.runtime_BeforeExec`);
+//! - `exact::pending`: the most `_defer` records pending at once per
+//!   function equals the program's own figure (loops of 1 to 1000 defers,
+//!   nine stack defers, a range-over-func loop);
 //! - `transparent::preempt`: tight loops of defers on 2 x GOMAXPROCS
 //!   goroutines, preempted asynchronously (SIGURG) while registering
 //!   defers, with the profiler on: same output, exact counts;
@@ -164,6 +167,44 @@ fn check_crash(bin: &Path, tag: &str) -> Result<(), Failed> {
     same_run(&plain, &tr, true)?;
     counted_by_counters(&report)?;
     compare(&parse_own(&tr.stdout)?, &report, false)
+}
+
+/// `pending`: each function's most `_defer` records pending at once in
+/// one call, as the report gives it, equals the program's own figure (its
+/// "pending FUNCTION N" lines: the loops' trip counts, nine stack defers,
+/// a range-over-func loop on go1.23+); same output, exact counts.
+fn check_pending(bin: &Path, tag: &str) -> Result<(), Failed> {
+    let (plain, tr, report) = both(bin, &["pending"], &[], &[], tag)?;
+    same_run(&plain, &tr, true)?;
+    counted_by_counters(&report)?;
+    compare(&parse_own(&tr.stdout)?, &report, false)?;
+    let want: Vec<(String, u64)> = String::from_utf8_lossy(&tr.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("pending ")?.split(' ');
+            Some((f.next()?.to_owned(), f.next()?.parse().ok()?))
+        })
+        .collect();
+    if want.len() < 6 {
+        return Err(format!("the program printed {} pending lines", want.len()).into());
+    }
+    let got = report["pending_by_function"]
+        .as_array()
+        .ok_or("no pending_by_function in the report")?;
+    let mut diffs = Vec::new();
+    for (f, n) in &want {
+        let t = got
+            .iter()
+            .find(|p| p["function"] == f.as_str())
+            .map(|p| p["max_pending"].clone());
+        if t.as_ref().and_then(Value::as_u64) != Some(*n) {
+            diffs.push(format!("{f}: program {n}, traced {t:?}"));
+        }
+    }
+    if !diffs.is_empty() {
+        return Err(format!("max pending differs:\n  {}", diffs.join("\n  ")).into());
+    }
+    Ok(())
 }
 
 /// A loadable segment: link-time address, file offset, size.
@@ -432,6 +473,7 @@ pub fn trials() -> Vec<Trial> {
             "transparent::stack",
         ));
         v.push(mk(check_crash, "transparent::crash"));
+        v.push(mk(check_pending, "exact::pending"));
         v.push(mk(check_saved_flags, "transparent::saved_flags"));
         v.push(mk(check_detach_text, "detach_restores_text"));
         v.push(mk(check_interval, "interval"));

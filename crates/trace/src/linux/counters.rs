@@ -23,6 +23,7 @@ use nix::unistd::Pid;
 use super::sys::{errno, os};
 use super::{Engine, Mode, St, Via};
 use crate::emulate::Memory;
+use crate::plan::Probe;
 use crate::rewrite::{Fallback, Patch};
 use crate::tramp::{self, Layout, Placed, COUNTER_STRIDE};
 use crate::TraceError;
@@ -82,7 +83,7 @@ impl Engine<'_> {
         let (pcs, words) = self.thread_pcs()?;
         let mut cands: Vec<(usize, &Patch)> = Vec::new();
         for (i, m) in plan.patches.iter().enumerate() {
-            if !plan.points[i].probe.counts() {
+            if !plan.points[i].probe.patched() {
                 continue;
             }
             let p = match m {
@@ -383,17 +384,28 @@ impl Engine<'_> {
             .collect();
         if let Some(c) = &self.counting {
             for (k, &i) in c.points.iter().enumerate() {
-                v[i] += c.last[k];
+                v[i] = self.merge(i, v[i], c.last[k]);
             }
         }
         v
+    }
+
+    /// What earlier images and the current one counted at point `i`
+    /// together: a sum, or for a [`Probe::Pending`] slot (a maximum) the
+    /// larger.
+    fn merge(&self, i: usize, before: u64, now: u64) -> u64 {
+        if self.plan.points[i].probe == Probe::Pending {
+            before.max(now)
+        } else {
+            before + now
+        }
     }
 
     /// The process image is going (`execve`): keep what it counted.
     pub(super) fn retire_counters(&mut self) {
         if let Some(c) = self.counting.take() {
             for (k, &i) in c.points.iter().enumerate() {
-                self.base[i] += c.last[k];
+                self.base[i] = self.merge(i, self.base[i], c.last[k]);
             }
         }
     }
