@@ -147,33 +147,7 @@ fn flow_events(ins: &Instruction, sink: &mut impl FnMut(Event)) {
     }
     let (k0, k1) = (ins.op0_kind(), ins.op1_kind());
     if m == Mnemonic::Lea && k0 == OpKind::Register && k1 == OpKind::Memory {
-        let Some(dst) = reg_no(ins.op0_register()) else {
-            return;
-        };
-        if ins.memory_base() == Register::RIP {
-            sink(Event::AddrLoad {
-                pc,
-                reg: dst,
-                addr: ins.ip_rel_memory_address(),
-            });
-        } else if ins.memory_base() == Register::RSP && ins.memory_index() == Register::None {
-            sink(Event::SpAddr {
-                pc,
-                reg: dst,
-                offset: ins.memory_displacement64() as i64,
-            });
-        } else if let (Some(base), Register::None) = (reg_no(ins.memory_base()), ins.memory_index())
-        {
-            sink(Event::RegAddr {
-                pc,
-                reg: dst,
-                base,
-                offset: ins.memory_displacement64() as i64,
-            });
-        } else {
-            sink(Event::Clobber { pc, reg: dst });
-        }
-        return;
+        return lea_event(ins, sink);
     }
     if m == Mnemonic::Mov && k0 == OpKind::Register && k1 == OpKind::Register {
         if let (Some(dst), Some(src)) = (reg_no(ins.op0_register()), reg_no(ins.op1_register())) {
@@ -251,6 +225,37 @@ fn flow_events(ins: &Instruction, sink: &mut impl FnMut(Event)) {
         if !matches!(m, Mnemonic::Cmp | Mnemonic::Test) {
             sink(Event::Clobber { pc, reg: dst });
         }
+    }
+}
+
+/// The event of `LEAQ mem, reg`: a static address, SP + offset, or
+/// another register + offset.
+fn lea_event(ins: &Instruction, sink: &mut impl FnMut(Event)) {
+    let pc = ins.ip();
+    let Some(dst) = reg_no(ins.op0_register()) else {
+        return;
+    };
+    if ins.memory_base() == Register::RIP {
+        sink(Event::AddrLoad {
+            pc,
+            reg: dst,
+            addr: ins.ip_rel_memory_address(),
+        });
+    } else if ins.memory_base() == Register::RSP && ins.memory_index() == Register::None {
+        sink(Event::SpAddr {
+            pc,
+            reg: dst,
+            offset: ins.memory_displacement64() as i64,
+        });
+    } else if let (Some(base), Register::None) = (reg_no(ins.memory_base()), ins.memory_index()) {
+        sink(Event::RegAddr {
+            pc,
+            reg: dst,
+            base,
+            offset: ins.memory_displacement64() as i64,
+        });
+    } else {
+        sink(Event::Clobber { pc, reg: dst });
     }
 }
 

@@ -375,64 +375,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         OutputFormat::Json => {
             writeln!(out, "{}", serde_json_like(&table, &CostTable::published()))?;
         }
-        OutputFormat::Text => {
-            let p = CostTable::published();
-            writeln!(out, "ns per executed defer, including the call")?;
-            writeln!(out, "{:<18}{:>12}{:>12}", "", "this machine", "published")?;
-            let row = |o: &mut dyn Write, k: &str, a: Option<f64>, b: Option<f64>| {
-                let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
-                writeln!(o, "{k:<18}{:>12}{:>12}", f(a), f(b))
-            };
-            row(
-                &mut out,
-                "direct call",
-                Some(table.direct_call_ns),
-                Some(p.direct_call_ns),
-            )?;
-            row(
-                &mut out,
-                "open-coded",
-                Some(table.open_coded_ns),
-                Some(p.open_coded_ns),
-            )?;
-            row(
-                &mut out,
-                "stack-allocated",
-                Some(table.stack_allocated_ns),
-                Some(p.stack_allocated_ns),
-            )?;
-            row(
-                &mut out,
-                "heap-allocated",
-                Some(table.heap_allocated_ns),
-                Some(p.heap_allocated_ns),
-            )?;
-            row(
-                &mut out,
-                "heap + closure",
-                table.heap_closure_ns,
-                p.heap_closure_ns,
-            )?;
-            row(
-                &mut out,
-                "panic + recover",
-                table.panic_recover_ns,
-                p.panic_recover_ns,
-            )?;
-            row(&mut out, "+ cgo crossing", table.cgo_call_ns, p.cgo_call_ns)?;
-            for pc in &table.heap_pending_ns {
-                let k = format!("heap, {} pending", pc.pending);
-                row(&mut out, &k, Some(pc.ns), p.pending_ns(pc.pending))?;
-            }
-            row(
-                &mut out,
-                "heap + moved var",
-                table.heap_moved_ns,
-                p.heap_moved_ns,
-            )?;
-            writeln!(out, "this machine: {}", table.source)?;
-            writeln!(out, "published: {}", p.source)?;
-        }
+        OutputFormat::Text => text_table(&mut out, &table)?,
     }
     if !args.no_save {
         let path = deferscope_analyze::cost::save(&table)?;
@@ -445,6 +388,72 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// The measured table beside the published one, one row per figure.
+fn text_table(out: &mut impl Write, table: &CostTable) -> io::Result<()> {
+    let p = CostTable::published();
+    writeln!(out, "ns per executed defer, including the call")?;
+    writeln!(out, "{:<18}{:>12}{:>12}", "", "this machine", "published")?;
+    let row = |o: &mut dyn Write, k: &str, a: Option<f64>, b: Option<f64>| {
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+        writeln!(o, "{k:<18}{:>12}{:>12}", f(a), f(b))
+    };
+    row(
+        &mut *out,
+        "direct call",
+        Some(table.direct_call_ns),
+        Some(p.direct_call_ns),
+    )?;
+    row(
+        &mut *out,
+        "open-coded",
+        Some(table.open_coded_ns),
+        Some(p.open_coded_ns),
+    )?;
+    row(
+        &mut *out,
+        "stack-allocated",
+        Some(table.stack_allocated_ns),
+        Some(p.stack_allocated_ns),
+    )?;
+    row(
+        &mut *out,
+        "heap-allocated",
+        Some(table.heap_allocated_ns),
+        Some(p.heap_allocated_ns),
+    )?;
+    row(
+        &mut *out,
+        "heap + closure",
+        table.heap_closure_ns,
+        p.heap_closure_ns,
+    )?;
+    row(
+        &mut *out,
+        "panic + recover",
+        table.panic_recover_ns,
+        p.panic_recover_ns,
+    )?;
+    row(
+        &mut *out,
+        "+ cgo crossing",
+        table.cgo_call_ns,
+        p.cgo_call_ns,
+    )?;
+    for pc in &table.heap_pending_ns {
+        let k = format!("heap, {} pending", pc.pending);
+        row(&mut *out, &k, Some(pc.ns), p.pending_ns(pc.pending))?;
+    }
+    row(
+        &mut *out,
+        "heap + moved var",
+        table.heap_moved_ns,
+        p.heap_moved_ns,
+    )?;
+    writeln!(out, "this machine: {}", table.source)?;
+    writeln!(out, "published: {}", p.source)?;
     Ok(())
 }
 
