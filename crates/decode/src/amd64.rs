@@ -432,6 +432,36 @@ pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {
     out
 }
 
+/// [`crate::mem_writes`] on amd64: an instruction whose first operand is a
+/// memory operand without an index writes it, except the comparisons and
+/// tests (Go's code has no other memory-first instruction that only reads).
+pub fn mem_writes(code: &[u8], entry: u64, mut sink: impl FnMut(crate::MemWrite)) {
+    let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
+    let mut ins = Instruction::default();
+    while dec.can_decode() {
+        dec.decode_out(&mut ins);
+        if ins.is_invalid()
+            || ins.op_count() == 0
+            || ins.op0_kind() != OpKind::Memory
+            || ins.memory_index() != Register::None
+            || matches!(
+                ins.mnemonic(),
+                Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Bt | Mnemonic::Lea | Mnemonic::Nop
+            )
+        {
+            continue;
+        }
+        if let Some(base) = reg_no(ins.memory_base()) {
+            sink(crate::MemWrite {
+                pc: ins.ip(),
+                base,
+                offset: ins.memory_displacement64() as i64,
+                size: ins.memory_size().size() as u8,
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,35 +598,5 @@ mod tests {
         let text = [0x90, 0xe8, 0x0a, 0, 0, 0, 0x90];
         assert_eq!(call_candidates(&text, 0x2000, &[0x2010]), vec![0x2001]);
         assert!(call_candidates(&text, 0x2000, &[0x2011]).is_empty());
-    }
-}
-
-/// [`crate::mem_writes`] on amd64: an instruction whose first operand is a
-/// memory operand without an index writes it, except the comparisons and
-/// tests (Go's code has no other memory-first instruction that only reads).
-pub fn mem_writes(code: &[u8], entry: u64, mut sink: impl FnMut(crate::MemWrite)) {
-    let mut dec = Decoder::with_ip(64, code, entry, DecoderOptions::NONE);
-    let mut ins = Instruction::default();
-    while dec.can_decode() {
-        dec.decode_out(&mut ins);
-        if ins.is_invalid()
-            || ins.op_count() == 0
-            || ins.op0_kind() != OpKind::Memory
-            || ins.memory_index() != Register::None
-            || matches!(
-                ins.mnemonic(),
-                Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Bt | Mnemonic::Lea | Mnemonic::Nop
-            )
-        {
-            continue;
-        }
-        if let Some(base) = reg_no(ins.memory_base()) {
-            sink(crate::MemWrite {
-                pc: ins.ip(),
-                base,
-                offset: ins.memory_displacement64() as i64,
-                size: ins.memory_size().size() as u8,
-            });
-        }
     }
 }

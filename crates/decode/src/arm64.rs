@@ -518,6 +518,51 @@ pub fn call_candidates(text: &[u8], base: u64, targets: &[u64]) -> Vec<u64> {
     out
 }
 
+/// [`crate::mem_writes`] on arm64: the stores of [`access`] with an
+/// immediate offset from a base register (pre-index, post-index or plain).
+pub fn mem_writes(code: &[u8], entry: u64, mut sink: impl FnMut(crate::MemWrite)) {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    use yaxpeax_arm::armv8::a64::InstDecoder;
+    let dec = InstDecoder::default();
+    for (i, c) in code.chunks_exact(4).enumerate() {
+        let mut r = U8Reader::new(c);
+        let Ok(ins) = dec.decode(&mut r) else {
+            continue;
+        };
+        let (mem, size) = match access(ins.opcode) {
+            Some(Access::Store) => (ins.operands[1], access_size(ins.opcode, &ins.operands[0])),
+            Some(Access::StorePair) => (ins.operands[2], 16),
+            _ => continue,
+        };
+        let (base, offset) = match mem {
+            Operand::RegPreIndex(r, off, _) => (r, off as i64),
+            Operand::RegPostIndex(r, _) => (r, 0),
+            _ => continue,
+        };
+        sink(crate::MemWrite {
+            pc: entry + 4 * i as u64,
+            base: if base == 31 { crate::SP } else { base as u8 },
+            offset,
+            size,
+        });
+    }
+}
+
+/// The immediate of an `ORR (immediate)` word, as yaxpeax-arm decodes its
+/// bitmask.
+fn orr_imm(w: u32) -> Option<u64> {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    use yaxpeax_arm::armv8::a64::InstDecoder;
+    let ins = InstDecoder::default()
+        .decode(&mut U8Reader::new(&w.to_le_bytes()))
+        .ok()?;
+    match (ins.opcode, ins.operands[2]) {
+        (Opcode::ORR, Operand::Imm64(v)) => Some(v),
+        (Opcode::ORR, Operand::Immediate(v)) => Some(v as u64),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,50 +792,5 @@ mod tests {
         );
         // str x0, [x1, #16]: not SP-based, no event.
         assert!(events(0xf900_0820, 0).is_empty());
-    }
-}
-
-/// [`crate::mem_writes`] on arm64: the stores of [`access`] with an
-/// immediate offset from a base register (pre-index, post-index or plain).
-pub fn mem_writes(code: &[u8], entry: u64, mut sink: impl FnMut(crate::MemWrite)) {
-    use yaxpeax_arch::{Decoder, U8Reader};
-    use yaxpeax_arm::armv8::a64::InstDecoder;
-    let dec = InstDecoder::default();
-    for (i, c) in code.chunks_exact(4).enumerate() {
-        let mut r = U8Reader::new(c);
-        let Ok(ins) = dec.decode(&mut r) else {
-            continue;
-        };
-        let (mem, size) = match access(ins.opcode) {
-            Some(Access::Store) => (ins.operands[1], access_size(ins.opcode, &ins.operands[0])),
-            Some(Access::StorePair) => (ins.operands[2], 16),
-            _ => continue,
-        };
-        let (base, offset) = match mem {
-            Operand::RegPreIndex(r, off, _) => (r, off as i64),
-            Operand::RegPostIndex(r, _) => (r, 0),
-            _ => continue,
-        };
-        sink(crate::MemWrite {
-            pc: entry + 4 * i as u64,
-            base: if base == 31 { crate::SP } else { base as u8 },
-            offset,
-            size,
-        });
-    }
-}
-
-/// The immediate of an `ORR (immediate)` word, as yaxpeax-arm decodes its
-/// bitmask.
-fn orr_imm(w: u32) -> Option<u64> {
-    use yaxpeax_arch::{Decoder, U8Reader};
-    use yaxpeax_arm::armv8::a64::InstDecoder;
-    let ins = InstDecoder::default()
-        .decode(&mut U8Reader::new(&w.to_le_bytes()))
-        .ok()?;
-    match (ins.opcode, ins.operands[2]) {
-        (Opcode::ORR, Operand::Imm64(v)) => Some(v),
-        (Opcode::ORR, Operand::Immediate(v)) => Some(v as u64),
-        _ => None,
     }
 }

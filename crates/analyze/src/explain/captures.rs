@@ -115,15 +115,20 @@ fn with_dwarf(fields: Vec<Field>, dc: &[deferscope_index::DwarfCapture]) -> Vec<
         return out;
     }
     // Without offsets (before go1.23) DWARF's order need not be the
-    // fields': only captures that differ in mode or size can be told
-    // apart. Then, in order, every capture must take whole fields, and all
-    // of them.
+    // fields': a name is given only when that cannot matter, one capture
+    // for the whole closure, or typed fields (a heap closure's) that
+    // differ in mode or size and match DWARF's one to one, in order.
     let sig = |c: &deferscope_index::DwarfCapture| (c.by_ref && c.certain, c.bytes);
-    if dc
-        .iter()
-        .enumerate()
-        .any(|(i, c)| dc[..i].iter().any(|d| sig(d) == sig(c)))
-    {
+    let single = dc.len() == 1;
+    let typed = fields.len() == dc.len()
+        && fields.iter().zip(dc).all(|(f, c)| {
+            f.exact && f.ptr.is_some() && f.bytes == if sig(c).0 { 8 } else { c.bytes }
+        })
+        && !dc
+            .iter()
+            .enumerate()
+            .any(|(i, c)| dc[..i].iter().any(|d| sig(d) == sig(c)));
+    if !single && !typed {
         return fields;
     }
     let mut out: Vec<Field> = Vec::with_capacity(dc.len());
