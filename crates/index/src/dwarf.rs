@@ -80,6 +80,10 @@ pub struct Dwarf<'d> {
     raw: Vec<(SectionId, Raw<'d>)>,
     elf: bool,
     parsed: OnceLock<Option<Parsed<'d>>>,
+    /// `.debug_line`, decompressed only when a closure's subprogram has
+    /// no `DW_AT_decl_line` (go1.19): its entry row gives the line.
+    line: Option<Raw<'d>>,
+    line_data: OnceLock<Option<Cow<'d, [u8]>>>,
 }
 
 impl std::fmt::Debug for Dwarf<'_> {
@@ -114,17 +118,18 @@ impl Default for Var {
     }
 }
 
-/// The sections read, by gimli's id.
-const IDS: [SectionId; 9] = [
+/// The sections read, by gimli's id: what names, types and entry
+/// addresses need. The line program and the range lists are left out
+/// (and not decompressed: on cmd/go they are more than half of the
+/// compressed DWARF); the units are read with [`Dwarf::unit_of`]'s
+/// header-only parse.
+const IDS: [SectionId; 6] = [
     SectionId::DebugAbbrev,
     SectionId::DebugAddr,
     SectionId::DebugInfo,
-    SectionId::DebugLine,
     SectionId::DebugLineStr,
     SectionId::DebugStr,
     SectionId::DebugStrOffsets,
-    SectionId::DebugRanges,
-    SectionId::DebugRngLists,
 ];
 
 impl<'d> Dwarf<'d> {
@@ -155,10 +160,26 @@ impl<'d> Dwarf<'d> {
         if !raw.iter().any(|(id, _)| *id == SectionId::DebugInfo) {
             return None;
         }
+        let line = [
+            ".debug_line",
+            ".zdebug_line",
+            "__debug_line",
+            "__zdebug_line",
+        ]
+        .iter()
+        .find_map(|n| {
+            let s = img.section(n)?;
+            Some(Raw {
+                data: img.section_data(s)?,
+                size: s.size,
+            })
+        });
         Some(Dwarf {
             raw,
             elf: img.format == Format::Elf,
             parsed: OnceLock::new(),
+            line,
+            line_data: OnceLock::new(),
         })
     }
 
@@ -183,7 +204,9 @@ impl<'d> Dwarf<'d> {
                 continue;
             };
             units.push(off.0);
-            let Ok(unit) = dwarf.unit(h) else { continue };
+            let Some(unit) = light_unit(&dwarf, h) else {
+                continue;
+            };
             index_unit(&dwarf, &unit, &mut funcs);
         }
         funcs.sort_unstable();
@@ -193,6 +216,32 @@ impl<'d> Dwarf<'d> {
             units,
             funcs,
         })
+    }
+
+    /// The line of the row at `entry` in `unit`'s line program, read
+    /// from `.debug_line` (decompressed on first use).
+    fn line_at(&self, unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
+        let data = self
+            .line_data
+            .get_or_init(|| self.line.and_then(|r| decompress(r, self.elf)))
+            .as_ref()?;
+        let mut c = unit.entries();
+        let (_, root) = c.next_dfs().ok()??;
+        let Some(AttributeValue::DebugLineRef(off)) =
+            root.attr_value(gimli::DW_AT_stmt_list).ok()?
+        else {
+            return None;
+        };
+        let lp = gimli::DebugLine::new(data, LittleEndian)
+            .program(off, unit.header.address_size(), None, None)
+            .ok()?;
+        let mut rows = lp.rows();
+        while let Ok(Some((_, row))) = rows.next_row() {
+            if row.address() == entry && !row.end_sequence() {
+                return row.line().map(|l| l.get());
+            }
+        }
+        None
     }
 
     /// Number of subprograms with an entry address (parses on first use).
@@ -223,7 +272,8 @@ impl<'d> Dwarf<'d> {
             caps.sort_by_key(|(_, c)| c.offset);
             decide_by_offsets(&mut caps);
         } else {
-            return Some(captures_before_123(p, &dwarf, &unit, entry, &name, &vars));
+            let line = entry_line(p, &dwarf, &unit, entry).or_else(|| self.line_at(&unit, entry));
+            return Some(captures_before_123(p, &dwarf, &unit, line, &name, &vars));
         }
         Some(caps.into_iter().map(|(_, c)| c).collect())
     }
@@ -355,7 +405,51 @@ fn unit_of<'a>(
         .debug_info
         .header_from_offset(DebugInfoOffset(p.units[i]))
         .ok()?;
-    dwarf.unit(h).ok()
+    light_unit(dwarf, h)
+}
+
+/// A unit without its line program (gimli's `Dwarf::unit` parses it, and
+/// `.debug_line` is not read): the abbreviations and the bases the names
+/// and entry addresses need (DWARF 5 `addrx`, `strx`).
+fn light_unit<'a>(
+    dwarf: &gimli::Dwarf<R<'a>>,
+    header: gimli::UnitHeader<R<'a>>,
+) -> Option<Unit<R<'a>>> {
+    let abbreviations = dwarf.abbreviations(&header).ok()?;
+    let enc = header.encoding();
+    let mut unit = Unit {
+        abbreviations,
+        name: None,
+        comp_dir: None,
+        low_pc: 0,
+        str_offsets_base: gimli::DebugStrOffsetsBase::default_for_encoding_and_file(
+            enc,
+            dwarf.file_type,
+        ),
+        addr_base: gimli::DebugAddrBase(0),
+        loclists_base: gimli::DebugLocListsBase::default_for_encoding_and_file(
+            enc,
+            dwarf.file_type,
+        ),
+        rnglists_base: gimli::DebugRngListsBase::default_for_encoding_and_file(
+            enc,
+            dwarf.file_type,
+        ),
+        line_program: None,
+        dwo_id: None,
+        header,
+    };
+    let mut cursor = unit.header.entries(&unit.abbreviations);
+    let (_, root) = cursor.next_dfs().ok()??;
+    let mut attrs = root.attrs();
+    while let Ok(Some(a)) = attrs.next() {
+        match a.value() {
+            gimli::AttributeValue::DebugStrOffsetsBase(b) => unit.str_offsets_base = b,
+            gimli::AttributeValue::DebugAddrBase(b) => unit.addr_base = b,
+            _ => {}
+        }
+    }
+    Some(unit)
 }
 
 /// A reference attribute as an offset in .debug_info.
@@ -606,11 +700,10 @@ fn captures_before_123(
     p: &Parsed<'_>,
     dwarf: &gimli::Dwarf<R<'_>>,
     unit: &Unit<R<'_>>,
-    entry: u64,
+    line: Option<u64>,
     name: &str,
     vars: &[Var],
 ) -> Vec<DwarfCapture> {
-    let line = entry_line(unit, entry);
     let params: Vec<&str> = vars
         .iter()
         .filter(|v| v.tag == gimli::DW_TAG_formal_parameter)
@@ -704,17 +797,19 @@ fn producer_minor(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> Option<u32
     GoVersion::parse(&String::from_utf8_lossy(s.slice())).map(|v| v.minor)
 }
 
-/// The source line of the instruction at `entry`, from the unit's line
-/// program: a closure's `func` keyword line.
-fn entry_line(unit: &Unit<R<'_>>, entry: u64) -> Option<u64> {
-    let lp = unit.line_program.clone()?;
-    let mut rows = lp.rows();
-    while let Ok(Some((_, row))) = rows.next_row() {
-        if row.address() == entry && !row.end_sequence() {
-            return row.line().map(|l| l.get());
-        }
-    }
-    None
+/// A closure's `func` keyword line: its subprogram's `DW_AT_decl_line`
+/// (the line of its entry instruction; `.debug_line` is not read).
+fn entry_line(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    entry: u64,
+) -> Option<u64> {
+    let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
+    let uoff = DebugInfoOffset(p.funcs[i].1).to_unit_offset(&unit.header)?;
+    let mut cursor = unit.entries_at_offset(uoff).ok()?;
+    let (_, sub) = cursor.next_dfs().ok()??;
+    read_var(p, dwarf, unit, sub).line
 }
 
 #[cfg(test)]

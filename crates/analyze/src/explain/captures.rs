@@ -68,10 +68,6 @@ struct Field {
     bytes: u64,
     ptr: Option<bool>,
     exact: bool,
-    /// From DWARF: the variable's name, and whether it is captured by
-    /// reference when DWARF is certain of it.
-    name: Option<String>,
-    by_ref: Option<bool>,
 }
 
 impl Field {
@@ -81,82 +77,7 @@ impl Field {
             bytes,
             ptr,
             exact,
-            name: None,
-            by_ref: None,
         }
-    }
-}
-
-/// Name the fields from the closure's DWARF captures `dc`: by offset
-/// (go1.23+), else in order when the captures account for every field
-/// (a by-value capture spanning several stored words makes them one).
-/// Fields DWARF does not account for keep what the code showed.
-fn with_dwarf(fields: Vec<Field>, dc: &[deferscope_index::DwarfCapture]) -> Vec<Field> {
-    let name = |f: &mut Field, c: &deferscope_index::DwarfCapture, bytes: u64| {
-        f.name = Some(c.name.clone());
-        f.by_ref = c.certain.then_some(c.by_ref);
-        f.bytes = bytes;
-        f.exact = true;
-    };
-    if !dc.is_empty() && dc.iter().all(|c| c.offset.is_some()) {
-        let mut out: Vec<Field> = Vec::with_capacity(fields.len());
-        let mut it = fields.into_iter().peekable();
-        while let Some(mut f) = it.next() {
-            if let Some(c) = dc.iter().find(|c| c.offset == Some(f.offset as u64)) {
-                let end = f.offset + c.bytes as i64;
-                while it.peek().is_some_and(|g| g.offset < end && !c.by_ref) {
-                    it.next();
-                }
-                let bytes = if c.by_ref { 8 } else { c.bytes.max(f.bytes) };
-                name(&mut f, c, bytes);
-            }
-            out.push(f);
-        }
-        return out;
-    }
-    // Without offsets (before go1.23) DWARF's order need not be the
-    // fields': a name is given only when that cannot matter, one capture
-    // for the whole closure, or typed fields (a heap closure's) that
-    // differ in mode or size and match DWARF's one to one, in order.
-    let sig = |c: &deferscope_index::DwarfCapture| (c.by_ref && c.certain, c.bytes);
-    let single = dc.len() == 1;
-    let typed = fields.len() == dc.len()
-        && fields.iter().zip(dc).all(|(f, c)| {
-            f.exact && f.ptr.is_some() && f.bytes == if sig(c).0 { 8 } else { c.bytes }
-        })
-        && !dc
-            .iter()
-            .enumerate()
-            .any(|(i, c)| dc[..i].iter().any(|d| sig(d) == sig(c)));
-    if !single && !typed {
-        return fields;
-    }
-    let mut out: Vec<Field> = Vec::with_capacity(dc.len());
-    let mut i = 0;
-    for c in dc {
-        let Some(mut f) = fields
-            .get(i)
-            .map(|f| Field::new(f.offset, f.bytes, f.ptr, f.exact))
-        else {
-            return fields;
-        };
-        let want = if c.by_ref && c.certain { 8 } else { c.bytes };
-        let mut sum = fields[i].bytes;
-        i += 1;
-        while sum < want && i < fields.len() && !fields[i - 1].exact {
-            sum += fields[i].bytes;
-            i += 1;
-        }
-        if sum != want {
-            return fields;
-        }
-        name(&mut f, c, want);
-        out.push(f);
-    }
-    if i == fields.len() {
-        out
-    } else {
-        fields
     }
 }
 
@@ -177,7 +98,7 @@ pub(super) fn site_semantics(
     vals: &Values,
     cfg: &Cfg,
     loops: &mut Option<Vec<Loop>>,
-    (entry, pc): (u64, u64),
+    pc: u64,
     code: Option<u64>,
     wrapper: bool,
 ) -> SiteSemantics {
@@ -193,7 +114,7 @@ pub(super) fn site_semantics(
         return out;
     };
     let closure = vals.closure.get(&pc).copied();
-    let mut fields = match closure {
+    let fields = match closure {
         // A static funcval (or the function itself): nothing captured.
         None => {
             out.captures = Some(Vec::new());
@@ -205,11 +126,6 @@ pub(super) fn site_semantics(
         Some(Val::Sp(c)) => frame_fields(vals, c, pc),
         Some(_) => return out,
     };
-    if !wrapper {
-        if let Some(dc) = cx.dwarf.as_ref().and_then(|d| d.closure_captures(code)) {
-            fields = with_dwarf(fields, &dc);
-        }
-    }
     let (base, holder) = match closure {
         Some(Val::Heap(n)) => (Loc::Heap(n, 0), Some(n)),
         Some(Val::Sp(c)) => (Loc::Stack(c), None),
@@ -229,10 +145,7 @@ pub(super) fn site_semantics(
             Val::Heap(k) | Val::HeapAt(k, _) => Some(k) != holder,
             _ => false,
         };
-        let by_ref = match f.by_ref {
-            Some(r) => r,
-            None => !wrapper && f.bytes == 8 && is_addr && f.ptr != Some(false),
-        };
+        let by_ref = !wrapper && f.bytes == 8 && is_addr && f.ptr != Some(false);
         if by_ref {
             refs.push((caps.len(), v));
         } else if is_addr && matches!(v, Val::Heap(_) | Val::HeapAt(..)) {
@@ -241,7 +154,7 @@ pub(super) fn site_semantics(
             kept.push(v);
         }
         caps.push(Capture {
-            name: f.name.clone(),
+            name: None,
             mode: if by_ref {
                 CaptureMode::Ref
             } else {
@@ -254,7 +167,7 @@ pub(super) fn site_semantics(
             pc: st.filter(|s| !s.zero).map(|s| s.pc),
         });
     }
-    let (written, reloads) = rewritten_results(cx, vals, (entry, code), &caps, &refs);
+    let (written, reloads) = rewritten_results(cx, vals, code, &caps, &refs);
     out.writes_results = written;
     out.result_reloads = reloads;
     memory(vals, cfg, loops, pc, holder, (&refs, &kept), &mut out);
@@ -445,7 +358,7 @@ fn struct_fields(cx: &Cx<'_, '_>, t: u64) -> Option<Vec<Field>> {
 fn rewritten_results(
     cx: &mut Cx<'_, '_>,
     vals: &Values,
-    (entry, code): (u64, u64),
+    code: u64,
     caps: &[Capture],
     refs: &[(usize, Val)],
 ) -> (Vec<String>, Vec<u64>) {
@@ -466,15 +379,9 @@ fn rewritten_results(
         return (out, reloads);
     }
     let written = closure_writes(cx, code);
-    let names = cx.dwarf.as_ref().and_then(|d| d.result_sizes(entry));
     for (ci, ri) in hits {
         if written.contains(&(caps[ci].offset as i64)) {
-            out.push(
-                names
-                    .as_deref()
-                    .and_then(|n| result_at_word(n, ri))
-                    .unwrap_or_else(|| format!("result word {}", ri + 1)),
-            );
+            out.push(format!("{}{}", super::dwarfnames::WORD, ri + 1));
             let from = loads[ri].1;
             reloads.extend(
                 vals.result_load_pcs
@@ -485,23 +392,6 @@ fn rewritten_results(
         }
     }
     (out, reloads)
-}
-
-/// The name of the result whose first word is integer result word `w`
-/// (from 0), given the results' names and sizes (a result of up to 8
-/// bytes takes one word, a string two, ...).
-fn result_at_word(results: &[(String, Option<u64>)], w: usize) -> Option<String> {
-    let mut at = 0;
-    for (name, size) in results {
-        if at == w {
-            return Some(name.clone());
-        }
-        at += size.map_or(1, |s| s.div_ceil(8) as usize);
-        if at > w {
-            return None;
-        }
-    }
-    None
 }
 
 /// The integer result registers in order (the register ABI: amd64 AX, BX,

@@ -61,8 +61,9 @@ pub(super) struct Cx<'a, 'd> {
     pub recovers_at: Memo,
     /// The value pass's buffers, kept (empty) between functions.
     pub scratch: Scratch,
-    /// The binary's DWARF (unstripped binaries): capture and result names.
-    pub dwarf: Option<deferscope_index::Dwarf<'d>>,
+    /// The sites whose captures or results DWARF may name, once every
+    /// function is done ([`super::dwarfnames`]).
+    pub unnamed: Vec<super::dwarfnames::Unnamed>,
 }
 
 impl<'a, 'd> Cx<'a, 'd> {
@@ -93,7 +94,7 @@ impl<'a, 'd> Cx<'a, 'd> {
             wrapper_at: Memo::default(),
             recovers_at: Memo::default(),
             scratch: Scratch::default(),
-            dwarf: deferscope_index::Dwarf::load(img),
+            unnamed: Vec::new(),
         }
     }
 

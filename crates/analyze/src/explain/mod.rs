@@ -32,6 +32,7 @@
 
 mod captures;
 mod context;
+mod dwarfnames;
 mod funcvalue;
 mod notes;
 mod reasons;
@@ -112,23 +113,35 @@ pub fn explain_with(
     // One event buffer for all functions (kept at most EVENTS_KEPT long
     // between them).
     let mut events = Vec::new();
-    for fi in &report.functions {
-        let lo = by_func.partition_point(|&(e, _)| e < fi.entry);
-        let hi = lo + by_func[lo..].partition_point(|&(e, _)| e == fi.entry);
-        idx.clear();
-        idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
-        functions.push(explain_func(
-            &mut cx,
-            report,
-            fi,
-            &idx,
-            &mut sites,
-            cost,
-            &mut events,
-        ));
-        if events.capacity() > EVENTS_KEPT {
-            events = Vec::new();
+    // An unstripped binary's DWARF is decompressed and indexed on another
+    // thread while the functions are explained; its names are applied at
+    // the end (design.md §5.6).
+    let dwarf = deferscope_index::Dwarf::load(img);
+    std::thread::scope(|s| {
+        if let Some(d) = &dwarf {
+            s.spawn(|| d.functions());
         }
+        for fi in &report.functions {
+            let lo = by_func.partition_point(|&(e, _)| e < fi.entry);
+            let hi = lo + by_func[lo..].partition_point(|&(e, _)| e == fi.entry);
+            idx.clear();
+            idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
+            functions.push(explain_func(
+                &mut cx,
+                report,
+                fi,
+                &idx,
+                &mut sites,
+                cost,
+                &mut events,
+            ));
+            if events.capacity() > EVENTS_KEPT {
+                events = Vec::new();
+            }
+        }
+    });
+    if let Some(d) = &dwarf {
+        dwarfnames::apply(d, &mut sites, &cx.unnamed);
     }
     drop(by_func);
     target::final_callees_recover(&mut cx, &mut sites);
@@ -296,10 +309,21 @@ fn site_facts(
             vals,
             cfg,
             &mut loops,
-            (entry, s.pc),
+            s.pc,
             code,
             sx.deferred_via.is_some(),
         );
+        if let (Some(code), None) = (code, &sx.deferred_via) {
+            if sem.captures.as_ref().is_some_and(|c| !c.is_empty())
+                || !sem.writes_results.is_empty()
+            {
+                cx.unnamed.push(dwarfnames::Unnamed {
+                    site: i,
+                    code,
+                    entry,
+                });
+            }
+        }
         sx.captures = sem.captures;
         sx.writes_results = sem.writes_results;
         sx.allocs_per_exec = sem.allocs_per_exec;

@@ -1,0 +1,159 @@
+//! DWARF names for captures and rewritten results (design.md §5.6, §6.4),
+//! applied after every function was explained: meanwhile another thread
+//! decompresses and indexes the DWARF ([`deferscope_index::Dwarf`]), so
+//! an unstripped binary's names cost little over the explain pass itself.
+
+use deferscope_index::{Dwarf, DwarfCapture};
+use deferscope_model::explain::{Capture, CaptureMode, SiteExplain};
+
+/// A site whose closure (code at `code`, in the function at `entry`) may
+/// get names.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Unnamed {
+    pub site: usize,
+    pub code: u64,
+    pub entry: u64,
+}
+
+/// Name what DWARF names.
+pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) {
+    for u in todo {
+        let sx = &mut sites[u.site];
+        if let Some(caps) = sx.captures.take() {
+            sx.captures = Some(match d.closure_captures(u.code) {
+                Some(dc) if !dc.is_empty() && !caps.is_empty() => with_dwarf(caps, &dc),
+                _ => caps,
+            });
+        }
+        if sx.writes_results.iter().any(|w| w.starts_with(WORD)) {
+            if let Some(rs) = d.result_sizes(u.entry) {
+                for w in &mut sx.writes_results {
+                    let n = w.strip_prefix(WORD).and_then(|n| n.parse::<usize>().ok());
+                    if let Some(name) = n.and_then(|n| result_at_word(&rs, n.checked_sub(1)?)) {
+                        *w = name;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How an unnamed rewritten result is called (`result word 1`).
+pub(super) const WORD: &str = "result word ";
+
+/// The name of the result whose first word is integer result word `w`
+/// (from 0), given the results' names and sizes (a result of up to 8
+/// bytes takes one word, a string two, ...).
+fn result_at_word(results: &[(String, Option<u64>)], w: usize) -> Option<String> {
+    let mut at = 0;
+    for (name, size) in results {
+        if at == w {
+            return Some(name.clone());
+        }
+        at += size.map_or(1, |s| s.div_ceil(8) as usize);
+        if at > w {
+            return None;
+        }
+    }
+    None
+}
+
+/// Name the captures from the closure's DWARF captures `dc`: by offset
+/// (go1.23+), else in order when that cannot go wrong. A by-value capture
+/// spanning several stored words makes them one; DWARF's certain mode
+/// wins. Captures DWARF does not account for keep what the code showed.
+fn with_dwarf(caps: Vec<Capture>, dc: &[DwarfCapture]) -> Vec<Capture> {
+    let name = |f: &mut Capture, c: &DwarfCapture, bytes: u64| {
+        f.name = Some(c.name.clone());
+        if c.certain {
+            f.mode = if c.by_ref {
+                CaptureMode::Ref
+            } else {
+                CaptureMode::Value
+            };
+        } else if bytes > 8 {
+            f.mode = CaptureMode::Value;
+        }
+        if f.mode == CaptureMode::Value {
+            f.moved_to_heap = false;
+        }
+        f.bytes = bytes;
+        f.exact = true;
+    };
+    if dc.iter().all(|c| c.offset.is_some()) {
+        let mut out: Vec<Capture> = Vec::with_capacity(caps.len());
+        let mut it = caps.into_iter().peekable();
+        while let Some(mut f) = it.next() {
+            if let Some(c) = dc.iter().find(|c| c.offset == Some(f.offset)) {
+                let end = f.offset + c.bytes;
+                while it.peek().is_some_and(|g| g.offset < end && !c.by_ref) {
+                    it.next();
+                }
+                let bytes = if c.by_ref { 8 } else { c.bytes.max(f.bytes) };
+                name(&mut f, c, bytes);
+            }
+            out.push(f);
+        }
+        return out;
+    }
+    // Without offsets (before go1.23) DWARF's order need not be the
+    // fields': a name is given only when that cannot matter, one capture
+    // for the whole closure, or typed fields (a heap closure's, exact)
+    // that differ in mode or size and match DWARF's one to one, in order.
+    let sig = |c: &DwarfCapture| (c.by_ref && c.certain, c.bytes);
+    let single = dc.len() == 1;
+    let typed = caps.len() == dc.len()
+        && caps.iter().zip(dc).all(|(f, c)| {
+            f.exact
+                && f.bytes == if sig(c).0 { 8 } else { c.bytes }
+                && (!sig(c).0 || f.mode == CaptureMode::Ref)
+        })
+        && !dc
+            .iter()
+            .enumerate()
+            .any(|(i, c)| dc[..i].iter().any(|d| sig(d) == sig(c)));
+    if !single && !typed {
+        return caps;
+    }
+    let mut out: Vec<Capture> = Vec::with_capacity(dc.len());
+    let mut i = 0;
+    for c in dc {
+        let Some(mut f) = caps.get(i).cloned() else {
+            return caps;
+        };
+        let want = if c.by_ref && c.certain { 8 } else { c.bytes };
+        let mut sum = caps[i].bytes;
+        i += 1;
+        while sum < want && i < caps.len() && !caps[i - 1].exact {
+            sum += caps[i].bytes;
+            i += 1;
+        }
+        if sum != want {
+            return caps;
+        }
+        name(&mut f, c, want);
+        out.push(f);
+    }
+    if i == caps.len() {
+        out
+    } else {
+        caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_words() {
+        let r = |v: &[(&str, Option<u64>)]| -> Vec<(String, Option<u64>)> {
+            v.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+        };
+        // (val reflect.Value, err error): err starts at word 3.
+        let rs = r(&[("val", Some(24)), ("err", Some(16))]);
+        assert_eq!(result_at_word(&rs, 3).as_deref(), Some("err"));
+        assert_eq!(result_at_word(&rs, 0).as_deref(), Some("val"));
+        assert_eq!(result_at_word(&rs, 1), None);
+    }
+}
