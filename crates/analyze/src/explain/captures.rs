@@ -35,7 +35,7 @@ use deferscope_load::Arch;
 use deferscope_model::explain::{AllocPer, Allocation, Capture, CaptureMode};
 
 use super::context::Cx;
-use super::values::{Loc, StoreRec, Val, Values};
+use super::values::{event_pc, Loc, StoreRec, Val, Values};
 use crate::cfg::{Cfg, Loop};
 
 /// Go's small size classes (runtime/sizeclasses.go, 1.14-1.27), bytes.
@@ -488,25 +488,6 @@ fn closure_writes(cx: &mut Cx<'_, '_>, code: u64) -> Vec<i64> {
         }
     });
     out
-}
-
-fn event_pc(e: &Event) -> u64 {
-    match *e {
-        Event::Call { pc, .. }
-        | Event::StackStore { pc, .. }
-        | Event::Jump { pc, .. }
-        | Event::Ret { pc, .. }
-        | Event::Halt { pc, .. }
-        | Event::CallIndirect { pc }
-        | Event::AddrLoad { pc, .. }
-        | Event::SpAddr { pc, .. }
-        | Event::Move { pc, .. }
-        | Event::Store { pc, .. }
-        | Event::Load { pc, .. }
-        | Event::Clobber { pc, .. }
-        | Event::RegAddr { pc, .. }
-        | Event::Const { pc, .. } => pc,
-    }
 }
 
 /// The allocations of the site at `pc`: its heap closure `holder` and the

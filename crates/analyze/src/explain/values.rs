@@ -631,7 +631,7 @@ fn alloc_name_size(allocator: &str) -> Option<u64> {
     }
 }
 
-fn event_pc(e: &Event) -> u64 {
+pub(super) fn event_pc(e: &Event) -> u64 {
     match *e {
         Event::Call { pc, .. }
         | Event::StackStore { pc, .. }
