@@ -103,14 +103,17 @@ fn go(goroot: &Path, version: &str, dir: &Path) -> Command {
 }
 
 /// Run the workloads program (under qemu for arm64) in `mode`, writing
-/// into a fresh directory; its JSON lines by workload.
+/// into a fresh directory of its own (named by mode and arguments: two
+/// trials run the same binary in `cpu` mode at once, `profile::cpu` and
+/// `profile::pprof_output`, and one must not remove the other's files);
+/// its JSON lines by workload.
 fn run_fixture(
     bin: &Path,
     goarch: &str,
     mode: &str,
     args: &[&str],
 ) -> Result<(PathBuf, HashMap<String, Value>), Failed> {
-    let dir = bin.with_file_name(format!("out-{mode}"));
+    let dir = bin.with_file_name(format!("out-{mode}{}", args.concat()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let mut cmd = if goarch == "arm64" {
