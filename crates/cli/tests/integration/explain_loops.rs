@@ -28,13 +28,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use deferscope_analyze::explain::{Explain, Reason};
 use deferscope_analyze::{Kind, Scan};
 use libtest_mimic::{Failed, Trial};
 
-use crate::fixtures::{cache_root, repo_root, toolchains};
+use crate::fixtures::{go_cmd, repo_root, toolchains};
 
 const ARCHES: [&str; 2] = ["amd64", "arm64"];
 
@@ -70,30 +69,13 @@ fn build(ver: &str, goroot: &Path, arch: &str) -> Result<(PathBuf, BTreeMap<u32,
         .join(format!("go{ver}-{arch}"));
     std::fs::create_dir_all(&out)?;
     let bin = out.join("loops");
-    let mut cmd = Command::new(goroot.join("bin/go"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("GO") || k.starts_with("CGO_") {
-            cmd.env_remove(&*k);
-        }
-    }
-    let o = cmd
+    let o = go_cmd(goroot, ver, "loops", &src_dir())
         .args(["build", "-gcflags=-d=defer", "-o"])
         .arg(&bin)
         .arg(".")
-        .current_dir(src_dir())
-        .env("PWD", src_dir())
-        .env("GOROOT", goroot)
-        .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
-        .env("GOPROXY", "off")
-        .env(
-            "GOCACHE",
-            cache_root().join(format!("gocache/go{ver}-loops")),
-        )
         .env("GOOS", "linux")
         .env("GOARCH", arch)
-        .env("CGO_ENABLED", "0")
         .output()?;
     let stderr = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() {

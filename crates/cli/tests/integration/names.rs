@@ -25,34 +25,11 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::badinput::deferscope;
-use crate::fixtures::{cache_root, repo_root, toolchains};
+use crate::fixtures::{go_cmd, repo_root, toolchains};
 
 /// The newest installed toolchain: (version, GOROOT).
 fn toolchain() -> Option<(String, PathBuf)> {
     toolchains().pop()
-}
-
-/// The go command of `goroot` with an environment of our own: no GO*
-/// variables from outside, a GOCACHE of this file's, no network.
-fn go(goroot: &Path, version: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(goroot.join("bin/go"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("GO") || k.starts_with("CGO_") {
-            cmd.env_remove(&*k);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("GOROOT", goroot)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOSUMDB", "off")
-        .env("CGO_ENABLED", "0")
-        .env(
-            "GOCACHE",
-            cache_root().join(format!("gocache/go{version}-names")),
-        );
-    cmd
 }
 
 fn run_ok(cmd: &mut Command) -> Result<Output, String> {
@@ -188,7 +165,7 @@ fn build_app() -> Result<App, String> {
     copy_tree(&repo_root().join("fixtures/go/names/app"), &app).map_err(|e| e.to_string())?;
     write_proxy(&root.join("proxy")).map_err(|e| e.to_string())?;
     let build = |extra: &[&str], out: &Path| {
-        let mut cmd = go(&goroot, &version, &app);
+        let mut cmd = go_cmd(&goroot, &version, "names", &app);
         cmd.env(
             "GOPROXY",
             format!("file://{}", root.join("proxy").display()),
@@ -527,7 +504,7 @@ fn gopath_build_own_code() -> Result<(), Failed> {
     copy_tree(&repo_root().join("fixtures/go/names/gopath"), &gopath)?;
     let dir = gopath.join("src/github.com/acme/tool/cmd/tool");
     let build = |extra: &[&str], out: &Path| {
-        let mut cmd = go(&goroot, &version, &dir);
+        let mut cmd = go_cmd(&goroot, &version, "names", &dir);
         cmd.env("GO111MODULE", "off")
             .env("GOPATH", &gopath)
             .arg("build")
@@ -544,7 +521,7 @@ fn gopath_build_own_code() -> Result<(), Failed> {
     ));
     build(&["-trimpath"], &trim)?;
     let m = run_ok(
-        go(&goroot, &version, &root)
+        go_cmd(&goroot, &version, "names", &root)
             .args(["version", "-m"])
             .arg(&bin),
     )?;

@@ -46,7 +46,7 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::badinput::deferscope;
-use crate::fixtures::{cache_root, committed_root, entries, repo_root, toolchains};
+use crate::fixtures::{committed_root, entries, go_cmd, repo_root, toolchains};
 
 /// Build the workloads program with `goroot` for `goarch`, once.
 fn build(version: &str, goroot: &Path, goarch: &str) -> Result<PathBuf, Failed> {
@@ -78,27 +78,10 @@ fn build(version: &str, goroot: &Path, goarch: &str) -> Result<PathBuf, Failed> 
     r.clone().map_err(Failed::from)
 }
 
-/// The go command of `goroot`, with a clean environment.
+/// The go command of `goroot`, with a clean environment, for linux.
 fn go(goroot: &Path, version: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(goroot.join("bin/go"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("GO") || k.starts_with("CGO_") {
-            cmd.env_remove(&*k);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("PWD", dir)
-        .env("GOROOT", goroot)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOPROXY", "off")
-        .env(
-            "GOCACHE",
-            cache_root().join(format!("gocache/go{version}-profile")),
-        )
-        .env("GOOS", "linux")
-        .env("CGO_ENABLED", "0");
+    let mut cmd = go_cmd(goroot, version, "profile", dir);
+    cmd.env("GOFLAGS", "-mod=mod").env("GOOS", "linux");
     cmd
 }
 

@@ -40,7 +40,7 @@ use libtest_mimic::{Failed, Trial};
 use serde_json::Value;
 
 use crate::badinput::deferscope;
-use crate::fixtures::{cache_root, committed_root, entries, repo_root, toolchains};
+use crate::fixtures::{cache_root, committed_root, entries, go_cmd, repo_root, toolchains};
 
 /// Longest any traced run may take before the trial fails.
 pub(crate) const LIMIT: Duration = Duration::from_secs(120);
@@ -63,30 +63,13 @@ fn build_fixture(version: &str, goroot: &Path) -> Result<PathBuf, String> {
         .join(format!("go{version}"));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let bin = out.join("trace");
-    let mut cmd = Command::new(goroot.join("bin/go"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy();
-        if k.starts_with("GO") || k.starts_with("CGO_") {
-            cmd.env_remove(&*k);
-        }
-    }
-    let r = cmd
+    let r = go_cmd(goroot, version, "trace", &src)
         .args(["build", "-o"])
         .arg(&bin)
         .arg(".")
-        .current_dir(&src)
-        .env("PWD", &src)
-        .env("GOROOT", goroot)
-        .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
-        .env("GOPROXY", "off")
-        .env(
-            "GOCACHE",
-            cache_root().join(format!("gocache/go{version}-trace")),
-        )
         .env("GOOS", "linux")
         .env("GOARCH", "amd64")
-        .env("CGO_ENABLED", "0")
         .output()
         .map_err(|e| format!("go{version}: cannot run go build: {e}"))?;
     if !r.status.success() {
