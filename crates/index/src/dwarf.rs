@@ -55,6 +55,10 @@ pub struct DwarfCapture {
     /// Offset in the closure struct (the function pointer is at 0), from
     /// `DW_AT_go_closure_offset` (go1.23+); `None` before.
     pub offset: Option<u64>,
+    /// For a `&x` variable, the size of `x`: the bytes the capture takes
+    /// if it is by value after all (a by-value capture the closure body
+    /// addresses in place, as a channel send does).
+    pub pointee_bytes: Option<u64>,
 }
 
 /// A section as found in the file, before decompression.
@@ -658,6 +662,7 @@ fn capture(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, v: &Var) -> DwarfCapture
                     elem.size.unwrap_or(PTR)
                 },
                 offset: v.closure_offset,
+                pointee_bytes: elem.size,
             }
         }
         None => DwarfCapture {
@@ -666,28 +671,29 @@ fn capture(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, v: &Var) -> DwarfCapture
             certain: true,
             bytes: facts.size.unwrap_or(0),
             offset: v.closure_offset,
+            pointee_bytes: None,
         },
     }
 }
 
-/// Settle the uncertain `&x` captures whose next field's offset is known:
-/// a gap of 8 bytes to it holds a pointer (by reference), a wider one the
-/// value (alignment never pads past a pointer-aligned 8-byte field).
+/// Settle the `&x` captures whose next field's offset is known: a gap of
+/// 8 bytes to it holds a pointer (by reference), a wider one the value
+/// (alignment never pads past a pointer-aligned 8-byte field). This holds
+/// for an SSA-able `x` too: a by-value capture the closure addresses (a
+/// channel send of it, cmd/compile's #43701) is kept in place as `&x`.
 fn decide_by_offsets(caps: &mut [(Var, DwarfCapture)]) {
     for i in 0..caps.len() {
-        if caps[i].1.certain {
+        let Some(size) = caps[i].1.pointee_bytes.filter(|&s| s > PTR && s <= 128) else {
             continue;
-        }
+        };
         let (Some(a), Some(b)) = (caps[i].1.offset, caps.get(i + 1).and_then(|c| c.1.offset))
         else {
             continue;
         };
         let c = &mut caps[i].1;
         c.certain = true;
-        if b - a <= PTR {
-            c.by_ref = true;
-            c.bytes = PTR;
-        }
+        c.by_ref = b - a <= PTR;
+        c.bytes = if c.by_ref { PTR } else { size };
     }
 }
 

@@ -206,6 +206,11 @@ pub struct Capture {
     /// The instruction that stores the field when the closure is built
     /// (`null` for a field never stored after the closure was zeroed).
     pub pc: Option<u64>,
+    /// The allocating call of the heap object the stored word points at,
+    /// when it points at one this function allocates (the pc of one of the
+    /// site's `allocations`); internal.
+    #[serde(skip)]
+    pub points_to: Option<u64>,
 }
 
 /// How often an allocation happens for a defer statement.

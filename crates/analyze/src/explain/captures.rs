@@ -165,6 +165,10 @@ pub(super) fn site_semantics(
             moved_to_heap: by_ref && matches!(v, Val::Heap(_) | Val::HeapAt(..)),
             exact: f.exact,
             pc: st.filter(|s| !s.zero).map(|s| s.pc),
+            points_to: match v {
+                Val::Heap(k) | Val::HeapAt(k, _) => vals.heap.get(k).map(|h| h.pc),
+                _ => None,
+            },
         });
     }
     let (written, reloads) = rewritten_results(cx, vals, code, &caps, &refs);
@@ -203,6 +207,10 @@ fn heap_fields(cx: &Cx<'_, '_>, vals: &Values, n: usize, pc: u64) -> Vec<Field> 
     store_fields(by_off.into_values().copied())
 }
 
+/// The largest distance in bytes between two adjacent zeroing
+/// instructions (`MOVUPS X15, off32(SP)` is 9 bytes; arm64's `STP` 4).
+const ZERO_GAP: u64 = 16;
+
 /// The fields of a closure at `SP + c` built before `pc`: after the zero
 /// stores that clear it (whose run gives its extent), the stores into it.
 fn frame_fields(vals: &Values, c: i64, pc: u64) -> Vec<Field> {
@@ -217,14 +225,18 @@ fn frame_fields(vals: &Values, c: i64, pc: u64) -> Vec<Field> {
     // The zeroing: the run of zero stores at or above `c` just before
     // (other stores may come between it and the code pointer's), and
     // the extent they cover contiguously from `c`.
+    // The run's stores are adjacent instructions (the lowered zeroing):
+    // a zeroing further back (say, a channel receive's buffer just above
+    // the closure, with a call between) is not part of it.
     let mut zeros: Vec<(i64, i64)> = Vec::new();
     let mut first = fi;
     let mut i = fi;
     while i > 0 && fi - i < 32 {
         i -= 1;
         let s = before[i];
+        let adjacent = zeros.is_empty() || s.pc + ZERO_GAP >= before[first].pc;
         match s.loc {
-            Loc::Stack(o) if s.zero && o >= c => {
+            Loc::Stack(o) if s.zero && o >= c && adjacent => {
                 zeros.push((o, o + s.size as i64));
                 first = i;
             }

@@ -20,10 +20,21 @@ pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) 
     for u in todo {
         let sx = &mut sites[u.site];
         if let Some(caps) = sx.captures.take() {
-            sx.captures = Some(match d.closure_captures(u.code) {
+            let caps = match d.closure_captures(u.code) {
                 Some(dc) if !dc.is_empty() && !caps.is_empty() => with_dwarf(caps, &dc),
                 _ => caps,
-            });
+            };
+            // A heap object DWARF shows captured by value (`text :=
+            // new(T)`) was no variable moved to the heap: it is an object
+            // the closure keeps alive (the same memory per execution).
+            for c in caps.iter().filter(|c| c.mode == CaptureMode::Value) {
+                for a in &mut sx.allocations {
+                    if Some(a.pc) == c.points_to && a.what == "variable" {
+                        a.what = "object".into();
+                    }
+                }
+            }
+            sx.captures = Some(caps);
         }
         if sx.writes_results.iter().any(|w| w.starts_with(WORD)) {
             if let Some(rs) = d.result_sizes(u.entry) {
@@ -58,6 +69,34 @@ fn result_at_word(results: &[(String, Option<u64>)], w: usize) -> Option<String>
     None
 }
 
+/// The last `&x` of a closure has no next offset to tell a pointer from
+/// a value kept in place (design.md §6.4); the code may: the word stored
+/// at its offset is no address of a local, and the stored words from there
+/// end exactly `size(x)` bytes further, where the closure ends. (DWARF
+/// drops captures the optimizer dropped, so the words after a pointer may
+/// be another variable's: then they rarely end exactly there.)
+fn last_in_place(c: &DwarfCapture, dc: &[DwarfCapture], caps: &[Capture]) -> DwarfCapture {
+    let mut c = c.clone();
+    let (Some(at), Some(size)) = (c.offset, c.pointee_bytes) else {
+        return c;
+    };
+    let last = dc.iter().all(|d| d.offset.is_some_and(|o| o <= at));
+    let from: Vec<&Capture> = caps.iter().filter(|g| g.offset >= at).collect();
+    let contiguous = from
+        .first()
+        .is_some_and(|g| g.offset == at && g.mode == CaptureMode::Value)
+        && from
+            .windows(2)
+            .all(|w| w[0].offset + w[0].bytes == w[1].offset)
+        && from.last().is_some_and(|g| g.offset + g.bytes == at + size);
+    if last && size > 8 && size <= 128 && from.len() > 1 && contiguous {
+        c.by_ref = false;
+        c.certain = true;
+        c.bytes = size;
+    }
+    c
+}
+
 /// Name the captures from the closure's DWARF captures `dc`: by offset
 /// (go1.23+), else in order when that cannot go wrong. A by-value capture
 /// spanning several stored words makes them one; DWARF's certain mode
@@ -81,10 +120,12 @@ fn with_dwarf(caps: Vec<Capture>, dc: &[DwarfCapture]) -> Vec<Capture> {
         f.exact = true;
     };
     if dc.iter().all(|c| c.offset.is_some()) {
+        let all = caps.clone();
         let mut out: Vec<Capture> = Vec::with_capacity(caps.len());
         let mut it = caps.into_iter().peekable();
         while let Some(mut f) = it.next() {
             if let Some(c) = dc.iter().find(|c| c.offset == Some(f.offset)) {
+                let c = &last_in_place(c, dc, &all);
                 let end = f.offset + c.bytes;
                 while it.peek().is_some_and(|g| g.offset < end && !c.by_ref) {
                     it.next();
