@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Captures of cmd/go's defers against the compiler's -m=2 (issue 14).
 
-    scripts/captures-cmdgo.py [--versions 1.22.10,1.27.3] [--sample 20]
+    scripts/captures-cmdgo.py [--versions 1.22.10,1.27.3] [--sample N]
 
 For each version: `deferscope explain --format json` on the matrix's
 linux/amd64 cmd/go, counts of sites with captures by reference, with
 rewritten results and with captures moved to the heap; then cmd/go is built
 again from the same GOROOT with `-gcflags=cmd/go/...=-m=2` (code generation
 is the same: -m only prints), and a sample of sites is compared with the
-compiler's `F capturing by value|ref: x (... width=N)` lines: the sites of
-cmd/go's own packages (not compiler wrappers) whose function has one defer
-and whose -m=2 capture lines add up to our captures' bytes (a reference
-counted as 8), so that no other closure of the function captures anything;
-in order, mode must agree, a value's width must equal our bytes
-(or the sum of consecutive inexact words), a reference is 8 bytes, and a
-name we give must be the compiler's.
+compiler's `F capturing by value|ref: x (... width=N)` lines. -m=2 names
+the enclosing function, not the closure, so the sites compared are those
+of cmd/go's own packages whose function's -m=2 capture lines add up to
+our captures' bytes over all its sites (a reference counted as 8), so
+that no closure other than the deferred ones captures anything; wrapper
+sites (`defer f(x)`: the compiler's .autotmp captures) are included.
+In line order, mode must agree, a value's width must equal our bytes (or
+the sum of consecutive inexact words), a reference is 8 bytes, and a name
+we give must be the compiler's. --sample N stops after N sites per
+version (0: all).
 
 Needs the matrix (scripts/build-matrix.py) and target/release/deferscope.
 Python 3.11, standard library only.
@@ -92,7 +95,7 @@ def agree(ours: list[dict], theirs: list[tuple[str, bool, int]]) -> str | None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--versions", default="1.22.10,1.27.3")
-    ap.add_argument("--sample", type=int, default=20)
+    ap.add_argument("--sample", type=int, default=0)
     a = ap.parse_args()
     bin_ = Path(os.environ.get("DEFERSCOPE_BIN") or REPO / "target/release/deferscope")
     bad = 0
