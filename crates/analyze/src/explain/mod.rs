@@ -216,7 +216,7 @@ fn explain_func(
     let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
     site_facts(cx, (f.entry, idx), &fsites, &vals, &cfg, sites, cost);
     for (&i, s) in idx.iter().zip(&fsites) {
-        if !vals.fn_code.contains_key(&s.pc) && funcvalue::is_func_value(cx, events, s) {
+        if !vals.fn_code.contains_key(&s.pc) && funcvalue::is_func_value(cx, events, &cfg, s) {
             sites[i].deferred_indirect = true;
         }
     }
