@@ -6,7 +6,8 @@
 //!
 //! Expected values come from the sources: `fixtures/go/defers` (the line of
 //! `defer m.Unlock()` in `mutexUnlock`, of `defer f()` in `deferParam`,
-//! whose `f` is a parameter), and the toolchain's own `sync/once.go` and
+//! whose `f` is a parameter, of `defer f(2)` in `methodValue`, whose `f`
+//! is the method value `t.ValM`), and the toolchain's own `sync/once.go` and
 //! `cmd/compile/internal/ssagen/ssa.go` for the intrinsic: before go1.22
 //! `(*Once).doSlow` has `defer atomic.StoreUint32(&o.done, 1)`, which the
 //! compiler expands as the intrinsic it aliases (`alias("sync/atomic",
@@ -39,14 +40,26 @@ fn source_line(file: &str, func_decl: &str, stmt: &str) -> Result<u32, String> {
 fn check_callees(e: &Entry) -> Result<(), String> {
     let unlock = source_line("closures.go", "func mutexUnlock(", "defer m.Unlock()")?;
     let param = source_line("misc.go", "func deferParam(f func()) {", "defer f()")?;
+    // `f := t.ValM; defer f(2)`: the method value's method, T.ValM.
+    let mvalue = source_line("closures.go", "func methodValue(", "defer f(2)")?;
+    source_line("closures.go", "func methodValue(", "f := t.ValM")?;
     let (r, x) = explain_entry(e)?;
     let mut errs = Vec::new();
-    let mut seen = (0, 0);
+    let mut seen = (0, 0, 0);
     for (s, sx) in r.sites.iter().zip(&x.sites) {
         if s.function == "main.mutexUnlock" && s.line == unlock {
             seen.0 += 1;
             if sx.deferred_target.as_deref() != Some("sync.(*Mutex).Unlock") {
                 errs.push(format!("mutexUnlock:{unlock} -> {:?}", sx.deferred_target));
+            }
+        }
+        if s.function == "main.methodValue" && s.line == mvalue {
+            seen.2 += 1;
+            if sx.deferred_target.as_deref() != Some("main.T.ValM") || sx.deferred_indirect {
+                errs.push(format!(
+                    "methodValue:{mvalue}: indirect {}, target {:?}",
+                    sx.deferred_indirect, sx.deferred_target
+                ));
             }
         }
         if s.function == "main.deferParam" && s.line == param {
@@ -59,8 +72,10 @@ fn check_callees(e: &Entry) -> Result<(), String> {
             }
         }
     }
-    if seen != (1, 1) {
-        errs.push(format!("sites found (mutexUnlock, deferParam): {seen:?}"));
+    if seen != (1, 1, 1) {
+        errs.push(format!(
+            "sites found (mutexUnlock, deferParam, methodValue): {seen:?}"
+        ));
     }
     check_intrinsic(e, &r, &x, &mut errs);
     if errs.is_empty() {

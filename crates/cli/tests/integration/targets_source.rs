@@ -12,7 +12,9 @@
 //!
 //! - `defer func(...) {...}(...)` calls a function literal: `F.funcN`;
 //! - `defer fn()` of a local `fn := func...` (or `fn = func...`) of the
-//!   same file calls that literal: a `.funcN` target;
+//!   same file calls that literal: a `.funcN` target; of a local method
+//!   value `f := t.ValM`, that method (`main.T.ValM`);
+//! - a literal's call is never indirect;
 //! - `defer C.f(...)` calls cgo's `_Cfunc_f`;
 //! - `println("x")` compiles like `print("x\n")` (walk/builtin.go
 //!   `walkPrint` folds the newline into a constant last argument), so
@@ -114,19 +116,34 @@ pub fn last_component(target: &str) -> &str {
     t.rsplit('.').next().unwrap_or(t)
 }
 
-/// Whether `src` assigns a function literal to `name` (`name := func`,
-/// `name = func`).
-fn assigns_literal(src: &[String], name: &str) -> bool {
-    src.iter().any(|l| {
-        l.match_indices(name).any(|(i, _)| {
+/// The right-hand sides `src` assigns to `name` (`name := v`, `name = v`).
+fn assigned<'s>(src: &'s [String], name: &str) -> Vec<&'s str> {
+    let mut out = Vec::new();
+    for l in src {
+        for (i, _) in l.match_indices(name) {
             if i > 0 && is_ident(l.as_bytes()[i - 1]) {
-                return false;
+                continue;
             }
             let rest = l[i + name.len()..].trim_start();
             let rest = rest.strip_prefix(':').unwrap_or(rest);
-            rest.strip_prefix('=')
-                .is_some_and(|r| r.trim_start().starts_with("func"))
-        })
+            if let Some(v) = rest.strip_prefix('=').filter(|v| !v.starts_with('=')) {
+                out.push(v.trim());
+            }
+        }
+    }
+    out
+}
+
+/// Whether the local `name` holds what calls `target`: a function literal
+/// assigned to it (`fn := func() {...}`: a `.funcN`), or a method value
+/// (`f := t.ValM`: `main.T.ValM`).
+fn local_holds(src: &[String], name: &str, target: &str) -> bool {
+    assigned(src, name).iter().any(|v| {
+        if v.starts_with("func") {
+            return target.contains(".func");
+        }
+        let chain = v.bytes().all(|b| is_ident(b) || b == b'.');
+        chain && v.contains('.') && v.rsplit('.').next() == Some(last_component(target))
     })
 }
 
@@ -193,6 +210,14 @@ pub fn check_all(e: &Entry, r: &Scan, x: &Explain) -> Result<(), String> {
             errs.push(format!("{at}: no defer statement on the line: {line:?}"));
             continue;
         };
+        // A function literal's call is never through an unknown value.
+        if callee == Callee::Literal && sx.deferred_indirect {
+            errs.push(format!(
+                "{at}: `{}` calls a literal, reported indirect",
+                line.trim()
+            ));
+            continue;
+        }
         let Some(t) = target.filter(|_| !sx.deferred_intrinsic) else {
             continue;
         };
@@ -203,7 +228,7 @@ pub fn check_all(e: &Entry, r: &Scan, x: &Explain) -> Result<(), String> {
                 last == name
                     || (t == "print/println" && (name == "print" || name == "println"))
                     || (*expr == format!("C.{name}") && last == format!("_Cfunc_{name}"))
-                    || (t.contains(".func") && assigns_literal(src, name))
+                    || local_holds(src, name, t)
             }
         };
         if !ok {
@@ -249,9 +274,19 @@ pub fn self_test() -> Result<(), String> {
             return Err(format!("{t}: {}", last_component(t)));
         }
     }
-    let src = ["\tfn := func() { g(x * 2) }".to_owned()];
-    if !assigns_literal(&src, "fn") || assigns_literal(&src, "n") {
-        return Err("assigns_literal".into());
+    let src = [
+        "\tfn := func() { g(x * 2) }".to_owned(),
+        "\tf := t.ValM".to_owned(),
+        "\tif n == 1 {".to_owned(),
+    ];
+    let holds = [
+        local_holds(&src, "fn", "main.closureCapture.func2"),
+        local_holds(&src, "f", "main.T.ValM"),
+        local_holds(&src, "f", "main.T.PtrM"),
+        local_holds(&src, "n", "main.g"),
+    ];
+    if holds != [true, true, false, false] {
+        return Err(format!("local_holds: {holds:?}"));
     }
     Ok(())
 }
