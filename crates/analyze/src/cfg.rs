@@ -182,6 +182,14 @@ impl Cfg {
         Cfg { blocks }
     }
 
+    /// Some indirect jump's targets are not known (no jump table found):
+    /// a block without predecessors may then be one of them.
+    pub fn has_unknown_jumps(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| b.term == Term::Indirect && b.succs.is_empty())
+    }
+
     /// The block holding `pc`.
     pub fn block_of(&self, pc: u64) -> Option<usize> {
         let i = self

@@ -1,20 +1,28 @@
 //! Func values: a defer whose closure the function did not build (design.md
 //! §2.4). When the value pass finds no code address for a site's closure,
-//! the register or stack slot the registration reads is followed backwards,
-//! in address order, to where it was set:
+//! the register or stack slot the registration reads is followed backwards
+//! to where it was set, along every path of the control-flow graph (a
+//! block's events in reverse, then each predecessor's):
 //!
 //! - loaded through a pointer other than SP (a struct field, a global func
 //!   variable, a variable the function's own closure captured), a result
-//!   register of a call that is not an allocator (`ctx, cancel :=
-//!   context.WithCancel(ctx)`), or an argument register never set before
-//!   the site (a func-typed parameter): a func value, known only at run
-//!   time, so the deferred call is indirect;
+//!   register of a call that is not an allocator or of an indirect call
+//!   (`ctx, cancel := context.WithCancel(ctx)`, `connectCtx, cancel :=
+//!   testHookProxyConnectTimeout(ctx, time.Minute)`), or an argument
+//!   register never set before the site (a func-typed parameter): a func
+//!   value, known only at run time, so the deferred call is indirect;
 //! - a static address, a stack address, an allocator's result, a clobber,
 //!   or anything else: not claimed (the target stays unresolved).
 //!
-//! The walk is linear (it does not choose among a block's predecessors):
-//! it stops at the first definition it meets, and gives up after
-//! [`MAX_EVENTS`] events or [`MAX_HOPS`] copies.
+//! The site's closure is a func value only when every path ends in a
+//! func-value origin; a path back into a block already followed for the
+//! same register or slot (a loop) adds nothing. A predecessor block no
+//! branch reaches and without events is the assembler's padding (as in the
+//! value pass) and is not a path; any other block without predecessors but
+//! the entry claims nothing. The walk gives up (claims nothing) after
+//! [`MAX_EVENTS`] events in all or [`MAX_HOPS`] copies along one path.
+
+use std::collections::HashSet;
 
 use deferscope_decode::{reg, Event, SP};
 use deferscope_index::runtime::{self, RuntimeFn};
@@ -22,22 +30,34 @@ use deferscope_load::Arch;
 use deferscope_model::{Kind, Site};
 
 use super::context::Cx;
+use super::values::event_pc;
+use crate::cfg::Cfg;
 
-/// Events looked at backwards from a site.
-const MAX_EVENTS: usize = 512;
-/// Register copies and stack spills followed.
+/// Events looked at backwards from a site, over all paths.
+const MAX_EVENTS: usize = 2048;
+/// Register copies and stack spills followed along one path.
 const MAX_HOPS: usize = 8;
 
 /// What is followed backwards.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Want {
     Reg(u8),
     Slot(i64),
 }
 
+/// Where one path's walk through a block ends.
+enum Step {
+    /// A func-value origin.
+    Dynamic,
+    /// Anything else: the site is not claimed.
+    Other,
+    /// The block's start, still looking for this (after these hops).
+    Start(Want, usize),
+}
+
 /// Whether the closure `site` registers is a func value (see the module
-/// docs). `events` are the function's, in address order.
-pub(super) fn is_func_value(cx: &Cx<'_, '_>, events: &[Event], site: &Site) -> bool {
+/// docs). `events` are the function's, in address order; `cfg` its blocks.
+pub(super) fn is_func_value(cx: &Cx<'_, '_>, events: &[Event], cfg: &Cfg, site: &Site) -> bool {
     // The site's store into the closure slot (open-coded), else its call.
     let Some(at) = events.iter().position(|e| match *e {
         Event::Store { pc, .. } => pc == site.pc && site.kind == Kind::OpenCoded,
@@ -49,28 +69,80 @@ pub(super) fn is_func_value(cx: &Cx<'_, '_>, events: &[Event], site: &Site) -> b
     let arg0 = arg0(cx.img.arch);
     let start = match site.kind {
         Kind::OpenCoded => match events[at] {
-            Event::Store { src: Some(r), .. } => Some((Want::Reg(r), at)),
+            Event::Store { src: Some(r), .. } => Some(Want::Reg(r)),
             _ => None,
         },
-        Kind::HeapAllocated if !cx.go117_amd64 => Some((Want::Reg(arg0), at)),
+        Kind::HeapAllocated if !cx.go117_amd64 => Some(Want::Reg(arg0)),
         Kind::HeapAllocated => None,
         // The `_defer` record is at SP+o in AX/R0; its fn at +24.
         Kind::StackAllocated => events[..at].iter().rev().find_map(|e| match *e {
-            Event::SpAddr { reg, offset, .. } if reg == arg0 => Some((Want::Slot(offset + 24), at)),
+            Event::SpAddr { reg, offset, .. } if reg == arg0 => Some(Want::Slot(offset + 24)),
             _ => None,
         }),
     };
-    let Some((want, from)) = start else {
+    let (Some(want), Some(block)) = (start, cfg.block_of(site.pc)) else {
         return false;
     };
-    origin_is_dynamic(cx, &events[..from], want)
+    origin_is_dynamic(cx, events, cfg, (block, at), want)
 }
 
-/// Follow `want` backwards through `events` (those before the use).
-fn origin_is_dynamic(cx: &Cx<'_, '_>, events: &[Event], mut want: Want) -> bool {
+/// Follow `want` backwards from event `at` (exclusive) of block `block`
+/// along every path: whether all end in a func-value origin.
+fn origin_is_dynamic(
+    cx: &Cx<'_, '_>,
+    events: &[Event],
+    cfg: &Cfg,
+    (block, at): (usize, usize),
+    want: Want,
+) -> bool {
+    let first_event = |b: usize| events.partition_point(|e| event_pc(e) < cfg.blocks[b].start);
+    let end_event = |b: usize| events.partition_point(|e| event_pc(e) < cfg.blocks[b].end);
+    let unknown_jumps = cfg.has_unknown_jumps();
+    let mut work = vec![(block, at, want, 0usize)];
+    let mut seen: HashSet<(usize, Want)> = HashSet::new();
+    let mut budget = MAX_EVENTS;
+    while let Some((b, end, want, hops)) = work.pop() {
+        let from = first_event(b);
+        let n = end.saturating_sub(from);
+        if n > budget {
+            return false;
+        }
+        budget -= n;
+        let (want, hops) = match walk_block(cx, &events[from..end], want, hops) {
+            Step::Dynamic => continue,
+            Step::Other => return false,
+            Step::Start(w, h) => (w, h),
+        };
+        let preds = &cfg.blocks[b].preds;
+        if b == 0 {
+            // The function's entry: an argument register it never set is a
+            // parameter (the stack-growth path back to the entry, which
+            // spills and reloads it, is followed too).
+            if !matches!(want, Want::Reg(r) if is_int_reg(cx.img.arch, r)) {
+                return false;
+            }
+        } else if preds.is_empty() {
+            return false;
+        }
+        for &p in preds {
+            let p_end = end_event(p);
+            let padding = p != 0 && cfg.blocks[p].preds.is_empty() && p_end == first_event(p);
+            if padding && !unknown_jumps {
+                continue;
+            }
+            if seen.insert((p, want)) {
+                work.push((p, p_end, want, hops));
+            }
+        }
+    }
+    true
+}
+
+/// Follow `want` backwards through one block's `events` (those before the
+/// use), `hops` copies already followed.
+fn walk_block(cx: &Cx<'_, '_>, events: &[Event], mut want: Want, mut hops: usize) -> Step {
     let arch = cx.img.arch;
-    let mut hops = 0;
-    for e in events.iter().rev().take(MAX_EVENTS) {
+    for e in events.iter().rev() {
         match (want, *e) {
             (
                 Want::Reg(r),
@@ -91,7 +163,7 @@ fn origin_is_dynamic(cx: &Cx<'_, '_>, events: &[Event], mut want: Want) -> bool 
                 },
             ) if dst == r => {
                 if base != SP {
-                    return true;
+                    return Step::Dynamic;
                 }
                 hops += 1;
                 want = Want::Slot(offset);
@@ -101,7 +173,7 @@ fn origin_is_dynamic(cx: &Cx<'_, '_>, events: &[Event], mut want: Want) -> bool 
                 Want::Reg(r),
                 Event::Clobber { reg, .. } | Event::Const { reg, .. } | Event::RegAddr { reg, .. },
             ) if reg == r => {
-                return false;
+                return Step::Other;
             }
             // The write barrier keeps the general registers.
             (Want::Reg(_), Event::Call { target, .. })
@@ -110,9 +182,10 @@ fn origin_is_dynamic(cx: &Cx<'_, '_>, events: &[Event], mut want: Want) -> bool 
             // closures here).
             (Want::Reg(r), Event::Call { target, .. }) => {
                 let runtime = cx.entry_name(target).is_none_or(runtime::is_helper);
-                return !runtime && is_int_reg(arch, r);
+                return dynamic_if(!runtime && is_int_reg(arch, r));
             }
-            (Want::Reg(_), Event::CallIndirect { .. }) => return false,
+            // A result of a call through a func value or an interface.
+            (Want::Reg(r), Event::CallIndirect { .. }) => return dynamic_if(is_int_reg(arch, r)),
             (
                 Want::Slot(o),
                 Event::Store {
@@ -123,19 +196,27 @@ fn origin_is_dynamic(cx: &Cx<'_, '_>, events: &[Event], mut want: Want) -> bool 
                     ..
                 },
             ) if base == SP && offset == o && size == 8 => {
-                let Some(r) = src else { return false };
+                let Some(r) = src else {
+                    return Step::Other;
+                };
                 hops += 1;
                 want = Want::Reg(r);
             }
             _ => {}
         }
         if hops > MAX_HOPS {
-            return false;
+            return Step::Other;
         }
     }
-    // The function's entry: an argument register it never set is a
-    // parameter (the window may also have run out: then nothing is claimed).
-    events.len() <= MAX_EVENTS && matches!(want, Want::Reg(r) if is_int_reg(arch, r))
+    Step::Start(want, hops)
+}
+
+fn dynamic_if(b: bool) -> Step {
+    if b {
+        Step::Dynamic
+    } else {
+        Step::Other
+    }
 }
 
 /// AX / R0.

@@ -39,6 +39,7 @@ mod reasons;
 mod sizes;
 mod target;
 mod values;
+mod wrapcall;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -216,7 +217,7 @@ fn explain_func(
     let vals = values::value_pass(cx, code, f.entry, events, &cfg, &open_pcs, first_site);
     site_facts(cx, (f.entry, idx), &fsites, &vals, &cfg, sites, cost);
     for (&i, s) in idx.iter().zip(&fsites) {
-        if !vals.fn_code.contains_key(&s.pc) && funcvalue::is_func_value(cx, events, s) {
+        if !vals.fn_code.contains_key(&s.pc) && funcvalue::is_func_value(cx, events, &cfg, s) {
             sites[i].deferred_indirect = true;
         }
     }
@@ -295,7 +296,20 @@ fn site_facts(
         let sx = &mut sites[i];
         let code = vals.fn_code.get(&s.pc).copied();
         if let Some(c) = code {
-            let d = target::resolve(cx, c);
+            let mut d = target::resolve(cx, c);
+            // The wrapper calls the func value it captured: its target.
+            if let Some(t) = d
+                .called_field
+                .and_then(|k| wrapcall::captured_code(cx, vals, s.pc, k))
+            {
+                let t = target::resolve(cx, t);
+                if t.target.is_some() {
+                    d.target = t.target;
+                    d.indirect = t.indirect;
+                    d.inlined = t.inlined;
+                    d.intrinsic = t.intrinsic;
+                }
+            }
             sx.deferred_target = d.target;
             sx.deferred_via = d.via;
             sx.deferred_indirect = d.indirect;

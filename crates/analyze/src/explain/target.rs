@@ -45,6 +45,9 @@ pub(super) struct Deferred {
     pub intrinsic: bool,
     /// The closure's own function calls `recover`.
     pub calls_recover: bool,
+    /// The wrapper's indirect call goes through the func value it
+    /// captured at this offset ([`super::wrapcall`]).
+    pub called_field: Option<i64>,
 }
 
 /// Resolve the closure whose code is at `code`.
@@ -62,6 +65,7 @@ pub(super) fn resolve(cx: &mut Cx<'_, '_>, code: u64) -> Deferred {
             Some(r) => r,
             None => calls_recover(cx, code),
         },
+        called_field: u.called_field,
     }
 }
 
@@ -73,6 +77,7 @@ struct Unwrapped {
     inlined: bool,
     intrinsic: bool,
     elided: bool,
+    called_field: Option<i64>,
 }
 
 /// What one wrapper leads to.
@@ -104,6 +109,7 @@ fn unwrap(cx: &mut Cx<'_, '_>, code: u64, recovers: &mut Option<bool>) -> Unwrap
         inlined,
         intrinsic,
         elided: false,
+        called_field: None,
     };
     for _ in 0..3 {
         // The function holding `cur` (looked up once: it names `cur` when
@@ -155,7 +161,14 @@ fn unwrap(cx: &mut Cx<'_, '_>, code: u64, recovers: &mut Option<bool>) -> Unwrap
             Step::Intrinsic(n) if !indirect => return done(Some(n), via, false, false, true),
             Step::Call(t) => cur = t,
             Step::Unresolved | Step::Intrinsic(_) | Step::Elided => {
-                return done(None, via, indirect, false, false)
+                // The site's own wrapper calling a func value it captured.
+                let called_field = (indirect && cur == code)
+                    .then(|| super::wrapcall::called_capture(cx.img.arch, body, f.entry))
+                    .flatten();
+                return Unwrapped {
+                    called_field,
+                    ..done(None, via, indirect, false, false)
+                };
             }
         }
     }
@@ -376,8 +389,14 @@ pub(super) fn final_callees_recover(cx: &mut Cx<'_, '_>, sites: &mut [SiteExplai
     }
 }
 
-/// `F.deferwrapN` (go1.22+), `F.dwrap.N` / `F·dwrap·N` (go1.17 amd64).
+/// `F.deferwrapN` (go1.22+), `F.dwrap.N` / `F·dwrap·N` (go1.17 amd64),
+/// and a method value's wrapper `T.M-fm` (every version: walk/closure.go
+/// `methodValueWrapper`, noder/reader.go `wrapMethodValue`; from go1.22 it
+/// has no `FUNCDATA_WrapInfo`).
 pub(super) fn is_wrapper_name(name: &str) -> bool {
+    if name.ends_with("-fm") {
+        return true;
+    }
     let tail_digits = |s: &str, pre: &str| {
         s.rfind(pre).is_some_and(|i| {
             let d = &s[i + pre.len()..];
@@ -400,5 +419,6 @@ mod tests {
         assert!(!is_wrapper_name("main.f.func1"));
         assert!(!is_wrapper_name("main.deferwrapper"));
         assert!(!is_wrapper_name("main.f.deferwrap"));
+        assert!(is_wrapper_name("main.T.ValM-fm"));
     }
 }

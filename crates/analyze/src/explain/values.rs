@@ -23,7 +23,10 @@
 //! At each block start the registers keep what every already-seen
 //! predecessor agrees on (nothing when a predecessor comes later, a back
 //! edge); they are forgotten after every call but the write barrier's.
-//! Stack words are kept.
+//! Stack words are kept. A predecessor no branch reaches and that holds
+//! nothing the decoder reports is the assembler's NOP padding after an
+//! unconditional jump (amd64 `padJump`, design.md §5.4): it is not a path,
+//! so it takes no part in the meet.
 
 use std::collections::HashMap;
 
@@ -143,6 +146,7 @@ pub(super) struct Values {
 pub(super) struct Scratch {
     stack_words: HashMap<i64, Val>,
     block_ends: Vec<Option<Regs>>,
+    padding: Vec<bool>,
 }
 
 /// Follow the values through one function: `code` at `entry`, decoded
@@ -160,10 +164,13 @@ pub(super) fn value_pass(
     let Scratch {
         mut stack_words,
         mut block_ends,
+        mut padding,
     } = std::mem::take(&mut cx.scratch);
     stack_words.clear();
     block_ends.clear();
     block_ends.resize(cfg.blocks.len(), None);
+    padding.clear();
+    padding.resize(cfg.blocks.len(), false);
     let arch = cx.img.arch;
     let mut p = Pass {
         cx,
@@ -183,6 +190,9 @@ pub(super) fn value_pass(
         after_deferreturn: false,
         next_block: 1,
         ends: block_ends,
+        padding,
+        unknown_jumps: cfg.has_unknown_jumps(),
+        block_events: false,
         out: Values::default(),
     };
     for e in events {
@@ -191,6 +201,7 @@ pub(super) fn value_pass(
     let Pass {
         stack,
         ends,
+        padding,
         mut out,
         heap,
         ..
@@ -201,6 +212,9 @@ pub(super) fn value_pass(
     }
     if ends.capacity() <= SCRATCH_KEPT {
         cx.scratch.block_ends = ends;
+    }
+    if padding.capacity() <= SCRATCH_KEPT {
+        cx.scratch.padding = padding;
     }
     out
 }
@@ -225,6 +239,13 @@ struct Pass<'p, 'a, 'd> {
     next_block: usize,
     /// Register states at the end of each block passed.
     ends: Vec<Option<Regs>>,
+    /// Blocks passed that are padding: no predecessor and no event.
+    padding: Vec<bool>,
+    /// Some indirect jump's targets are not known: no block is taken for
+    /// padding (an unknown jump might reach it).
+    unknown_jumps: bool,
+    /// The current block has had an event.
+    block_events: bool,
     out: Values,
 }
 
@@ -232,6 +253,7 @@ impl Pass<'_, '_, '_> {
     fn event(&mut self, e: &Event) {
         let pc = event_pc(e);
         self.enter_blocks(pc);
+        self.block_events = true;
         match *e {
             Event::AddrLoad { reg, addr, .. } => set(&mut self.regs, reg, Val::Addr(addr)),
             Event::SpAddr { reg, offset, .. } => set(&mut self.regs, reg, Val::Sp(offset)),
@@ -290,6 +312,11 @@ impl Pass<'_, '_, '_> {
         while self.next_block < blocks.len() && blocks[self.next_block].start <= pc {
             let b = self.next_block;
             self.ends[b - 1] = Some(self.regs);
+            self.padding[b - 1] = b > 1
+                && blocks[b - 1].preds.is_empty()
+                && !self.block_events
+                && !self.unknown_jumps;
+            self.block_events = false;
             // Entered only by falling through: the registers stay as they
             // are (the meet of the one state just stored).
             if self.cfg.blocks[b].preds != [b - 1] {
@@ -301,10 +328,13 @@ impl Pass<'_, '_, '_> {
     }
 
     /// The registers all predecessors of block `b` agree on, if all were
-    /// seen.
+    /// seen (padding left out).
     fn meet(&self, b: usize) -> Option<Regs> {
         let mut meet: Option<Regs> = None;
         for &p in &self.cfg.blocks[b].preds {
+            if p < b && self.padding[p] {
+                continue;
+            }
             let st = (p < b).then(|| self.ends[p]).flatten()?;
             meet = Some(match meet {
                 None => st,

@@ -67,6 +67,7 @@ mod semantics;
 mod snapshots;
 mod sweep;
 mod targets;
+mod targets_source;
 mod trace;
 mod trace_counters;
 mod trace_real;

@@ -1,25 +1,23 @@
-//! Deferred targets (issue 14 item 6): every defer of the fixture's own
-//! code names its callee, says it is a func value, or says the wrapper holds
-//! no code; and named sites name what the source defers.
+//! Deferred targets (issue 14 item 6): every defer of a fixture program's
+//! or cmd/go's binary, in every variant, names its callee, says it is a
+//! func value, or says the wrapper holds no code, and a named callee is
+//! what the source defers ([`crate::targets_source`]); and selected sites
+//! name what the source defers.
 //!
 //! Expected values come from the sources: `fixtures/go/defers` (the line of
 //! `defer m.Unlock()` in `mutexUnlock`, of `defer f()` in `deferParam`,
-//! whose `f` is a parameter), and the toolchain's own `sync/once.go` and
+//! whose `f` is a parameter, of `defer f(2)` in `methodValue`, whose `f`
+//! is the method value `t.ValM`), and the toolchain's own `sync/once.go` and
 //! `cmd/compile/internal/ssagen/ssa.go` for the intrinsic: before go1.22
 //! `(*Once).doSlow` has `defer atomic.StoreUint32(&o.done, 1)`, which the
 //! compiler expands as the intrinsic it aliases (`alias("sync/atomic",
 //! "StoreUint32", "runtime/internal/atomic", "Store", ...)`).
-//!
-//! `noopt` builds are left out of the first two checks: there the value
-//! pass loses the closure of a stack-allocated defer through the write
-//! barrier's branches (closureCapture, mutexUnlock on go1.21), and the
-//! target stays unresolved, as it should when unknown.
 
-use deferscope_analyze::Origin;
 use libtest_mimic::{Failed, Trial};
 
 use crate::explain::explain_entry;
 use crate::fixtures::{committed_root, entries, repo_root, Entry};
+use crate::targets_source;
 
 /// The 1-based line of the first line equal to `stmt` (trimmed) after the
 /// line starting with `func_decl`, in `file` of fixtures/go/defers.
@@ -38,44 +36,30 @@ fn source_line(file: &str, func_decl: &str, stmt: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{file}: no `{stmt}` in {func_decl}"))
 }
 
-/// Every site of the module's own code has a target, an indirect call or
-/// an elided wrapper.
-fn check_resolved(e: &Entry) -> Result<(), String> {
-    let (r, x) = explain_entry(e)?;
-    let bad: Vec<String> = r
-        .sites
-        .iter()
-        .zip(&x.sites)
-        .filter(|(s, _)| s.origin == Origin::Main)
-        .filter(|(_, sx)| {
-            sx.deferred_target.is_none() && !sx.deferred_indirect && !sx.deferred_elided
-        })
-        .map(|(s, sx)| {
-            format!(
-                "{}:{} ({}, via {:?})",
-                s.file, s.line, s.function, sx.deferred_via
-            )
-        })
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("unresolved targets: {}", bad.join(", ")))
-    }
-}
-
 /// Named sites name the source's callee.
 fn check_callees(e: &Entry) -> Result<(), String> {
     let unlock = source_line("closures.go", "func mutexUnlock(", "defer m.Unlock()")?;
     let param = source_line("misc.go", "func deferParam(f func()) {", "defer f()")?;
+    // `f := t.ValM; defer f(2)`: the method value's method, T.ValM.
+    let mvalue = source_line("closures.go", "func methodValue(", "defer f(2)")?;
+    source_line("closures.go", "func methodValue(", "f := t.ValM")?;
     let (r, x) = explain_entry(e)?;
     let mut errs = Vec::new();
-    let mut seen = (0, 0);
+    let mut seen = (0, 0, 0);
     for (s, sx) in r.sites.iter().zip(&x.sites) {
         if s.function == "main.mutexUnlock" && s.line == unlock {
             seen.0 += 1;
             if sx.deferred_target.as_deref() != Some("sync.(*Mutex).Unlock") {
                 errs.push(format!("mutexUnlock:{unlock} -> {:?}", sx.deferred_target));
+            }
+        }
+        if s.function == "main.methodValue" && s.line == mvalue {
+            seen.2 += 1;
+            if sx.deferred_target.as_deref() != Some("main.T.ValM") || sx.deferred_indirect {
+                errs.push(format!(
+                    "methodValue:{mvalue}: indirect {}, target {:?}",
+                    sx.deferred_indirect, sx.deferred_target
+                ));
             }
         }
         if s.function == "main.deferParam" && s.line == param {
@@ -88,8 +72,10 @@ fn check_callees(e: &Entry) -> Result<(), String> {
             }
         }
     }
-    if seen != (1, 1) {
-        errs.push(format!("sites found (mutexUnlock, deferParam): {seen:?}"));
+    if seen != (1, 1, 1) {
+        errs.push(format!(
+            "sites found (mutexUnlock, deferParam, methodValue): {seen:?}"
+        ));
     }
     check_intrinsic(e, &r, &x, &mut errs);
     if errs.is_empty() {
@@ -140,6 +126,16 @@ fn check_intrinsic(
     }
 }
 
+/// The programs whose every site is checked.
+const PROGRAMS: [&str; 6] = [
+    "defers",
+    "rangefunc",
+    "explain",
+    "semantics",
+    "cgo",
+    "cmdgo",
+];
+
 pub fn trials() -> Vec<Trial> {
     let mut roots = vec![committed_root()];
     if let Ok(m) = std::env::var("DEFERSCOPE_MATRIX") {
@@ -147,21 +143,28 @@ pub fn trials() -> Vec<Trial> {
             roots.push(m.into());
         }
     }
-    let mut out = Vec::new();
+    let mut out = vec![Trial::test("targets::source_parsing", || {
+        targets_source::self_test().map_err(Failed::from)
+    })];
     for root in roots {
         for e in entries(&root) {
-            if e.meta.program != "defers" || e.meta.variant == "noopt" {
+            if !PROGRAMS.contains(&e.meta.program.as_str()) {
                 continue;
             }
             let name = e.name();
             let e2 = e.clone();
             out.push(Trial::test(
                 format!("targets::resolved::{name}"),
-                move || check_resolved(&e2).map_err(Failed::from),
+                move || {
+                    let (r, x) = explain_entry(&e2)?;
+                    targets_source::check_all(&e2, &r, &x).map_err(Failed::from)
+                },
             ));
-            out.push(Trial::test(format!("targets::callee::{name}"), move || {
-                check_callees(&e).map_err(Failed::from)
-            }));
+            if e.meta.program == "defers" {
+                out.push(Trial::test(format!("targets::callee::{name}"), move || {
+                    check_callees(&e).map_err(Failed::from)
+                }));
+            }
         }
     }
     out
