@@ -4,7 +4,7 @@
     scripts/captures-cmdgo.py [--versions 1.22.10,1.27.3] [--sample N]
 
 For each version: `deferscope explain --format json` on the matrix's
-linux/amd64 cmd/go, counts of sites with captures by reference, with
+linux/amd64 (or --goarch arm64) cmd/go, counts of sites with captures by reference, with
 rewritten results and with captures moved to the heap; then cmd/go is built
 again from the same GOROOT with `-gcflags=cmd/go/...=-m=2` (code generation
 is the same: -m only prints), and a sample of sites is compared with the
@@ -39,12 +39,13 @@ CACHE = Path(os.environ.get("DEFERSCOPE_CACHE") or Path.home() / ".cache" / "def
 LINE = re.compile(r"^(\S+?):(\d+):\d+: (\S+) capturing by (value|ref): (\S+) \(.*width=(\d+)\)")
 
 
-def m2_lines(version: str) -> dict[tuple[str, str], list[tuple[str, bool, int]]]:
+def m2_lines(version: str, goarch: str) -> dict[tuple[str, str], list[tuple[str, bool, int]]]:
     """(package dir's file base, short function) -> [(name, by_ref, width)]."""
     goroot = CACHE / "toolchains" / f"go{version}" / "go"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GO", "CGO_"))}
     env.update(GOROOT=str(goroot), GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOPROXY="off",
-               CGO_ENABLED="0", GOCACHE=str(CACHE / "gocache" / f"go{version}-cmdgo-m2"))
+               CGO_ENABLED="0", GOOS="linux", GOARCH=goarch,
+               GOCACHE=str(CACHE / "gocache" / f"go{version}-cmdgo-m2"))
     p = subprocess.run([str(goroot / "bin/go"), "build", "-gcflags=cmd/go/...=-m=2", "-o",
                         os.devnull, "cmd/go"], cwd=goroot / "src/cmd/go", env=env,
                        capture_output=True, text=True)
@@ -96,11 +97,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--versions", default="1.22.10,1.27.3")
     ap.add_argument("--sample", type=int, default=0)
+    ap.add_argument("--goarch", default="amd64", choices=["amd64", "arm64"])
     a = ap.parse_args()
     bin_ = Path(os.environ.get("DEFERSCOPE_BIN") or REPO / "target/release/deferscope")
     bad = 0
     for v in a.versions.split(","):
-        cmdgo = CACHE / "matrix" / f"go{v}" / "linux-amd64/default/cmdgo/bin"
+        cmdgo = CACHE / "matrix" / f"go{v}" / f"linux-{a.goarch}/default/cmdgo/bin"
         d = json.loads(subprocess.run([str(bin_), "explain", "--format", "json", str(cmdgo)],
                                       capture_output=True, text=True, check=True).stdout)
         sites = d["sites"]
@@ -109,7 +111,7 @@ def main() -> None:
               f"results rewritten {sum(bool(s.get('writes_results')) for s in sites)}, "
               f"moved to heap {sum(any(c.get('moved_to_heap') for c in caps(s)) for s in sites)}, "
               f"target unresolved {sum(s.get('deferred_target') is None and not s.get('deferred_indirect') and not s.get('deferred_elided') for s in sites)}")
-        m2 = m2_lines(v)
+        m2 = m2_lines(v, a.goarch)
         by_func: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for s in sites:
             if s["function"].startswith("cmd/go/"):
