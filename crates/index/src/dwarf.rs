@@ -13,8 +13,9 @@
 //! panic.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use deferscope_load::{Format, Image};
 use gimli::{
@@ -22,6 +23,11 @@ use gimli::{
 };
 
 use crate::GoVersion;
+
+mod inflate;
+mod units;
+pub use units::Wanted;
+use units::{entry_die, FuncIndex};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -69,14 +75,23 @@ struct Raw<'d> {
     size: u64,
 }
 
-/// Decompressed sections and the entry-address table.
+/// Decompressed sections, the units and the entry-address table.
 struct Parsed<'d> {
     sections: gimli::DwarfSections<Cow<'d, [u8]>>,
     /// Offsets of the compilation units, ascending.
     units: Vec<usize>,
-    /// (low_pc, DIE offset in .debug_info) of each top-level subprogram,
-    /// sorted by address.
-    funcs: Vec<(u64, usize)>,
+    /// Each unit's `DW_AT_name` (Go: its package's path), as `units`.
+    names: Vec<Box<str>>,
+    /// The top-level subprograms by entry address, of the units indexed
+    /// so far ([`units`]).
+    index: Mutex<FuncIndex>,
+    /// The abbreviation tables parsed, by `.debug_abbrev` offset (Go's
+    /// units share one; gimli's cache is per `gimli::Dwarf`, made anew
+    /// for each question).
+    abbrevs: Mutex<units::Abbrevs>,
+    /// The top-level subprograms by name, of the units where a name was
+    /// looked up, by unit offset ([`units::subprogram_named`]).
+    by_name: Mutex<HashMap<usize, HashMap<String, usize>>>,
 }
 
 /// The DWARF of one binary. Cheap to create; parsed on first question.
@@ -88,6 +103,9 @@ pub struct Dwarf<'d> {
     /// no `DW_AT_decl_line` (go1.19): its entry row gives the line.
     line: Option<Raw<'d>>,
     line_data: OnceLock<Option<Cow<'d, [u8]>>>,
+    /// Entry lines from the Go line table, by entry ([`Dwarf::want`]):
+    /// `.debug_line` is then not needed.
+    entry_lines: Mutex<HashMap<u64, u64>>,
 }
 
 impl std::fmt::Debug for Dwarf<'_> {
@@ -184,6 +202,7 @@ impl<'d> Dwarf<'d> {
             parsed: OnceLock::new(),
             line,
             line_data: OnceLock::new(),
+            entry_lines: Mutex::new(HashMap::new()),
         })
     }
 
@@ -200,25 +219,15 @@ impl<'d> Dwarf<'d> {
         })
         .ok()?;
         let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
-        let mut units = Vec::new();
-        let mut funcs = Vec::new();
-        let mut headers = dwarf.units();
-        while let Ok(Some(h)) = headers.next() {
-            let Some(off) = h.offset().as_debug_info_offset() else {
-                continue;
-            };
-            units.push(off.0);
-            let Some(unit) = light_unit(&dwarf, h) else {
-                continue;
-            };
-            index_unit(&dwarf, &unit, &mut funcs);
-        }
-        funcs.sort_unstable();
-        funcs.dedup_by_key(|f| f.0);
+        let list = units::list(&dwarf);
+        let index = Mutex::new(FuncIndex::new(list.offsets.len()));
         Some(Parsed {
             sections,
-            units,
-            funcs,
+            units: list.offsets,
+            names: list.names,
+            index,
+            abbrevs: Mutex::new(list.abbrevs),
+            by_name: Mutex::new(HashMap::new()),
         })
     }
 
@@ -248,9 +257,10 @@ impl<'d> Dwarf<'d> {
         None
     }
 
-    /// Number of subprograms with an entry address (parses on first use).
+    /// Number of subprograms with an entry address (parses and indexes
+    /// every unit on first use).
     pub fn functions(&self) -> usize {
-        self.parsed().map_or(0, |p| p.funcs.len())
+        self.parsed().map_or(0, units::index_all)
     }
 
     /// The captured variables of the closure whose code starts at `entry`,
@@ -276,7 +286,9 @@ impl<'d> Dwarf<'d> {
             caps.sort_by_key(|(_, c)| c.offset);
             decide_by_offsets(&mut caps);
         } else {
-            let line = entry_line(p, &dwarf, &unit, entry).or_else(|| self.line_at(&unit, entry));
+            let line = entry_line(p, &dwarf, &unit, entry)
+                .or_else(|| self.hinted_line(entry))
+                .or_else(|| self.line_at(&unit, entry));
             return Some(captures_before_123(p, &dwarf, &unit, line, &name, &vars));
         }
         Some(caps.into_iter().map(|(_, c)| c).collect())
@@ -326,8 +338,7 @@ impl<'d> Dwarf<'d> {
         dwarf: &gimli::Dwarf<R<'a>>,
         entry: u64,
     ) -> Option<(Unit<R<'a>>, String, Vec<Var>)> {
-        let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
-        let die = DebugInfoOffset(p.funcs[i].1);
+        let die = DebugInfoOffset(entry_die(p, dwarf, entry)?);
         let unit = unit_of(p, dwarf, die)?;
         let uoff = die.to_unit_offset(&unit.header)?;
         let mut cursor = unit.entries_at_offset(uoff).ok()?;
@@ -390,6 +401,9 @@ fn decompress(r: Raw<'_>, elf: bool) -> Option<Cow<'_, [u8]>> {
     if size > MAX_SECTION || size > (stream.len() as u64).saturating_mul(1032) {
         return None;
     }
+    if let Some(out) = inflate::exact(stream, usize::try_from(size).ok()?) {
+        return Some(Cow::Owned(out));
+    }
     let mut out = Vec::with_capacity(usize::try_from(size).ok()?);
     flate2::read::ZlibDecoder::new(stream)
         .take(size)
@@ -409,17 +423,18 @@ fn unit_of<'a>(
         .debug_info
         .header_from_offset(DebugInfoOffset(p.units[i]))
         .ok()?;
-    light_unit(dwarf, h)
+    units::light_unit_cached(p, dwarf, h)
 }
 
 /// A unit without its line program (gimli's `Dwarf::unit` parses it, and
 /// `.debug_line` is not read): the abbreviations and the bases the names
 /// and entry addresses need (DWARF 5 `addrx`, `strx`).
-fn light_unit<'a>(
+/// The abbreviations come parsed ([`units::light_unit_cached`]).
+fn light_unit_with<'a>(
     dwarf: &gimli::Dwarf<R<'a>>,
     header: gimli::UnitHeader<R<'a>>,
+    abbreviations: std::sync::Arc<gimli::Abbreviations>,
 ) -> Option<Unit<R<'a>>> {
-    let abbreviations = dwarf.abbreviations(&header).ok()?;
     let enc = header.encoding();
     let mut unit = Unit {
         abbreviations,
@@ -759,9 +774,9 @@ fn enclosing(name: &str) -> Option<&str> {
     closure.then_some(outer)
 }
 
-/// The variables and parameters, at any depth, of the subprogram named
-/// `name` in `unit` (a closure and the function it is declared in are in
-/// the same package, so the same unit): (name, type offset).
+/// The variables and parameters, at any depth, of the (first) subprogram
+/// named `name` in `unit` (a closure and the function it is declared in
+/// are in the same package, so the same unit): (name, type offset).
 fn outer_vars(
     p: &Parsed<'_>,
     dwarf: &gimli::Dwarf<R<'_>>,
@@ -769,21 +784,22 @@ fn outer_vars(
     name: &str,
 ) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    let mut cursor = unit.entries();
+    let Some(mut cursor) = units::subprogram_named(p, dwarf, unit, name)
+        .and_then(|off| unit.entries_at_offset(off).ok())
+    else {
+        return out;
+    };
+    if !matches!(cursor.next_dfs(), Ok(Some(_))) {
+        return out;
+    }
     let mut depth = 0isize;
-    let mut inside = false;
+    // Bounded by the unit's size: every step consumes bytes.
     while let Ok(Some((delta, e))) = cursor.next_dfs() {
         depth += delta;
-        if depth == 1 {
-            if inside {
-                break;
-            }
-            inside =
-                e.tag() == gimli::DW_TAG_subprogram && read_var(p, dwarf, unit, e).name == name;
-        } else if inside
-            && depth > 1
-            && (e.tag() == gimli::DW_TAG_variable || e.tag() == gimli::DW_TAG_formal_parameter)
-        {
+        if depth <= 0 {
+            break;
+        }
+        if e.tag() == gimli::DW_TAG_variable || e.tag() == gimli::DW_TAG_formal_parameter {
             let v = read_var(p, dwarf, unit, e);
             if let Some(t) = v.ty {
                 out.push((v.name, t));
@@ -811,8 +827,7 @@ fn entry_line(
     unit: &Unit<R<'_>>,
     entry: u64,
 ) -> Option<u64> {
-    let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
-    let uoff = DebugInfoOffset(p.funcs[i].1).to_unit_offset(&unit.header)?;
+    let uoff = DebugInfoOffset(entry_die(p, dwarf, entry)?).to_unit_offset(&unit.header)?;
     let mut cursor = unit.entries_at_offset(uoff).ok()?;
     let (_, sub) = cursor.next_dfs().ok()??;
     read_var(p, dwarf, unit, sub).line

@@ -114,19 +114,30 @@ pub fn explain_with(
     // One event buffer for all functions (kept at most EVENTS_KEPT long
     // between them).
     let mut events = Vec::new();
-    // An unstripped binary's DWARF is decompressed and indexed on another
-    // thread while the functions are explained; its names are applied at
-    // the end (design.md §5.6).
+    // An unstripped binary's DWARF is decompressed and its units listed
+    // on another thread while the functions are explained, and the units
+    // of the closures to name indexed as they come; the names are applied
+    // at the end (design.md §5.6, §6.4 "Loading").
     let dwarf = deferscope_index::Dwarf::load(img);
     std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<deferscope_index::Wanted<'_>>>();
         if let Some(d) = &dwarf {
-            s.spawn(|| d.functions());
+            s.spawn(move || {
+                d.prepare();
+                while let Ok(mut batch) = rx.recv() {
+                    while let Ok(more) = rx.try_recv() {
+                        batch.extend(more);
+                    }
+                    d.want(&batch);
+                }
+            });
         }
         for fi in &report.functions {
             let lo = by_func.partition_point(|&(e, _)| e < fi.entry);
             let hi = lo + by_func[lo..].partition_point(|&(e, _)| e == fi.entry);
             idx.clear();
             idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
+            let named = cx.unnamed.len();
             functions.push(explain_func(
                 &mut cx,
                 report,
@@ -136,6 +147,9 @@ pub fn explain_with(
                 cost,
                 &mut events,
             ));
+            if dwarf.is_some() && cx.unnamed.len() > named {
+                let _ = tx.send(dwarf_wanted(&cx, &cx.unnamed[named..]));
+            }
             if events.capacity() > EVENTS_KEPT {
                 events = Vec::new();
             }
@@ -153,6 +167,33 @@ pub fn explain_with(
         inline_candidates,
         cost_table: cost.clone(),
     }
+}
+
+/// The functions whose DWARF [`dwarfnames::apply`] reads for sites
+/// `unnamed`: each one's closure (with its entry line) and enclosing
+/// function.
+fn dwarf_wanted<'d>(
+    cx: &Cx<'_, 'd>,
+    unnamed: &[dwarfnames::Unnamed],
+) -> Vec<deferscope_index::Wanted<'d>> {
+    let mut out = Vec::with_capacity(2 * unnamed.len());
+    for u in unnamed {
+        if let Some(f) = cx.ix.func_for_pc(u.code).filter(|f| f.entry == u.code) {
+            out.push(deferscope_index::Wanted {
+                entry: f.entry,
+                name: cx.ix.name(&f),
+                line: cx.ix.lines(&f).at(f.entry).map(|(_, l)| u64::from(l)),
+            });
+        }
+        if let Some(f) = cx.ix.func_for_pc(u.entry).filter(|f| f.entry == u.entry) {
+            out.push(deferscope_index::Wanted {
+                entry: f.entry,
+                name: cx.ix.name(&f),
+                line: None,
+            });
+        }
+    }
+    out
 }
 
 /// The sites of each function, as (entry, site index) pairs sorted by
