@@ -239,6 +239,28 @@ fn mem_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMut
                 size: 8,
             });
         }
+        0xa940_0000 => {
+            // LDP Xt, Xt2, [Xn, #imm]: both registers from the old base
+            // (go1.25+ pairs the loads of a closure's fields).
+            let off = sext((w >> 15) & 0x7f, 7) * 8;
+            let rt2 = ((w >> 10) & 31) as u8;
+            let mut pair = [(rd, off), (rt2, off + 8)];
+            if rd == rn {
+                pair.swap(0, 1);
+            }
+            for (dst, offset) in pair {
+                if dst != 31 {
+                    page[dst as usize] = None;
+                    sink(Event::Load {
+                        pc,
+                        dst,
+                        base,
+                        offset,
+                    });
+                }
+            }
+            return;
+        }
         _ => {}
     }
     // STUR / LDUR 64-bit
@@ -272,6 +294,12 @@ fn mem_word(w: u32, pc: u64, page: &mut [Option<u64>; 32], sink: &mut impl FnMut
     if writes && rd != 31 {
         page[rd as usize] = None;
         sink(Event::Clobber { pc, reg: rd });
+    }
+    // A load pair (general registers) writes Rt2 as well.
+    let rt2 = ((w >> 10) & 31) as u8;
+    if w & 0x3e40_0000 == 0x2840_0000 && rt2 != 31 {
+        page[rt2 as usize] = None;
+        sink(Event::Clobber { pc, reg: rt2 });
     }
 }
 
@@ -653,6 +681,31 @@ mod tests {
                     src: Some(1),
                     size: 8
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn load_pairs_write_both_registers() {
+        // ldp x0, x1, [x26, #8] (go1.25+ loads two closure fields at once)
+        // ; ldp x26, x2, [x26, #16] (the base among the destinations)
+        // ; ldp x3, x4, [sp], #16 (post-index: both clobbered)
+        let v = flow(&[0xa940_8740, 0xa941_0b5a, 0xa8c1_13e3], 0x1000);
+        let load = |pc, dst, base, offset| Event::Load {
+            pc,
+            dst,
+            base,
+            offset,
+        };
+        assert_eq!(
+            v,
+            vec![
+                load(0x1000, 0, 26, 8),
+                load(0x1000, 1, 26, 16),
+                load(0x1004, 2, 26, 24),
+                load(0x1004, 26, 26, 16),
+                Event::Clobber { pc: 0x1008, reg: 3 },
+                Event::Clobber { pc: 0x1008, reg: 4 },
             ]
         );
     }
