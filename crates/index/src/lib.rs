@@ -34,7 +34,7 @@ pub mod version;
 use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
-pub use dwarf::{Dwarf, DwarfCapture};
+pub use dwarf::{Dwarf, DwarfCapture, LocPiece, LocRange, LocatedCapture, VarAt};
 pub use inline::InlineTree;
 pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};

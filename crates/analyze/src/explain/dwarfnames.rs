@@ -3,8 +3,11 @@
 //! decompresses and indexes the DWARF ([`deferscope_index::Dwarf`]), so
 //! an unstripped binary's names cost little over the explain pass itself.
 
-use deferscope_index::{Dwarf, DwarfCapture};
+use deferscope_index::{Dwarf, DwarfCapture, GoIndex};
+use deferscope_load::Image;
 use deferscope_model::explain::{Capture, CaptureMode, SiteExplain};
+
+use super::{dwarfloads, dwarfstores};
 
 /// A site whose closure (code at `code`, in the function at `entry`) may
 /// get names.
@@ -16,13 +19,33 @@ pub(super) struct Unnamed {
 }
 
 /// Name what DWARF names.
-pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) {
+pub(super) fn apply(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    sites: &mut [SiteExplain],
+    todo: &[Unnamed],
+) {
     for u in todo {
         let sx = &mut sites[u.site];
         if let Some(caps) = sx.captures.take() {
             sx.captures = Some(match d.closure_captures(u.code) {
-                Some(dc) if !dc.is_empty() && !caps.is_empty() => with_dwarf(caps, &dc),
+                Some(dc) if !caps.is_empty() => {
+                    if dc.iter().all(|c| c.offset.is_none()) {
+                        before_123(d, img, ix, u.code, caps, &dc)
+                    } else {
+                        with_dwarf(caps, &dc)
+                    }
+                }
                 _ => caps,
+            });
+        }
+        if let Some(caps) = sx.captures.take() {
+            let open = caps.iter().any(|c| c.name.is_none() && c.pc.is_some());
+            sx.captures = Some(if open {
+                with_stores(d, img, ix, u.entry, caps)
+            } else {
+                caps
             });
         }
         if sx.writes_results.iter().any(|w| w.starts_with(WORD)) {
@@ -35,6 +58,58 @@ pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) 
                 }
             }
         }
+    }
+}
+
+/// Before go1.23: the closure offsets the closure's body proves
+/// ([`dwarfloads`]), or else the order rules of [`with_dwarf`], whichever
+/// names more.
+fn before_123(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    code: u64,
+    caps: Vec<Capture>,
+    dc: &[DwarfCapture],
+) -> Vec<Capture> {
+    let placed = d.closure_capture_locations(code).and_then(|lc| {
+        let f = ix.func_for_pc(code)?;
+        let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
+        Some(dwarfloads::placed(img.arch, body, f.entry, &caps, &lc))
+    });
+    let named = |c: &[Capture]| c.iter().filter(|c| c.name.is_some()).count();
+    let by_order = with_dwarf(caps.clone(), dc);
+    match placed {
+        Some(p) if !p.is_empty() => {
+            let by_loads = with_dwarf(caps, &p);
+            if named(&by_loads) >= named(&by_order) {
+                by_loads
+            } else {
+                by_order
+            }
+        }
+        _ => by_order,
+    }
+}
+
+/// Name the fields still unnamed from the stores that build the closure
+/// in the function at `entry` ([`dwarfstores`]).
+fn with_stores(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    entry: u64,
+    caps: Vec<Capture>,
+) -> Vec<Capture> {
+    let placed = ix.func_for_pc(entry).and_then(|f| {
+        let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
+        Some(dwarfstores::stored(img.arch, body, f.entry, &caps, |pc| {
+            d.vars_in_registers_at(f.entry, pc)
+        }))
+    });
+    match placed {
+        Some(p) if !p.is_empty() => with_dwarf(caps, &p),
+        _ => caps,
     }
 }
 

@@ -32,7 +32,9 @@
 
 mod captures;
 mod context;
+mod dwarfloads;
 mod dwarfnames;
+mod dwarfstores;
 mod funcvalue;
 mod notes;
 mod reasons;
@@ -141,7 +143,7 @@ pub fn explain_with(
         }
     });
     if let Some(d) = &dwarf {
-        dwarfnames::apply(d, &mut sites, &cx.unnamed);
+        dwarfnames::apply(d, img, ix, &mut sites, &cx.unnamed);
     }
     drop(by_func);
     target::final_callees_recover(&mut cx, &mut sites);
