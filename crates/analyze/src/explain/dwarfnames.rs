@@ -3,7 +3,7 @@
 //! decompresses and indexes the DWARF ([`deferscope_index::Dwarf`]), so
 //! an unstripped binary's names cost little over the explain pass itself.
 
-use deferscope_index::{Dwarf, DwarfCapture, GoIndex};
+use deferscope_index::{Dwarf, DwarfCapture, GoIndex, LocatedCapture};
 use deferscope_load::Image;
 use deferscope_model::explain::{Capture, CaptureMode, SiteExplain};
 
@@ -29,15 +29,15 @@ pub(super) fn apply(
     for u in todo {
         let sx = &mut sites[u.site];
         if let Some(caps) = sx.captures.take() {
-            sx.captures = Some(match d.closure_captures(u.code) {
-                Some(dc) if !caps.is_empty() => {
-                    if dc.iter().all(|c| c.offset.is_none()) {
-                        before_123(d, img, ix, u.code, caps, &dc)
-                    } else {
-                        with_dwarf(caps, &dc)
-                    }
+            sx.captures = Some(if caps.is_empty() {
+                caps
+            } else if let Some(lc) = d.closure_capture_locations(u.code) {
+                before_123(img, ix, u.code, caps, &lc)
+            } else {
+                match d.closure_captures(u.code) {
+                    Some(dc) if !dc.is_empty() => with_dwarf(caps, &dc),
+                    _ => caps,
                 }
-                _ => caps,
             });
         }
         if let Some(caps) = sx.captures.take() {
@@ -65,18 +65,22 @@ pub(super) fn apply(
 /// ([`dwarfloads`]), or else the order rules of [`with_dwarf`], whichever
 /// names more.
 fn before_123(
-    d: &Dwarf<'_>,
     img: &Image<'_>,
     ix: &GoIndex<'_>,
     code: u64,
     caps: Vec<Capture>,
-    dc: &[DwarfCapture],
+    lc: &[LocatedCapture],
 ) -> Vec<Capture> {
-    let placed = d.closure_capture_locations(code).and_then(|lc| {
-        let f = ix.func_for_pc(code)?;
+    let dc: Vec<DwarfCapture> = lc
+        .iter()
+        .filter(|l| !l.candidate)
+        .map(|l| l.capture.clone())
+        .collect();
+    let placed = ix.func_for_pc(code).and_then(|f| {
         let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
-        Some(dwarfloads::placed(img.arch, body, f.entry, &caps, &lc))
+        Some(dwarfloads::placed(img.arch, body, f.entry, &caps, lc))
     });
+    let dc = &dc[..];
     let named = |c: &[Capture]| c.iter().filter(|c| c.name.is_some()).count();
     let by_order = with_dwarf(caps.clone(), dc);
     match placed {
@@ -103,8 +107,8 @@ fn with_stores(
 ) -> Vec<Capture> {
     let placed = ix.func_for_pc(entry).and_then(|f| {
         let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
-        Some(dwarfstores::stored(img.arch, body, f.entry, &caps, |pc| {
-            d.vars_in_registers_at(f.entry, pc)
+        Some(dwarfstores::stored(img.arch, body, f.entry, &caps, |pcs| {
+            d.vars_in_registers_at(f.entry, pcs)
         }))
     });
     match placed {

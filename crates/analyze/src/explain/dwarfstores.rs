@@ -98,14 +98,26 @@ fn claim(f: &Capture, reg: u16, vars: &[VarAt]) -> Option<Claim> {
 
 /// The captures the stores prove for the unnamed fields of `caps`; the
 /// closure is built by the function at `fentry` (its code `body`), and
-/// `vars_at(pc)` gives that function's variables in registers at `pc`.
+/// `vars_at(pcs)` gives that function's variables in registers at each
+/// of `pcs`.
 pub(super) fn stored(
     arch: Arch,
     body: &[u8],
     fentry: u64,
     caps: &[Capture],
-    mut vars_at: impl FnMut(u64) -> Option<Vec<VarAt>>,
+    vars_at: impl FnOnce(&[u64]) -> Option<Vec<Vec<VarAt>>>,
 ) -> Vec<DwarfCapture> {
+    let mut pcs: Vec<u64> = caps
+        .iter()
+        .filter(|f| f.name.is_none())
+        .filter_map(|f| f.pc)
+        .collect();
+    pcs.sort_unstable();
+    pcs.dedup();
+    let Some(vars) = vars_at(&pcs) else {
+        return Vec::new();
+    };
+    let vars_at = |pc: u64| Some(&vars[pcs.binary_search(&pc).ok()?]);
     // The claim of each unnamed stored field, by offset.
     let mut claims: BTreeMap<u64, Option<Claim>> = BTreeMap::new();
     for (i, f) in caps.iter().enumerate() {
@@ -118,7 +130,7 @@ pub(super) fn stored(
         let c = match srcs.get(k) {
             Some(Some(r)) if srcs.len() == same => dwarf_reg(arch, *r)
                 .and_then(|reg| Some((reg, vars_at(pc)?)))
-                .and_then(|(reg, vars)| claim(f, reg, &vars)),
+                .and_then(|(reg, vars)| claim(f, reg, vars)),
             _ => None,
         };
         claims.insert(f.offset, c);

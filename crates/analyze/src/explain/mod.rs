@@ -121,7 +121,14 @@ pub fn explain_with(
     let dwarf = deferscope_index::Dwarf::load(img);
     std::thread::scope(|s| {
         if let Some(d) = &dwarf {
-            s.spawn(|| d.functions());
+            // Before go1.23 names need the location lists (§5.6).
+            let pre123 = ix.version.is_some_and(|v| v.minor < 23);
+            s.spawn(move || {
+                d.functions();
+                if pre123 {
+                    d.warm_locations(4);
+                }
+            });
         }
         for fi in &report.functions {
             let lo = by_func.partition_point(|&(e, _)| e < fi.entry);

@@ -38,6 +38,9 @@ pub struct LocRange {
 pub struct LocatedCapture {
     pub capture: DwarfCapture,
     pub ranges: Vec<LocRange>,
+    /// Not among [`Dwarf::closure_captures`]' answer: a plain variable of
+    /// the closure, a capture only if the body proves it.
+    pub candidate: bool,
 }
 
 /// Location list entries read per variable at most (Go emits a few for a
@@ -46,9 +49,9 @@ const MAX_RANGES: usize = 64;
 
 impl<'d> Dwarf<'d> {
     /// Before go1.23: the captures of the closure at `entry` (as
-    /// [`Dwarf::closure_captures`] finds them, and the plain variables
-    /// declared on its entry line: a closure's own variable declared
-    /// there is among them, so only a field the body proves names one)
+    /// [`Dwarf::closure_captures`] finds them, and the other plain
+    /// variables of its scope 0: a closure's own variables are among
+    /// them, so only a field the body proves names one)
     /// with their location lists.
     /// `None` for go1.23+ (closure offsets say it), when no subprogram
     /// starts at `entry`, or without `.debug_loc`.
@@ -65,25 +68,24 @@ impl<'d> Dwarf<'d> {
         let lists = self.loc_lists(4)?;
         let line = entry_line(p, &dwarf, &unit, entry).or_else(|| self.line_at(&unit, entry));
         let mut caps = captures_before_123(p, &dwarf, &unit, line, &name, &vars);
+        let found = caps.len();
         // A by-value capture of a variable the enclosing function's DWARF
-        // lost (a constant, `a, b := 1, 2`) is declared on the entry line
-        // too: a candidate, named only if the body proves its field.
+        // lost (a constant, `a, b := 1, 2`) is a plain variable of the
+        // closure too (declared at its first use): a candidate, named only
+        // if the body proves its field.
         for (i, v) in vars.iter().enumerate() {
             let plain = !v.name.is_empty() && !v.name.contains(['&', '.']);
-            if v.tag == gimli::DW_TAG_variable
-                && plain
-                && line.is_some()
-                && v.line == line
-                && !caps.iter().any(|(j, _)| *j == i)
-            {
+            if v.tag == gimli::DW_TAG_variable && plain && !caps.iter().any(|(j, _)| *j == i) {
                 caps.push((i, capture(p, &dwarf, v)));
             }
         }
         let base = unit_low_pc(&dwarf, &unit).unwrap_or(0);
         Some(
             caps.into_iter()
-                .map(|(i, capture)| LocatedCapture {
+                .enumerate()
+                .map(|(k, (i, capture))| LocatedCapture {
                     capture,
+                    candidate: k >= found,
                     ranges: vars[i]
                         .loc_list
                         .map(|o| ranges(&lists, &dwarf, &unit, base, o))
@@ -118,11 +120,17 @@ impl<'d> Dwarf<'d> {
         ))
     }
 
-    /// The variables and parameters (at any depth, not those of inlined
-    /// calls) of the function whose code starts at `entry` that a
-    /// location list puts in a register at `pc`, as [`VarAt`]s. `None`
-    /// when no subprogram starts at `entry`.
-    pub fn vars_in_registers_at(&self, entry: u64, pc: u64) -> Option<Vec<VarAt>> {
+    /// Decompress the location lists of units of DWARF `version` now (on
+    /// a thread of its own while the functions are explained).
+    pub fn warm_locations(&self, version: u16) {
+        let _ = self.loc_lists(version);
+    }
+
+    /// For each of `pcs`, the variables and parameters (at any depth, not
+    /// those of inlined calls) of the function whose code starts at
+    /// `entry` that a location list puts in a register there, as
+    /// [`VarAt`]s. `None` when no subprogram starts at `entry`.
+    pub fn vars_in_registers_at(&self, entry: u64, pcs: &[u64]) -> Option<Vec<Vec<VarAt>>> {
         let p = self.parsed()?;
         let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
         let i = p.funcs.binary_search_by_key(&entry, |f| f.0).ok()?;
@@ -137,7 +145,7 @@ impl<'d> Dwarf<'d> {
         let mut depth = 0isize;
         // Depth of an inlined call being skipped.
         let mut skip: Option<isize> = None;
-        let mut out = Vec::new();
+        let mut out = vec![Vec::new(); pcs.len()];
         // Bounded by the unit's size: every step consumes bytes.
         while let Ok(Some((delta, e))) = cursor.next_dfs() {
             depth += delta;
@@ -158,16 +166,20 @@ impl<'d> Dwarf<'d> {
             }
             let v = super::read_var(p, &dwarf, &unit, e);
             let Some(off) = v.loc_list else { continue };
-            let found = ranges(&lists, &dwarf, &unit, base, off)
-                .into_iter()
-                .find(|r| r.lo <= pc && pc < r.hi);
-            if let Some(r) = found {
+            let rs = ranges(&lists, &dwarf, &unit, base, off);
+            let mut bytes = None;
+            for (k, &pc) in pcs.iter().enumerate() {
+                let Some(r) = rs.iter().find(|r| r.lo <= pc && pc < r.hi) else {
+                    continue;
+                };
                 if r.pieces.iter().any(|p| p.reg.is_some()) {
-                    let bytes = v.ty.and_then(|t| super::type_facts(p, &dwarf, t, 0).size);
-                    out.push(VarAt {
-                        name: v.name,
-                        bytes,
-                        pieces: r.pieces,
+                    let b = *bytes.get_or_insert_with(|| {
+                        v.ty.and_then(|t| super::type_facts(p, &dwarf, t, 0).size)
+                    });
+                    out[k].push(VarAt {
+                        name: v.name.clone(),
+                        bytes: b,
+                        pieces: r.pieces.clone(),
                     });
                 }
             }
