@@ -128,6 +128,12 @@ impl Body {
     }
 }
 
+/// [`reg_of`], for the tests of the store side.
+#[cfg(test)]
+pub(super) fn tests_reg_of(arch: Arch, r: u16) -> Option<u8> {
+    reg_of(arch, r)
+}
+
 /// The decoder's number of DWARF register `r`.
 fn reg_of(arch: Arch, r: u16) -> Option<u8> {
     match arch {
@@ -307,4 +313,102 @@ fn fit(
     };
     let s: BTreeSet<u64> = s.into_iter().filter(|&st| ok(st)).collect();
     Some((c, s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deferscope_index::{LocPiece, LocRange};
+    use deferscope_model::explain::CaptureMode;
+
+    fn field(offset: u64, bytes: u64, exact: bool) -> Capture {
+        Capture {
+            name: None,
+            mode: CaptureMode::Value,
+            bytes,
+            offset,
+            moved_to_heap: false,
+            exact,
+            pc: None,
+        }
+    }
+
+    fn located(name: &str, by_ref: bool, bytes: u64, lo: u64, reg: u16) -> LocatedCapture {
+        LocatedCapture {
+            capture: DwarfCapture {
+                name: name.into(),
+                by_ref,
+                certain: true,
+                bytes,
+                offset: None,
+            },
+            ranges: vec![LocRange {
+                lo,
+                hi: lo + 8,
+                pieces: vec![LocPiece {
+                    reg: Some(reg),
+                    bytes: None,
+                }],
+            }],
+            candidate: false,
+        }
+    }
+
+    /// go1.22.10 linux/amd64 `main.closureCap.func1`: `MOVQ 0x10(DX), BX;
+    /// MOVQ 0x8(DX), CX; MOVQ 0(CX), AX; RET`, DWARF `&a` in RCX from
+    /// after the second load, `b` in RBX from after the first.
+    #[test]
+    fn loads_place_the_variables() {
+        let body = [
+            0x48, 0x8b, 0x5a, 0x10, 0x48, 0x8b, 0x4a, 0x08, 0x48, 0x8b, 0x01, 0xc3,
+        ];
+        let caps = [field(8, 8, false), field(16, 8, false)];
+        let lc = [
+            located("a", true, 8, 0x1008, 2),
+            located("b", false, 8, 0x1004, 3),
+        ];
+        let p = placed(Arch::Amd64, &body, 0x1000, &caps, &lc);
+        let got: Vec<(&str, Option<u64>, bool)> = p
+            .iter()
+            .map(|c| (c.name.as_str(), c.offset, c.by_ref))
+            .collect();
+        assert_eq!(got, [("a", Some(8), true), ("b", Some(16), false)]);
+        // The same register claimed by two variables: neither is named.
+        let lc = [
+            located("a", true, 8, 0x1008, 2),
+            located("y", true, 8, 0x1008, 2),
+        ];
+        assert!(placed(Arch::Amd64, &body, 0x1000, &caps, &lc).is_empty());
+    }
+
+    /// A multiword variable in one register without pieces: some word of
+    /// it was loaded; its start is where a field of its size begins.
+    #[test]
+    fn multiword_without_pieces() {
+        assert_eq!(
+            value_starts(24, 0x18, 0, None),
+            Some([0x08, 0x10, 0x18].into())
+        );
+        assert_eq!(value_starts(16, 0x18, 8, Some(8)), Some([0x10].into()));
+        let caps = [field(8, 8, true), field(16, 24, true), field(40, 8, true)];
+        let c = DwarfCapture {
+            name: "buf".into(),
+            by_ref: false,
+            certain: true,
+            bytes: 24,
+            offset: None,
+        };
+        let (_, s) = fit(&caps, c, [0x08, 0x10, 0x18].into()).unwrap();
+        assert_eq!(s, [0x10].into());
+    }
+
+    #[test]
+    fn dwarf_registers() {
+        // DWARF 1 is RDX, the decoder's 2; DWARF 7 is RSP.
+        assert_eq!(reg_of(Arch::Amd64, 1), Some(2));
+        assert_eq!(reg_of(Arch::Amd64, 7), Some(SP));
+        assert_eq!(reg_of(Arch::Amd64, 12), Some(12));
+        assert_eq!(reg_of(Arch::Arm64, 26), Some(26));
+        assert_eq!(reg_of(Arch::Arm64, 31), None);
+    }
 }

@@ -198,3 +198,67 @@ fn fits(caps: &[Capture], start: u64, bytes: u64) -> bool {
     }
     sum == bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deferscope_index::LocPiece;
+    use deferscope_model::explain::CaptureMode;
+
+    fn word(offset: u64) -> Capture {
+        Capture {
+            name: None,
+            mode: CaptureMode::Value,
+            bytes: 8,
+            offset,
+            moved_to_heap: false,
+            exact: false,
+            pc: Some(0x1000 + offset),
+        }
+    }
+
+    fn piece(reg: u16) -> LocPiece {
+        LocPiece {
+            reg: Some(reg),
+            bytes: Some(8),
+        }
+    }
+
+    /// go1.27.3 linux/amd64 `main.structCap`: `p` is `RAX piece 8, RBX
+    /// piece 8, RCX piece 8` at the stores `MOVQ AX, 0x10(SP); MOVQ BX,
+    /// 0x18(SP); MOVQ CX, 0x20(SP)` of closure fields 8, 16 and 24.
+    #[test]
+    fn pieces_give_the_start() {
+        let p = VarAt {
+            name: "p".into(),
+            bytes: Some(24),
+            pieces: vec![piece(0), piece(3), piece(2)],
+        };
+        let want = Some(("p".to_string(), false, 8, 24));
+        assert_eq!(claim(&word(16), 3, std::slice::from_ref(&p)), want);
+        assert_eq!(claim(&word(24), 2, std::slice::from_ref(&p)), want);
+        assert!(fits(&[word(8), word(16), word(24)], 8, 24));
+        assert!(!fits(&[word(8), word(16)], 8, 24));
+        // Another variable in the same register: no claim.
+        let q = VarAt {
+            name: "q".into(),
+            bytes: Some(8),
+            pieces: vec![LocPiece {
+                reg: Some(3),
+                bytes: None,
+            }],
+        };
+        assert_eq!(claim(&word(16), 3, &[p, q]), None);
+    }
+
+    #[test]
+    fn register_numbers_invert() {
+        for r in 0..16u16 {
+            let dec = super::super::dwarfloads::tests_reg_of(Arch::Amd64, r);
+            assert_eq!(
+                dec.and_then(|d| dwarf_reg(Arch::Amd64, d)),
+                dec.filter(|&d| d != SP).map(|_| r)
+            );
+        }
+    }
+}
