@@ -205,6 +205,28 @@ pub(super) fn placed(
     out
 }
 
+/// From go1.23: the modes the body proves for the unsettled `&x`
+/// captures `lc` (each at its closure offset): (offset, by reference,
+/// bytes in the closure). A `&x` the body loads from its field is a
+/// pointer (by reference); one it computes as `LEAQ off(DX)` is a value
+/// addressed in place, whatever its type suggests.
+pub(super) fn modes(
+    arch: Arch,
+    body: &[u8],
+    entry: u64,
+    lc: &[LocatedCapture],
+) -> Vec<(u64, bool, u64)> {
+    let b = decode(arch, body, entry);
+    lc.iter()
+        .filter_map(|l| {
+            let off = l.capture.offset?;
+            let (c, s) = evidence(arch, &b, l)?;
+            (c.certain && s.len() == 1 && s.first() == Some(&off))
+                .then_some((off, c.by_ref, c.bytes))
+        })
+        .collect()
+}
+
 /// The capture `l` with its mode settled by what the body loaded into its
 /// registers, and the starts its location list allows; `None` without
 /// evidence or with contradicting evidence.
@@ -379,6 +401,27 @@ mod tests {
             located("y", true, 8, 0x1008, 2),
         ];
         assert!(placed(Arch::Amd64, &body, 0x1000, &caps, &lc).is_empty());
+    }
+
+    /// go1.27.3 cmd/go `(*tracer).Close.func1`: `LEAQ 0x10(DX), BX; MOVQ
+    /// 0x8(DX), CX; MOVQ 0(CX), AX; RET`, `&f` (a 32-byte struct at 16) in
+    /// RBX: by value, addressed in place; `&t` loaded into RCX would be a
+    /// reference.
+    #[test]
+    fn address_of_a_field_is_by_value() {
+        let body = [
+            0x48, 0x8d, 0x5a, 0x10, 0x48, 0x8b, 0x4a, 0x08, 0x48, 0x8b, 0x01, 0xc3,
+        ];
+        let mut f = located("f", false, 32, 0x1004, 3);
+        f.capture.certain = false;
+        f.capture.offset = Some(16);
+        let mut t = located("t", false, 24, 0x1008, 2);
+        t.capture.certain = false;
+        t.capture.offset = Some(8);
+        assert_eq!(
+            modes(Arch::Amd64, &body, 0x1000, &[f, t]),
+            [(16, false, 32), (8, true, 8)]
+        );
     }
 
     /// A multiword variable in one register without pieces: some word of

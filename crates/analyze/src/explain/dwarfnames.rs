@@ -35,7 +35,10 @@ pub(super) fn apply(
                 before_123(img, ix, u.code, caps, &lc)
             } else {
                 match d.closure_captures(u.code) {
-                    Some(dc) if !dc.is_empty() => with_dwarf(caps, &dc),
+                    Some(mut dc) if !dc.is_empty() => {
+                        settle_modes(d, img, ix, u.code, &mut dc);
+                        with_dwarf(caps, &dc)
+                    }
                     _ => caps,
                 }
             });
@@ -57,6 +60,46 @@ pub(super) fn apply(
                     }
                 }
             }
+        }
+    }
+}
+
+/// From go1.23: settle the mode of each `&x` capture by what the closure's
+/// body does with it ([`dwarfloads::modes`]): DWARF's types alone misjudge
+/// some (go1.27.3 cmd/go `(*tracer).Close.func1` addresses its 32-byte
+/// by-value `f` in place, `LEAQ 0x10(DX), BX`, though its type is
+/// SSA-able).
+fn settle_modes(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    code: u64,
+    dc: &mut [DwarfCapture],
+) {
+    if !dc.iter().any(|c| c.by_ref || !c.certain) {
+        return;
+    }
+    let Some(lc) = d.closure_ref_locations(code) else {
+        return;
+    };
+    let Some(f) = ix.func_for_pc(code) else {
+        return;
+    };
+    let Some(body) = f
+        .end
+        .checked_sub(f.entry)
+        .and_then(|n| img.read(f.entry, n))
+    else {
+        return;
+    };
+    for (off, by_ref, bytes) in dwarfloads::modes(img.arch, body, f.entry, &lc) {
+        if let Some(c) = dc
+            .iter_mut()
+            .find(|c| c.offset == Some(off) && (c.by_ref || !c.certain))
+        {
+            c.by_ref = by_ref;
+            c.certain = true;
+            c.bytes = bytes;
         }
     }
 }

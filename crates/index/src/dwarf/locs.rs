@@ -199,6 +199,49 @@ pub struct VarAt {
     pub pieces: Vec<LocPiece>,
 }
 
+impl<'d> Dwarf<'d> {
+    /// From go1.23: the `&x` variables of the closure at `entry` (by
+    /// reference, or a by-value capture the body addresses in place) with
+    /// their location lists, each as an unsettled capture at its closure
+    /// offset (`by_ref` and `certain` false, `bytes` the size of `x`): the
+    /// body's loads settle it. `None` before go1.23 or when no subprogram
+    /// starts at `entry`.
+    pub fn closure_ref_locations(&self, entry: u64) -> Option<Vec<LocatedCapture>> {
+        let p = self.parsed()?;
+        let dwarf = p.sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+        let (unit, _, vars) = self.children(p, &dwarf, entry)?;
+        if !vars.iter().any(|v| v.closure_offset.is_some()) {
+            return None;
+        }
+        let lists = self.loc_lists(unit.header.version())?;
+        let base = unit_low_pc(&dwarf, &unit).unwrap_or(0);
+        let mut out = Vec::new();
+        for v in &vars {
+            let (Some(x), Some(off), Some(list)) =
+                (v.name.strip_prefix('&'), v.closure_offset, v.loc_list)
+            else {
+                continue;
+            };
+            let elem =
+                v.ty.and_then(|t| super::type_facts(p, &dwarf, t, 0).elem)
+                    .and_then(|t| super::type_facts(p, &dwarf, t, 0).size);
+            let Some(bytes) = elem else { continue };
+            out.push(LocatedCapture {
+                capture: DwarfCapture {
+                    name: x.to_string(),
+                    by_ref: false,
+                    certain: false,
+                    bytes,
+                    offset: Some(off),
+                },
+                ranges: ranges(&lists, &dwarf, &unit, base, list),
+                candidate: false,
+            });
+        }
+        Some(out)
+    }
+}
+
 /// The compilation unit's `DW_AT_low_pc`: the base of its location lists.
 fn unit_low_pc(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>) -> Option<u64> {
     let mut c = unit.entries();
