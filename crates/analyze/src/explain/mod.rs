@@ -121,13 +121,10 @@ pub fn explain_with(
     let dwarf = deferscope_index::Dwarf::load(img);
     std::thread::scope(|s| {
         if let Some(d) = &dwarf {
-            // Before go1.23 names need the location lists (§5.6).
-            let pre123 = ix.version.is_some_and(|v| v.minor < 23);
+            // The names need the location lists too (§5.6).
             s.spawn(move || {
                 d.functions();
-                if pre123 {
-                    d.warm_locations(4);
-                }
+                d.warm_locations();
             });
         }
         for fi in &report.functions {

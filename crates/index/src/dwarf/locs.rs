@@ -120,10 +120,12 @@ impl<'d> Dwarf<'d> {
         ))
     }
 
-    /// Decompress the location lists of units of DWARF `version` now (on
-    /// a thread of its own while the functions are explained).
-    pub fn warm_locations(&self, version: u16) {
-        let _ = self.loc_lists(version);
+    /// Decompress the location lists now (`.debug_loc` and
+    /// `.debug_loclists`, whichever the binary has; on a thread of its own
+    /// while the functions are explained).
+    pub fn warm_locations(&self) {
+        let _ = self.loc_lists(4);
+        let _ = self.loc_lists(5);
     }
 
     /// For each of `pcs`, the variables and parameters (at any depth, not
