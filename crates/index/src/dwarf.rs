@@ -28,6 +28,8 @@ mod inflate;
 mod units;
 pub use units::Wanted;
 use units::{entry_die, FuncIndex};
+mod locs;
+pub use locs::{LocPiece, LocRange, LocatedCapture, VarAt};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -106,6 +108,13 @@ pub struct Dwarf<'d> {
     /// Entry lines from the Go line table, by entry ([`Dwarf::want`]):
     /// `.debug_line` is then not needed.
     entry_lines: Mutex<HashMap<u64, u64>>,
+    /// `.debug_loc`, decompressed only when a closure before go1.23 is
+    /// asked for its variables' locations ([`locs`]).
+    loc: Option<Raw<'d>>,
+    loc_data: OnceLock<Option<Cow<'d, [u8]>>>,
+    /// `.debug_loclists` (DWARF 5, go1.25+), likewise.
+    loclists: Option<Raw<'d>>,
+    loclists_data: OnceLock<Option<Cow<'d, [u8]>>>,
 }
 
 impl std::fmt::Debug for Dwarf<'_> {
@@ -125,6 +134,8 @@ struct Var {
     ty: Option<usize>,
     closure_offset: Option<u64>,
     output: bool,
+    /// `DW_AT_location` as a `.debug_loc` offset ([`locs`]).
+    loc_list: Option<usize>,
 }
 
 impl Default for Var {
@@ -136,6 +147,7 @@ impl Default for Var {
             ty: None,
             closure_offset: None,
             output: false,
+            loc_list: None,
         }
     }
 }
@@ -196,6 +208,23 @@ impl<'d> Dwarf<'d> {
                 size: s.size,
             })
         });
+        let section = |rest: &str| {
+            ["debug", "zdebug", "__debug", "__zdebug"]
+                .iter()
+                .find_map(|pre| {
+                    let n = format!(
+                        "{}{pre}_{rest}",
+                        if pre.starts_with('_') { "" } else { "." }
+                    );
+                    let s = img.section(&n).or_else(|| img.section(n.get(..16)?))?;
+                    Some(Raw {
+                        data: img.section_data(s)?,
+                        size: s.size,
+                    })
+                })
+        };
+        let loc = section("loc");
+        let loclists = section("loclists");
         Some(Dwarf {
             raw,
             elf: img.format == Format::Elf,
@@ -203,6 +232,10 @@ impl<'d> Dwarf<'d> {
             line,
             line_data: OnceLock::new(),
             entry_lines: Mutex::new(HashMap::new()),
+            loc,
+            loc_data: OnceLock::new(),
+            loclists,
+            loclists_data: OnceLock::new(),
         })
     }
 
@@ -289,7 +322,8 @@ impl<'d> Dwarf<'d> {
             let line = entry_line(p, &dwarf, &unit, entry)
                 .or_else(|| self.hinted_line(entry))
                 .or_else(|| self.line_at(&unit, entry));
-            return Some(captures_before_123(p, &dwarf, &unit, line, &name, &vars));
+            let caps = captures_before_123(p, &dwarf, &unit, line, &name, &vars);
+            return Some(caps.into_iter().map(|(_, c)| c).collect());
         }
         Some(caps.into_iter().map(|(_, c)| c).collect())
     }
@@ -539,6 +573,11 @@ fn fill(
             DW_AT_GO_CLOSURE_OFFSET if v.closure_offset.is_none() => {
                 v.closure_offset = a.udata_value()
             }
+            gimli::DW_AT_location if v.loc_list.is_none() => {
+                if let AttributeValue::LocationListsRef(o) = a.value() {
+                    v.loc_list = Some(o.0);
+                }
+            }
             _ => {}
         }
     }
@@ -717,6 +756,7 @@ fn decide_by_offsets(caps: &mut [(Var, DwarfCapture)]) {
 /// `x` is not a parameter, and the plain `x` variables (not parameters, not
 /// decomposed pieces like `s.ptr`) that name a variable of the enclosing
 /// function of the same type (`x` of type `T`, or `&x` of type `*T`).
+/// Each with the index of its variable in `vars`.
 fn captures_before_123(
     p: &Parsed<'_>,
     dwarf: &gimli::Dwarf<R<'_>>,
@@ -724,7 +764,7 @@ fn captures_before_123(
     line: Option<u64>,
     name: &str,
     vars: &[Var],
-) -> Vec<DwarfCapture> {
+) -> Vec<(usize, DwarfCapture)> {
     let params: Vec<&str> = vars
         .iter()
         .filter(|v| v.tag == gimli::DW_TAG_formal_parameter)
@@ -732,7 +772,10 @@ fn captures_before_123(
         .collect();
     let outer = enclosing(name).map(|o| outer_vars(p, dwarf, unit, o));
     let mut caps = Vec::new();
-    for v in vars.iter().filter(|v| v.tag == gimli::DW_TAG_variable) {
+    for (i, v) in vars.iter().enumerate() {
+        if v.tag != gimli::DW_TAG_variable {
+            continue;
+        }
         let (x, by_ref_name) = match v.name.strip_prefix('&') {
             Some(x) => (x, true),
             None => (v.name.as_str(), false),
@@ -755,7 +798,7 @@ fn captures_before_123(
         if found {
             let mut c = capture(p, dwarf, v);
             c.offset = None;
-            caps.push(c);
+            caps.push((i, c));
         }
     }
     caps

@@ -34,7 +34,7 @@ pub mod version;
 use deferscope_load::{Format, Image};
 
 pub use buildinfo::BuildInfo;
-pub use dwarf::{Dwarf, DwarfCapture, Wanted};
+pub use dwarf::{Dwarf, DwarfCapture, LocPiece, LocRange, LocatedCapture, VarAt, Wanted};
 pub use inline::InlineTree;
 pub use opendefer::{OpenDeferFormat, OpenDeferInfo};
 pub use pclntab::{Func, FuncdataRef, Layout, PcTable, PcValueIter, Pclntab};

@@ -3,8 +3,11 @@
 //! decompresses and indexes the DWARF ([`deferscope_index::Dwarf`]), so
 //! an unstripped binary's names cost little over the explain pass itself.
 
-use deferscope_index::{Dwarf, DwarfCapture};
+use deferscope_index::{Dwarf, DwarfCapture, GoIndex, LocatedCapture};
+use deferscope_load::Image;
 use deferscope_model::explain::{Capture, CaptureMode, SiteExplain};
+
+use super::{dwarfloads, dwarfstores};
 
 /// A site whose closure (code at `code`, in the function at `entry`) may
 /// get names.
@@ -16,13 +19,36 @@ pub(super) struct Unnamed {
 }
 
 /// Name what DWARF names.
-pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) {
+pub(super) fn apply(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    sites: &mut [SiteExplain],
+    todo: &[Unnamed],
+) {
     for u in todo {
         let sx = &mut sites[u.site];
         if let Some(caps) = sx.captures.take() {
-            let caps = match d.closure_captures(u.code) {
-                Some(dc) if !dc.is_empty() && !caps.is_empty() => with_dwarf(caps, &dc),
-                _ => caps,
+            sx.captures = Some(if caps.is_empty() {
+                caps
+            } else if let Some(lc) = d.closure_capture_locations(u.code) {
+                before_123(img, ix, u.code, caps, &lc)
+            } else {
+                match d.closure_captures(u.code) {
+                    Some(mut dc) if !dc.is_empty() => {
+                        settle_modes(d, img, ix, u.code, &mut dc);
+                        with_dwarf(caps, &dc)
+                    }
+                    _ => caps,
+                }
+            });
+        }
+        if let Some(caps) = sx.captures.take() {
+            let open = caps.iter().any(|c| c.name.is_none() && c.pc.is_some());
+            let caps = if open {
+                with_stores(d, img, ix, u.entry, caps)
+            } else {
+                caps
             };
             // A heap object DWARF shows captured by value (`text :=
             // new(T)`) was no variable moved to the heap: it is an object
@@ -46,6 +72,104 @@ pub(super) fn apply(d: &Dwarf<'_>, sites: &mut [SiteExplain], todo: &[Unnamed]) 
                 }
             }
         }
+    }
+}
+
+/// From go1.23: settle the mode of each `&x` capture by what the closure's
+/// body does with it ([`dwarfloads::modes`]): DWARF's types alone misjudge
+/// some (go1.27.3 cmd/go `(*tracer).Close.func1` addresses its 32-byte
+/// by-value `f` in place, `LEAQ 0x10(DX), BX`, though its type is
+/// SSA-able).
+fn settle_modes(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    code: u64,
+    dc: &mut [DwarfCapture],
+) {
+    if !dc.iter().any(|c| c.by_ref || !c.certain) {
+        return;
+    }
+    let Some(lc) = d.closure_ref_locations(code) else {
+        return;
+    };
+    let Some(f) = ix.func_for_pc(code) else {
+        return;
+    };
+    let Some(body) = f
+        .end
+        .checked_sub(f.entry)
+        .and_then(|n| img.read(f.entry, n))
+    else {
+        return;
+    };
+    for (off, by_ref, bytes) in dwarfloads::modes(img.arch, body, f.entry, &lc) {
+        if let Some(c) = dc
+            .iter_mut()
+            .find(|c| c.offset == Some(off) && (c.by_ref || !c.certain))
+        {
+            c.by_ref = by_ref;
+            c.certain = true;
+            c.bytes = bytes;
+            // Proven by the loads: nothing weaker settles it again.
+            c.pointee_bytes = None;
+        }
+    }
+}
+
+/// Before go1.23: the closure offsets the closure's body proves
+/// ([`dwarfloads`]), or else the order rules of [`with_dwarf`], whichever
+/// names more.
+fn before_123(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    code: u64,
+    caps: Vec<Capture>,
+    lc: &[LocatedCapture],
+) -> Vec<Capture> {
+    let dc: Vec<DwarfCapture> = lc
+        .iter()
+        .filter(|l| !l.candidate)
+        .map(|l| l.capture.clone())
+        .collect();
+    let placed = ix.func_for_pc(code).and_then(|f| {
+        let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
+        Some(dwarfloads::placed(img.arch, body, f.entry, &caps, lc))
+    });
+    let dc = &dc[..];
+    let named = |c: &[Capture]| c.iter().filter(|c| c.name.is_some()).count();
+    let by_order = with_dwarf(caps.clone(), dc);
+    match placed {
+        Some(p) if !p.is_empty() => {
+            let by_loads = with_dwarf(caps, &p);
+            if named(&by_loads) >= named(&by_order) {
+                by_loads
+            } else {
+                by_order
+            }
+        }
+        _ => by_order,
+    }
+}
+
+/// Name the fields still unnamed from the stores that build the closure
+/// in the function at `entry` ([`dwarfstores`]).
+fn with_stores(
+    d: &Dwarf<'_>,
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    entry: u64,
+    caps: Vec<Capture>,
+) -> Vec<Capture> {
+    let placed = ix.func_for_pc(entry).and_then(|f| {
+        let body = img.read(f.entry, f.end.checked_sub(f.entry)?)?;
+        Some(dwarfstores::stored(img.arch, body, f.entry, &caps, |pcs| {
+            d.vars_in_registers_at(f.entry, pcs)
+        }))
+    });
+    match placed {
+        Some(p) if !p.is_empty() => with_dwarf(caps, &p),
+        _ => caps,
     }
 }
 

@@ -32,7 +32,9 @@
 
 mod captures;
 mod context;
+mod dwarfloads;
 mod dwarfnames;
+mod dwarfstores;
 mod funcvalue;
 mod notes;
 mod reasons;
@@ -122,8 +124,10 @@ pub fn explain_with(
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<deferscope_index::Wanted<'_>>>();
         if let Some(d) = &dwarf {
+            // The names need the location lists too (§5.6).
             s.spawn(move || {
                 d.prepare();
+                d.warm_locations();
                 while let Ok(mut batch) = rx.recv() {
                     while let Ok(more) = rx.try_recv() {
                         batch.extend(more);
@@ -156,7 +160,7 @@ pub fn explain_with(
         }
     });
     if let Some(d) = &dwarf {
-        dwarfnames::apply(d, &mut sites, &cx.unnamed);
+        dwarfnames::apply(d, img, ix, &mut sites, &cx.unnamed);
     }
     drop(by_func);
     target::final_callees_recover(&mut cx, &mut sites);

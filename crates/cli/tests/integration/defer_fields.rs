@@ -22,11 +22,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::fixtures::{cache_root, committed_root, entries, repo_root, toolchains, Entry};
+use crate::fixtures::{committed_root, entries, go_tool, Entry};
 
 /// `runtime._defer` as DWARF gives it: byte size and (name, offset, size).
 struct Dwarf {
@@ -34,30 +33,8 @@ struct Dwarf {
     fields: Vec<(String, i64, i64)>,
 }
 
-/// The DWARF reader, built once (None: no toolchain installed).
-fn reader() -> Option<&'static Path> {
-    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let (ver, goroot) = toolchains().pop()?;
-        let out = std::env::temp_dir().join(format!("deferscope-deferfields-{ver}"));
-        let ok = Command::new(goroot.join("bin/go"))
-            .arg("build")
-            .arg("-o")
-            .arg(&out)
-            .arg(repo_root().join("crates/cli/tests/integration/deferfields.go"))
-            .env("GOROOT", &goroot)
-            .env("GOTOOLCHAIN", "local")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", cache_root().join("gocache").join("deferfields"))
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(out)
-    })
-    .as_deref()
-}
-
 fn dwarf_of(bin: &Path) -> Result<Option<Dwarf>, String> {
-    let Some(r) = reader() else {
+    let Some(r) = go_tool("deferfields") else {
         return Err("no Go toolchain to build deferfields.go".into());
     };
     let out = Command::new(r)

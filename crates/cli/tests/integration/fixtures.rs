@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Failed, Trial};
 use serde::Deserialize;
@@ -400,6 +400,33 @@ pub fn trials() -> Vec<libtest_mimic::Trial> {
         }
     }
     out
+}
+
+/// A Go program of this directory (`crates/cli/tests/integration/<name>.go`,
+/// standard library only), built once per test run with the newest
+/// toolchain; `None` when none is installed or the build fails.
+pub fn go_tool(name: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<String, Option<PathBuf>>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    built
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let (ver, goroot) = toolchains().pop()?;
+            let out = std::env::temp_dir().join(format!("deferscope-{name}-{ver}"));
+            let src = repo_root().join(format!("crates/cli/tests/integration/{name}.go"));
+            let ok = go_cmd(&goroot, &ver, name, &repo_root())
+                .arg("build")
+                .arg("-o")
+                .arg(&out)
+                .arg(src)
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(out)
+        })
+        .clone()
 }
 
 /// The go command of `goroot` with an environment of our own: no GO* or
