@@ -66,7 +66,9 @@ impl<'d> Dwarf<'d> {
             return None;
         }
         let lists = self.loc_lists(4)?;
-        let line = entry_line(p, &dwarf, &unit, entry).or_else(|| self.line_at(&unit, entry));
+        let line = entry_line(p, &dwarf, &unit, entry)
+            .or_else(|| self.hinted_line(entry))
+            .or_else(|| self.line_at(&unit, entry));
         let mut caps = captures_before_123(p, &dwarf, &unit, line, &name, &vars);
         let found = caps.len();
         // A by-value capture of a variable the enclosing function's DWARF
