@@ -52,6 +52,7 @@ const KIND_PTR: u8 = 22;
 const KIND_STRUCT: u8 = 25;
 
 /// What one site's closure holds.
+#[derive(Default)]
 pub(super) struct SiteSemantics {
     pub captures: Option<Vec<Capture>>,
     pub writes_results: Vec<String>,
@@ -102,14 +103,7 @@ pub(super) fn site_semantics(
     code: Option<u64>,
     wrapper: bool,
 ) -> SiteSemantics {
-    let mut out = SiteSemantics {
-        captures: None,
-        writes_results: Vec::new(),
-        allocs_per_exec: None,
-        bytes_per_exec: None,
-        allocations: Vec::new(),
-        result_reloads: Vec::new(),
-    };
+    let mut out = SiteSemantics::default();
     let Some(code) = code else {
         return out;
     };
