@@ -105,6 +105,10 @@ def main() -> int:
     ap.add_argument("--disasm-only", action="store_true", help="only the disassembly table")
     ap.add_argument("--profile-only", action="store_true", help="only the profile table")
     ap.add_argument("--profile-runs", type=int, default=3)
+    ap.add_argument("--explain-only", action="store_true", help="only the explain table")
+    ap.add_argument("--explain-versions", nargs="*",
+                    default=["1.19", "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3"],
+                    help="the matrix's cmd/go builds in the explain table")
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "deferscope"], cwd=REPO, check=True)
@@ -117,6 +121,9 @@ def main() -> int:
         bench_profile(ds, a)
         return 0
     gr = goroot(a.go_version)
+    if a.explain_only:
+        bench_explain(ds, a, gr)
+        return 0
     tooldir = next((gr / "pkg/tool").iterdir())
     objdump = objdump_of(gr)
 
@@ -191,9 +198,15 @@ def bench_explain(ds: str, a: argparse.Namespace, gr: Path) -> None:
     """`deferscope explain` against `deferscope scan` of the same input, in
     the same run (alternating): cmd/go, dockerd and the generated huge
     binary (scripts/gen-huge.py) when they are in the cache. Target: 5x."""
-    inputs = [("cmd/go", gr / "bin/go"),
-              ("dockerd", CACHE / "real/deb/docker.io/usr/sbin/dockerd"),
-              ("huge (gen-huge.py)", CACHE / "huge/huge")]
+    inputs = [("cmd/go", gr / "bin/go")]
+    # The matrix's cmd/go of every version (scripts/build-matrix.py), both
+    # arches, when built.
+    for v in a.explain_versions:
+        for arch in ("amd64", "arm64"):
+            inputs.append((f"cmd/go go{v} linux/{arch}",
+                           CACHE / f"matrix/go{v}/linux-{arch}/default/cmdgo/bin"))
+    inputs += [("dockerd", CACHE / "real/deb/docker.io/usr/sbin/dockerd"),
+               ("huge (gen-huge.py)", CACHE / "huge/huge")]
     print(f"\nexplain vs scan, --format json to /dev/null; {a.runs} alternating runs; "
           f"median wall, peak RSS, median CPU (user+sys)\n")
     print("| input | size | scan | RSS | CPU | explain | RSS | CPU | ratio | CPU ratio |")
@@ -217,8 +230,8 @@ def bench_explain(ds: str, a: argparse.Namespace, gr: Path) -> None:
         sw, ew = (statistics.median(x[0] for x in v) for v in (sc, ex))
         sr, er = (max(x[1] for x in v) / 1024 for v in (sc, ex))
         scpu, ecpu = (statistics.median(x[2] for x in v) for v in (sc, ex))
-        print(f"| {name} | {size:.1f} MB | {sw:.2f} s | {sr:.0f} MB | {scpu:.2f} s | {ew:.2f} s | {er:.0f} MB "
-              f"| {ecpu:.2f} s | {ew/max(sw, 1e-3):.1f}x | {ecpu/max(scpu, 1e-3):.1f}x |")
+        print(f"| {name} | {size:.1f} MB | {sw*1000:.1f} ms | {sr:.0f} MB | {scpu*1000:.0f} ms | {ew*1000:.1f} ms "
+              f"| {er:.0f} MB | {ecpu*1000:.0f} ms | {ew/max(sw, 1e-3):.2f}x | {ecpu/max(scpu, 1e-3):.2f}x |")
 
 
 def timed_cpu(argv: list[str]) -> tuple[float, int, float, bool]:

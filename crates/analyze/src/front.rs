@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use deferscope_index::runtime::Runtime;
-use deferscope_index::GoIndex;
+use deferscope_index::{Dwarf, GoIndex};
 use deferscope_load::Image;
 use deferscope_model::cost::CostTable;
 use deferscope_model::{Analysis, Origin};
@@ -72,24 +72,30 @@ pub fn run(
     filter: &Filter,
     req: Request<'_>,
 ) -> Result<Analysis, AnalyzeError> {
-    let rt = Runtime::find(ix);
-    let mut scan = crate::scan_with(path, img, ix, &rt)?;
-    let verification = req
-        .verify
-        .map(|lines| crate::verify::verify(lines, &scan, img, ix));
-    scan.retain(|name, origin| filter.keeps(name, origin));
-    let explain = req
-        .explain
-        .map(|cost| crate::explain::explain_with(img, ix, &rt, &scan, cost));
-    let mut a = Analysis {
-        scan,
-        explain,
-        verification,
-        profile: None,
-    };
-    // Last: every step above matches the recorded paths with the tables'.
-    if !filter.full_paths {
-        crate::paths::PathMap::new(ix).apply(&mut a);
-    }
-    Ok(a)
+    // The DWARF explain names captures with is decompressed on other
+    // threads while the binary is scanned.
+    let dwarf = req.explain.and_then(|_| Dwarf::load(img));
+    std::thread::scope(|s| {
+        crate::explain::warm_dwarf(s, dwarf.as_ref());
+        let rt = Runtime::find(ix);
+        let mut scan = crate::scan_with(path, img, ix, &rt)?;
+        let verification = req
+            .verify
+            .map(|lines| crate::verify::verify(lines, &scan, img, ix));
+        scan.retain(|name, origin| filter.keeps(name, origin));
+        let explain = req
+            .explain
+            .map(|cost| crate::explain::explain_using(img, ix, &rt, &scan, cost, dwarf.as_ref()));
+        let mut a = Analysis {
+            scan,
+            explain,
+            verification,
+            profile: None,
+        };
+        // Last: every step above matches the recorded paths with the tables'.
+        if !filter.full_paths {
+            crate::paths::PathMap::new(ix).apply(&mut a);
+        }
+        Ok(a)
+    })
 }

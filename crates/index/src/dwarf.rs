@@ -396,28 +396,6 @@ impl<'d> Dwarf<'d> {
     }
 }
 
-/// Record the top-level subprograms of `unit` with an entry address.
-fn index_unit(dwarf: &gimli::Dwarf<R<'_>>, unit: &Unit<R<'_>>, funcs: &mut Vec<(u64, usize)>) {
-    let mut cursor = unit.entries();
-    let mut depth = 0isize;
-    while let Ok(Some((delta, e))) = cursor.next_dfs() {
-        depth += delta;
-        if depth != 1 || e.tag() != gimli::DW_TAG_subprogram {
-            continue;
-        }
-        let Ok(Some(v)) = e.attr_value(gimli::DW_AT_low_pc) else {
-            continue;
-        };
-        let (Ok(Some(pc)), Some(off)) = (
-            dwarf.attr_address(unit, v),
-            e.offset().to_debug_info_offset(&unit.header),
-        ) else {
-            continue;
-        };
-        funcs.push((pc, off.0));
-    }
-}
-
 /// Decompress a section: `ZLIB` + big-endian size (Go's `.zdebug_*`), or
 /// an ELF `Elf64_Chdr` with `ELFCOMPRESS_ZLIB` (`SHF_COMPRESSED`; a plain
 /// unit cannot start with length 1 and 4 zero bytes), or the bytes as they

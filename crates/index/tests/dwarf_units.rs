@@ -61,6 +61,7 @@ fn wanted_units_answer_as_the_full_index() {
                     entry: f.entry,
                     name: ix.name(&f),
                     line: ix.lines(&f).at(f.entry).map(|(_, l)| u64::from(l)),
+                    near: [None, None],
                 })
                 .collect();
             // Told in batches, as explain's DWARF thread is.

@@ -48,7 +48,7 @@ use std::collections::{BTreeSet, HashMap};
 use deferscope_decode::Event;
 use deferscope_index::deferrec::DeferLayout;
 use deferscope_index::runtime::Runtime;
-use deferscope_index::{Func, GoIndex};
+use deferscope_index::{Dwarf, Func, GoIndex};
 use deferscope_load::{Arch, Image};
 use deferscope_model::cost::CostTable;
 use deferscope_model::explain::AllocPer;
@@ -80,9 +80,48 @@ pub fn explain_with(
     report: &Scan,
     cost: &CostTable,
 ) -> Explain {
+    let dwarf = Dwarf::load(img);
+    std::thread::scope(|s| {
+        warm_dwarf(s, dwarf.as_ref());
+        explain_using(img, ix, runtime, report, cost, dwarf.as_ref())
+    })
+}
+
+/// Start decompressing the sections of `dwarf` (an unstripped binary's)
+/// on threads of `s`: `.debug_info` (then its units listed) and the
+/// location lists, on two threads when the machine has a core for each
+/// beside the explain pass, else one after the other. The front end
+/// calls it before the scan, whose time this hides (design.md §6.4
+/// "Loading").
+pub fn warm_dwarf<'s>(s: &'s std::thread::Scope<'s, '_>, dwarf: Option<&'s Dwarf<'_>>) {
+    let Some(d) = dwarf else {
+        return;
+    };
+    if cores() > 2 {
+        s.spawn(move || d.warm_locations());
+        s.spawn(move || d.prepare());
+    } else {
+        s.spawn(move || {
+            d.prepare();
+            d.warm_locations();
+        });
+    }
+}
+
+/// [`explain_with`], given the binary's DWARF ([`Dwarf::load`]), which
+/// [`warm_dwarf`] has started to decompress.
+pub fn explain_using(
+    img: &Image<'_>,
+    ix: &GoIndex<'_>,
+    runtime: &Runtime,
+    report: &Scan,
+    cost: &CostTable,
+    dwarf: Option<&Dwarf<'_>>,
+) -> Explain {
     let mut cx = Cx::new(img, ix, runtime, &report.binary.build_settings);
     let layout = DeferLayout::of_binary(ix, runtime);
-    let mut sites: Vec<SiteExplain> = report
+    // The sites as they are before any function is explained.
+    let base: Vec<SiteExplain> = report
         .sites
         .iter()
         .map(|s| SiteExplain {
@@ -111,25 +150,24 @@ pub fn explain_with(
         })
         .collect();
     let by_func = sites_by_function(report);
-    let mut functions = Vec::with_capacity(report.functions.len());
-    let mut unnamed = Vec::new();
     // An unstripped binary's DWARF is decompressed and its units listed
-    // on another thread while the functions are explained, and the units
-    // of the closures to name indexed as they come; the names are applied
-    // at the end (design.md §5.6, §6.4 "Loading"). The functions are
-    // explained in contiguous parts, one thread each (§5.6 "Threads").
-    let dwarf = deferscope_index::Dwarf::load(img);
-    let parts = parts(
+    // on other threads ([`warm_dwarf`]) while the functions are
+    // explained, and the units of the closures to name indexed as they
+    // come; the names are applied at the end (design.md §5.6, §6.4
+    // "Loading"). The functions are explained in contiguous chunks, which
+    // the workers take as they go (§5.6 "Threads").
+    let workers = workers(report.functions.len());
+    let chunks = chunks(
         &report.functions,
-        workers(report.functions.len(), dwarf.is_some()),
+        if workers == 1 { 1 } else { 8 * workers },
     );
-    let done: Vec<Part> = std::thread::scope(|s| {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (sites, functions, unnamed, inline_candidates) = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<deferscope_index::Wanted<'_>>>();
-        if let Some(d) = &dwarf {
-            // The names need the location lists too (§5.6).
+        if let Some(d) = dwarf {
             s.spawn(move || {
+                // Waits for the sections ([`warm_dwarf`]).
                 d.prepare();
-                d.warm_locations();
                 while let Ok(mut batch) = rx.recv() {
                     while let Ok(more) = rx.try_recv() {
                         batch.extend(more);
@@ -138,46 +176,56 @@ pub fn explain_with(
                 }
             });
         }
+        let counting = s.spawn(|| sizes::call_counts(img, ix, report));
         let job = Job {
             img,
             ix,
             runtime,
             report,
             by_func: &by_func,
-            sites: &sites,
+            sites: &base,
             cost,
             dwarf: dwarf.is_some(),
         };
-        let tx = &tx;
-        if parts.len() == 1 {
-            vec![job.run(&report.functions, tx.clone())]
-        } else {
-            let handles: Vec<_> = parts
-                .iter()
-                .map(|fs| {
-                    let tx = tx.clone();
-                    s.spawn(move || job.run(fs, tx))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+        // Workers take the next chunk as they finish one (the DWARF
+        // threads share the cores at first); the main thread is one.
+        let next = &next;
+        let chunks = &chunks;
+        let helpers: Vec<_> = (1..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                s.spawn(move || job.work(chunks, next, &tx))
+            })
+            .collect();
+        let mut done = job.work(chunks, next, &tx);
+        drop(tx);
+        for h in helpers {
+            done.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         }
+        done.sort_unstable_by_key(|&(k, _)| k);
+        let done = done.into_iter().map(|(_, part)| part);
+        // What needs no names is done while the DWARF thread finishes.
+        let mut sites = base.clone();
+        let mut functions = Vec::with_capacity(report.functions.len());
+        let mut unnamed = Vec::new();
+        for part in done {
+            functions.extend(part.functions);
+            for (i, sx) in part.sites {
+                sites[i] = sx;
+            }
+            unnamed.extend(part.unnamed);
+        }
+        target::final_callees_recover(&mut cx, &mut sites);
+        let counts = counting
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let inline_candidates = sizes::inline_candidates(report, &counts, &mut functions);
+        (sites, functions, unnamed, inline_candidates)
     });
-    for part in done {
-        functions.extend(part.functions);
-        for (i, sx) in part.sites {
-            sites[i] = sx;
-        }
-        unnamed.extend(part.unnamed);
-    }
-    if let Some(d) = &dwarf {
+    let mut sites = sites;
+    if let Some(d) = dwarf {
         dwarfnames::apply(d, img, ix, &mut sites, &unnamed);
     }
-    drop(by_func);
-    target::final_callees_recover(&mut cx, &mut sites);
-    let inline_candidates = sizes::inline_candidates(img, ix, report, &mut functions);
     Explain {
         sites,
         functions,
@@ -186,7 +234,7 @@ pub fn explain_with(
     }
 }
 
-/// What every part of the explain pass shares.
+/// What every worker of the explain pass shares.
 #[derive(Clone, Copy)]
 struct Job<'j, 'a, 'd> {
     img: &'a Image<'d>,
@@ -201,7 +249,47 @@ struct Job<'j, 'a, 'd> {
     dwarf: bool,
 }
 
-/// One part's results: its functions' facts in order, its sites' facts
+/// The sites of a chunk's functions, copied (with those of other chunks'
+/// between them: the sites are in address order, so a chunk's are usually
+/// exactly the range), indexed as `report.sites`.
+struct Window {
+    lo: usize,
+    sites: Vec<SiteExplain>,
+}
+
+impl Window {
+    /// The range of `all` that holds the sites of functions `fs`.
+    fn of(all: &[SiteExplain], by_func: &[(u64, usize)], fs: &[FuncInfo]) -> Window {
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for fi in fs {
+            let a = by_func.partition_point(|&(e, _)| e < fi.entry);
+            for &(_, i) in by_func[a..].iter().take_while(|&&(e, _)| e == fi.entry) {
+                lo = lo.min(i);
+                hi = hi.max(i + 1);
+            }
+        }
+        let lo = lo.min(hi);
+        Window {
+            lo,
+            sites: all[lo..hi].to_vec(),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Window {
+    type Output = SiteExplain;
+    fn index(&self, i: usize) -> &SiteExplain {
+        &self.sites[i - self.lo]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Window {
+    fn index_mut(&mut self, i: usize) -> &mut SiteExplain {
+        &mut self.sites[i - self.lo]
+    }
+}
+
+/// One chunk's results: its functions' facts in order, its sites' facts
 /// (by index) and the sites DWARF may name.
 struct Part {
     functions: Vec<FuncExplain>,
@@ -210,27 +298,48 @@ struct Part {
 }
 
 impl<'d> Job<'_, '_, 'd> {
-    /// Explain the functions `fs` with a context of their own.
-    fn run(
+    /// Explain chunks of functions, taking the next one from `next` until
+    /// none is left, with a context of its own: each chunk's results with
+    /// its number.
+    fn work(
         self,
-        fs: &[FuncInfo],
-        tx: std::sync::mpsc::Sender<Vec<deferscope_index::Wanted<'d>>>,
-    ) -> Part {
+        chunks: &[&[FuncInfo]],
+        next: &std::sync::atomic::AtomicUsize,
+        tx: &std::sync::mpsc::Sender<Vec<deferscope_index::Wanted<'d>>>,
+    ) -> Vec<(usize, Part)> {
         let mut cx = Cx::new(
             self.img,
             self.ix,
             self.runtime,
             &self.report.binary.build_settings,
         );
-        let mut sites = self.sites.to_vec();
+        // One event buffer for all functions (kept at most EVENTS_KEPT
+        // long between them).
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(fs) = chunks.get(k) else {
+                return out;
+            };
+            out.push((k, self.run(&mut cx, fs, tx, &mut events)));
+        }
+    }
+
+    /// Explain the functions `fs`.
+    fn run(
+        self,
+        cx: &mut Cx<'_, 'd>,
+        fs: &[FuncInfo],
+        tx: &std::sync::mpsc::Sender<Vec<deferscope_index::Wanted<'d>>>,
+        events: &mut Vec<Event>,
+    ) -> Part {
+        let mut sites = Window::of(self.sites, self.by_func, fs);
         let mut out = Part {
             functions: Vec::with_capacity(fs.len()),
             sites: Vec::new(),
             unnamed: Vec::new(),
         };
-        // One event buffer for all functions (kept at most EVENTS_KEPT
-        // long between them).
-        let mut events = Vec::new();
         let mut idx = Vec::new();
         for fi in fs {
             let by_func = self.by_func;
@@ -240,19 +349,19 @@ impl<'d> Job<'_, '_, 'd> {
             idx.extend(by_func[lo..hi].iter().map(|&(_, i)| i));
             let named = cx.unnamed.len();
             out.functions.push(explain_func(
-                &mut cx,
+                cx,
                 self.report,
                 fi,
                 &idx,
                 &mut sites,
                 self.cost,
-                &mut events,
+                events,
             ));
             if self.dwarf && cx.unnamed.len() > named {
-                let _ = tx.send(dwarf_wanted(&cx, &cx.unnamed[named..]));
+                let _ = tx.send(dwarf_wanted(cx, &cx.unnamed[named..]));
             }
             if events.capacity() > EVENTS_KEPT {
-                events = Vec::new();
+                *events = Vec::new();
             }
             for &i in &idx {
                 out.sites.push((i, sites[i].clone()));
@@ -263,21 +372,24 @@ impl<'d> Job<'_, '_, 'd> {
     }
 }
 
-/// Threads for the explain pass: the machine's cores but the one the
-/// DWARF thread takes when there is DWARF, at most 4; one for few
-/// functions. (On 2 cores with DWARF, a second worker only competes with
-/// the DWARF thread: cmd/go go1.27.3 66 -> 73 ms; without DWARF it pays:
-/// 60 -> 48 ms.)
-fn workers(functions: usize, dwarf: bool) -> usize {
+/// Threads for the explain pass: the machine's cores, at most 4; one for
+/// few functions. The DWARF threads take a core for a while; workers that
+/// take chunks as they go share the rest (cmd/go linux/arm64 on 2 cores,
+/// one worker -> two: go1.22.10 42.7 -> 39.4 ms, go1.27.3 66.9 -> 58.7).
+fn workers(functions: usize) -> usize {
     if functions < 64 {
         return 1;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(usize::from(dwarf)).clamp(1, 4)
+    cores().clamp(1, 4)
 }
 
-/// `fs` cut into `n` contiguous parts of about equal code size.
-fn parts(fs: &[FuncInfo], n: usize) -> Vec<&[FuncInfo]> {
+/// The machine's cores (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `fs` cut into `n` contiguous chunks of about equal code size.
+fn chunks(fs: &[FuncInfo], n: usize) -> Vec<&[FuncInfo]> {
     let total: u64 = fs.iter().map(|f| f.size).sum();
     let mut out = Vec::with_capacity(n);
     let (mut start, mut acc) = (0, 0u64);
@@ -299,20 +411,21 @@ fn dwarf_wanted<'d>(
     cx: &Cx<'_, 'd>,
     unnamed: &[dwarfnames::Unnamed],
 ) -> Vec<deferscope_index::Wanted<'d>> {
+    let ix = cx.ix;
+    let name = |pc: Option<u64>| Some(ix.name(&ix.func_for_pc(pc?)?));
     let mut out = Vec::with_capacity(2 * unnamed.len());
-    for u in unnamed {
-        if let Some(f) = cx.ix.func_for_pc(u.code).filter(|f| f.entry == u.code) {
+    for (code, closure) in unnamed
+        .iter()
+        .flat_map(|u| [(u.code, true), (u.entry, false)])
+    {
+        if let Some(f) = ix.func_for_pc(code).filter(|f| f.entry == code) {
             out.push(deferscope_index::Wanted {
                 entry: f.entry,
-                name: cx.ix.name(&f),
-                line: cx.ix.lines(&f).at(f.entry).map(|(_, l)| u64::from(l)),
-            });
-        }
-        if let Some(f) = cx.ix.func_for_pc(u.entry).filter(|f| f.entry == u.entry) {
-            out.push(deferscope_index::Wanted {
-                entry: f.entry,
-                name: cx.ix.name(&f),
-                line: None,
+                name: ix.name(&f),
+                line: closure
+                    .then(|| ix.lines(&f).at(f.entry).map(|(_, l)| u64::from(l)))
+                    .flatten(),
+                near: [name(f.entry.checked_sub(1)), name(Some(f.end))],
             });
         }
     }
@@ -348,7 +461,7 @@ fn explain_func(
     report: &Scan,
     fi: &FuncInfo,
     idx: &[usize],
-    sites: &mut [SiteExplain],
+    sites: &mut Window,
     cost: &CostTable,
     events: &mut Vec<Event>,
 ) -> FuncExplain {
@@ -452,7 +565,7 @@ fn site_facts(
     fsites: &[&Site],
     vals: &Values,
     cfg: &Cfg,
-    sites: &mut [SiteExplain],
+    sites: &mut Window,
     cost: &CostTable,
 ) {
     let mut loops = None;
@@ -545,12 +658,7 @@ fn c_function(target: &str) -> Option<String> {
 
 /// Run the rules, in the order their details are shown, and give each of
 /// the function's sites its reasons.
-fn apply_reasons(
-    cx: &Cx<'_, '_>,
-    ff: &FuncFacts<'_>,
-    sites: &mut [SiteExplain],
-    fx: &mut FuncExplain,
-) {
+fn apply_reasons(cx: &Cx<'_, '_>, ff: &FuncFacts<'_>, sites: &mut Window, fx: &mut FuncExplain) {
     let ndefers = ff.sites.len();
     let mut details: Vec<ReasonDetail> = Vec::new();
     let mut looped = Vec::new();

@@ -139,19 +139,11 @@ fn call_len(arch: Arch, code: &[u8], off: u64, direct: bool) -> u64 {
 /// with callers; every small function's `direct_callers` is set in
 /// `functions` (parallel to `report.functions`).
 pub(super) fn inline_candidates(
-    img: &Image<'_>,
-    ix: &GoIndex<'_>,
     report: &Scan,
+    counts: &HashMap<u64, usize>,
     functions: &mut [FuncExplain],
 ) -> Vec<InlineCandidate> {
-    let small: Vec<(u64, usize)> = report
-        .functions
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.size < INLINE_MAX_BYTES && f.sites > 0)
-        .map(|(i, f)| (f.entry, i))
-        .collect();
-    let counts = direct_call_counts(img, ix, small.iter().map(|&(e, _)| e).collect());
+    let small: Vec<(u64, usize)> = small_functions(report).collect();
     let mut out = Vec::new();
     for &(entry, i) in &small {
         let n = counts.get(&entry).copied().unwrap_or(0);
@@ -170,6 +162,24 @@ pub(super) fn inline_candidates(
             .then(a.function.cmp(&b.function))
     });
     out
+}
+
+/// The functions small enough that the inliner's budget is worth a
+/// word: (entry, index in `report.functions`).
+fn small_functions(report: &Scan) -> impl Iterator<Item = (u64, usize)> + '_ {
+    report
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.size < INLINE_MAX_BYTES && f.sites > 0)
+        .map(|(i, f)| (f.entry, i))
+}
+
+/// The direct calls to each function [`inline_candidates`] considers
+/// (a scan of the whole text: on a thread of its own, beside the explain
+/// pass).
+pub(super) fn call_counts(img: &Image<'_>, ix: &GoIndex<'_>, report: &Scan) -> HashMap<u64, usize> {
+    direct_call_counts(img, ix, small_functions(report).map(|(e, _)| e).collect())
 }
 
 /// Direct calls (`CALL rel32` / `BL`) to each of `targets` in the text, by
@@ -191,8 +201,20 @@ fn direct_call_counts(
     let Some(text) = img.read(base, end.saturating_sub(base)) else {
         return out;
     };
+    // A bit per 16 bytes from the first target to the last, set where a
+    // target is: most calls go elsewhere, and a bit test settles them.
+    let (lo, hi) = (targets[0], targets[targets.len() - 1]);
+    let mut bits = vec![0u64; (((hi - lo) >> 4) / 64 + 1) as usize];
+    for &t in &targets {
+        let k = (t - lo) >> 4;
+        bits[(k / 64) as usize] |= 1 << (k % 64);
+    }
     let mut hit = |t: u64| {
-        if targets.binary_search(&t).is_ok() {
+        if t < lo || t > hi {
+            return;
+        }
+        let k = (t - lo) >> 4;
+        if bits[(k / 64) as usize] & (1 << (k % 64)) != 0 && targets.binary_search(&t).is_ok() {
             *out.entry(t).or_insert(0) += 1;
         }
     };

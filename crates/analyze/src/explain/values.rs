@@ -319,36 +319,40 @@ impl Pass<'_, '_, '_> {
             self.block_events = false;
             // Entered only by falling through: the registers stay as they
             // are (the meet of the one state just stored).
-            if self.cfg.blocks[b].preds != [b - 1] {
-                self.regs = self.meet(b).unwrap_or(NOTHING);
+            if self.cfg.blocks[b].preds != [b - 1] && !self.meet(b) {
+                self.regs = NOTHING;
             }
             self.after_deferreturn = false;
             self.next_block += 1;
         }
     }
 
-    /// The registers all predecessors of block `b` agree on, if all were
-    /// seen (padding left out).
-    fn meet(&self, b: usize) -> Option<Regs> {
-        let mut meet: Option<Regs> = None;
-        for &p in &self.cfg.blocks[b].preds {
+    /// Set the registers to those all predecessors of block `b` agree on,
+    /// if all were seen (padding left out); false otherwise (the registers
+    /// then undefined). In place: a state is hundreds of bytes.
+    fn meet(&mut self, b: usize) -> bool {
+        let cfg = self.cfg;
+        let mut first = true;
+        for &p in &cfg.blocks[b].preds {
             if p < b && self.padding[p] {
                 continue;
             }
-            let st = (p < b).then(|| self.ends[p]).flatten()?;
-            meet = Some(match meet {
-                None => st,
-                Some(mut m) => {
-                    for (a, b) in m.iter_mut().zip(st.iter()) {
-                        if a != b {
-                            *a = Val::Unknown;
-                        }
+            // A later block (a back edge) is not seen yet.
+            let Some(st) = self.ends.get(p).filter(|_| p < b).and_then(Option::as_ref) else {
+                return false;
+            };
+            if first {
+                self.regs = *st;
+                first = false;
+            } else {
+                for (a, b) in self.regs.iter_mut().zip(st.iter()) {
+                    if a != b {
+                        *a = Val::Unknown;
                     }
-                    m
                 }
-            });
+            }
         }
-        meet
+        !first
     }
 
     fn get(&self, r: u8) -> Val {

@@ -6,18 +6,21 @@
 //! function's subprogram is in its package's unit; so the units are only
 //! listed (header and root DIE) when the sections are decompressed, and
 //! indexed when a question needs them: [`Dwarf::want`] indexes the units
-//! of the packages its functions' names give; a question about an entry
-//! no indexed unit holds first indexes the units where the name `want`
-//! gave it is written (a function inlined into another package is in
-//! that package's unit), then all the others, so every answer is the one
-//! a full index gives (tests/dwarf_units.rs checks it on cmd/go).
+//! of the packages its functions' names give, then for a function not
+//! found there (one inlined into another package, or a generic instance,
+//! is in that package's unit) those of the functions beside it in the
+//! text, then those where its name is written; a question about an entry
+//! no indexed unit holds indexes all the others, so every answer is the
+//! one a full index gives (tests/dwarf_units.rs checks it on cmd/go).
 
 use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
 use gimli::{Abbreviations, DebugInfoOffset, Section, Unit, UnitOffset};
 
-use super::{index_unit, light_unit_with, read_var, Dwarf, Parsed, R};
+use super::{
+    fill, light_unit_with, producer_minor, read_var, ref_offset, with_die, Dwarf, Parsed, Var, R,
+};
 
 /// A function a caller will ask about.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +33,12 @@ pub struct Wanted<'n> {
     /// generated from the same table, so its row at the entry has this
     /// line); used when the subprogram has no `DW_AT_decl_line` (go1.19).
     pub line: Option<u64>,
+    /// The names of the functions just before and after it in the text.
+    /// The linker lays out each package's code together, and a function
+    /// compiled into another package than its name says (a closure of
+    /// `sync.OnceFunc` inlined there, a generic instance) is in that
+    /// package's unit: theirs tell which.
+    pub near: [Option<&'n str>; 2],
 }
 
 /// The entry-address table, built unit by unit.
@@ -42,9 +51,6 @@ pub(super) struct FuncIndex {
     indexed: Vec<bool>,
     /// Every unit is indexed.
     all: bool,
-    /// The names [`Dwarf::want`] gave of the entries its units did not
-    /// hold.
-    names: HashMap<u64, String>,
 }
 
 impl FuncIndex {
@@ -53,7 +59,6 @@ impl FuncIndex {
             funcs: Vec::new(),
             indexed: vec![false; units],
             all: units == 0,
-            names: HashMap::new(),
         }
     }
 }
@@ -66,10 +71,11 @@ impl Dwarf<'_> {
         self.parsed().is_some()
     }
 
-    /// Index the units of the packages of `funcs`, and keep their names
-    /// (for those not found there) and entry lines. Questions about other
-    /// functions still get answers, after indexing more units. May be
-    /// called several times, from another thread than the questions'.
+    /// Index the units that hold `funcs` (by their packages' names, their
+    /// neighbours', or where their names are written), and keep their
+    /// entry lines. Questions about other functions still get answers,
+    /// after indexing more units. May be called several times, from
+    /// another thread than the questions'.
     pub fn want(&self, funcs: &[Wanted<'_>]) {
         {
             let mut lines = self
@@ -99,9 +105,34 @@ impl Dwarf<'_> {
             .borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
         let mut ix = lock(p);
         index_units(p, &dwarf, &mut ix, |i| pick[i]);
+        // Those not in their name's package's unit: the units of the
+        // functions beside them.
+        let mut more = false;
+        for w in funcs {
+            if ix.funcs.binary_search_by_key(&w.entry, |f| f.0).is_ok() {
+                continue;
+            }
+            for i in w
+                .near
+                .iter()
+                .flatten()
+                .flat_map(|n| package_prefixes(n))
+                .filter_map(|n| by_name.get(n))
+                .flatten()
+            {
+                more |= !pick[*i];
+                pick[*i] = true;
+            }
+        }
+        if more {
+            index_units(p, &dwarf, &mut ix, |i| pick[i]);
+        }
+        // Else (a generic instance or a closure the linker placed with
+        // other packages' duplicates): the units where its name is
+        // written, found now, on the thread that calls this.
         for w in funcs {
             if ix.funcs.binary_search_by_key(&w.entry, |f| f.0).is_err() {
-                ix.names.insert(w.entry, w.name.to_string());
+                index_named(p, &dwarf, &mut ix, w.name);
             }
         }
     }
@@ -181,7 +212,13 @@ fn index_units(
             continue;
         };
         if let Some(unit) = light_unit_cached(p, dwarf, h) {
-            index_unit(dwarf, &unit, &mut ix.funcs);
+            if let Some(names) = index_unit(p, dwarf, &unit, &mut ix.funcs) {
+                p.by_name
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(off)
+                    .or_insert(names);
+            }
         }
     }
     if ix.funcs.len() != before {
@@ -191,6 +228,108 @@ fn index_units(
         ix.funcs.dedup_by_key(|f| f.0);
     }
     ix.all = ix.indexed.iter().all(|&d| d);
+}
+
+/// Record the top-level subprograms of `unit` with an entry address, and,
+/// for a unit compiled before go1.23 (whose closures' captures are found
+/// through the enclosing function's variables, [`units::subprogram_named`]),
+/// return the unit offset of each top-level subprogram by name (through
+/// its abstract origin; the first of a name): one pass over the unit for
+/// both, which reads only the top-level subprograms' attributes and skips
+/// the others' (gimli's raw entries; a `DW_FORM_string` is still scanned).
+fn index_unit(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    funcs: &mut Vec<(u64, usize)>,
+) -> Option<HashMap<String, usize>> {
+    let want_names = producer_minor(dwarf, unit).is_some_and(|m| m < 23);
+    // (unit offset, name) in DIE order, and (unit offset, origin's .debug_info
+    // offset) of those named by their abstract origin.
+    let mut named: Vec<(usize, &[u8])> = Vec::new();
+    let mut by_origin: Vec<(usize, usize)> = Vec::new();
+    let Ok(mut raw) = unit.entries_raw(None) else {
+        return None;
+    };
+    // Bounded by the unit's size: every entry consumes bytes.
+    while !raw.is_empty() {
+        let off = raw.next_offset().0;
+        let top = raw.next_depth() == 1;
+        let Ok(Some(abbrev)) = raw.read_abbreviation() else {
+            if raw.is_empty() {
+                break;
+            }
+            continue;
+        };
+        if !top || abbrev.tag() != gimli::DW_TAG_subprogram {
+            if raw.skip_attributes(abbrev.attributes()).is_err() {
+                break;
+            }
+            continue;
+        }
+        let (mut name, mut origin, mut low_pc) = (None, None, None);
+        for spec in abbrev.attributes() {
+            let Ok(a) = raw.read_attribute(*spec) else {
+                return want_names.then(|| finish_names(p, dwarf, unit, named, by_origin));
+            };
+            match a.name() {
+                gimli::DW_AT_name if want_names => name = dwarf.attr_string(unit, a.value()).ok(),
+                gimli::DW_AT_abstract_origin if want_names => origin = ref_offset(unit, a.value()),
+                gimli::DW_AT_low_pc => low_pc = dwarf.attr_address(unit, a.value()).ok().flatten(),
+                _ => {}
+            }
+        }
+        match (name, origin) {
+            _ if !want_names => {}
+            (Some(n), _) => named.push((off, n.slice())),
+            (None, Some(o)) => by_origin.push((off, o)),
+            (None, None) => named.push((off, &[])),
+        }
+        let die = gimli::UnitOffset(off).to_debug_info_offset(&unit.header);
+        if let (Some(pc), Some(d)) = (low_pc, die) {
+            funcs.push((pc, d.0));
+        }
+    }
+    want_names.then(|| finish_names(p, dwarf, unit, named, by_origin))
+}
+
+/// [`index_unit`]'s names: each subprogram's own, or its abstract
+/// origin's (found among the unit's, else read), the first offset of each
+/// name kept.
+fn finish_names(
+    p: &Parsed<'_>,
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    named: Vec<(usize, &[u8])>,
+    by_origin: Vec<(usize, usize)>,
+) -> HashMap<String, usize> {
+    let base = unit
+        .header
+        .offset()
+        .as_debug_info_offset()
+        .map_or(0, |o| o.0);
+    let own: HashMap<usize, &[u8]> = named.iter().map(|&(o, n)| (base + o, n)).collect();
+    let mut all: Vec<(usize, String)> = named
+        .iter()
+        .map(|&(o, n)| (o, String::from_utf8_lossy(n).into_owned()))
+        .collect();
+    for (off, origin) in by_origin {
+        let name = match own.get(&origin) {
+            Some(n) => String::from_utf8_lossy(n).into_owned(),
+            None => {
+                let mut v = Var::default();
+                let _ = with_die(p, dwarf, origin, |u, d| fill(dwarf, u, d, &mut v));
+                v.name
+            }
+        };
+        all.push((off, name));
+    }
+    all.sort_unstable_by_key(|&(o, _)| o);
+    let mut names = HashMap::with_capacity(all.len());
+    for (off, name) in all {
+        names.entry(name).or_insert(off);
+    }
+    names
 }
 
 /// Index every unit; the number of subprograms with an entry address.
@@ -234,6 +373,24 @@ fn abbreviations(
 /// Parsed abbreviation tables by `.debug_abbrev` offset.
 pub(super) type Abbrevs = HashMap<usize, Arc<Abbreviations>>;
 
+/// Index the units where `name` is written (as a `DW_FORM_string`).
+fn index_named(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, ix: &mut FuncIndex, name: &str) {
+    if ix.all {
+        return;
+    }
+    let info = dwarf.debug_info.reader().slice();
+    let mut pat = Vec::with_capacity(name.len() + 1);
+    pat.extend_from_slice(name.as_bytes());
+    pat.push(0);
+    let mut pick = vec![false; p.units.len()];
+    for at in memchr::memmem::find_iter(info, &pat) {
+        if let Some(i) = p.units.partition_point(|&u| u <= at).checked_sub(1) {
+            pick[i] = true;
+        }
+    }
+    index_units(p, dwarf, ix, |i| pick[i]);
+}
+
 /// The `.debug_info` offset of the subprogram whose code starts at
 /// `entry`: from the units indexed, else (when not all are) after
 /// indexing the rest.
@@ -251,31 +408,14 @@ pub(super) fn entry_die(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, entry: u64)
     if ix.all {
         return None;
     }
-    // A function inlined into another package (sync.OnceFunc's closures)
-    // is in that package's unit: first the units where its name is
-    // written.
-    if let Some(name) = ix.names.remove(&entry) {
-        let info = dwarf.debug_info.reader().slice();
-        let mut pat = name.into_bytes();
-        pat.push(0);
-        let mut pick = vec![false; p.units.len()];
-        for at in memchr::memmem::find_iter(info, &pat) {
-            if let Some(i) = p.units.partition_point(|&u| u <= at).checked_sub(1) {
-                pick[i] = true;
-            }
-        }
-        index_units(p, dwarf, &mut ix, |i| pick[i]);
-        if let Some(d) = find(&ix) {
-            return Some(d);
-        }
-    }
     index_units(p, dwarf, &mut ix, |_| true);
     find(&ix)
 }
 
 /// The unit offset of the first top-level subprogram of `unit` named
-/// `name` (through its abstract origin): one pass over the unit the first
-/// time one of its names is asked, not one per question.
+/// `name` (through its abstract origin): from the names the unit's index
+/// pass kept ([`index_unit`]), else one pass over the unit the first time
+/// one of its names is asked, not one per question.
 pub(super) fn subprogram_named(
     p: &Parsed<'_>,
     dwarf: &gimli::Dwarf<R<'_>>,
