@@ -29,6 +29,7 @@ mod units;
 pub use units::Wanted;
 use units::{entry_die, FuncIndex};
 mod locs;
+mod skip;
 pub use locs::{LocPiece, LocRange, LocatedCapture, VarAt};
 
 type R<'a> = EndianSlice<'a, LittleEndian>;

@@ -19,7 +19,8 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use gimli::{Abbreviations, DebugInfoOffset, Section, Unit, UnitOffset};
 
 use super::{
-    fill, light_unit_with, producer_minor, read_var, ref_offset, with_die, Dwarf, Parsed, Var, R,
+    fill, light_unit_with, producer_minor, read_var, ref_offset, skip, with_die, Dwarf, Parsed,
+    Var, R,
 };
 
 /// A function a caller will ask about.
@@ -232,11 +233,11 @@ fn index_units(
 
 /// Record the top-level subprograms of `unit` with an entry address, and,
 /// for a unit compiled before go1.23 (whose closures' captures are found
-/// through the enclosing function's variables, [`units::subprogram_named`]),
+/// through the enclosing function's variables, [`subprogram_named`]),
 /// return the unit offset of each top-level subprogram by name (through
 /// its abstract origin; the first of a name): one pass over the unit for
-/// both, which reads only the top-level subprograms' attributes and skips
-/// the others' (gimli's raw entries; a `DW_FORM_string` is still scanned).
+/// both, which reads only the top-level subprograms' attributes and steps
+/// over the others' ([`skip`]).
 fn index_unit(
     p: &Parsed<'_>,
     dwarf: &gimli::Dwarf<R<'_>>,
@@ -244,34 +245,71 @@ fn index_unit(
     funcs: &mut Vec<(u64, usize)>,
 ) -> Option<HashMap<String, usize>> {
     let want_names = producer_minor(dwarf, unit).is_some_and(|m| m < 23);
-    // (unit offset, name) in DIE order, and (unit offset, origin's .debug_info
-    // offset) of those named by their abstract origin.
-    let mut named: Vec<(usize, &[u8])> = Vec::new();
-    let mut by_origin: Vec<(usize, usize)> = Vec::new();
-    let Ok(mut raw) = unit.entries_raw(None) else {
-        return None;
-    };
+    let mut top = TopSubprograms::default();
+    let plans = skip::Plans::new(&unit.abbreviations, unit.encoding());
+    let base = unit.header.header_size();
+    let buf = unit.header.range_from(UnitOffset(base)..).ok()?.slice();
+    let (mut at, mut depth) = (0, 0isize);
     // Bounded by the unit's size: every entry consumes bytes.
-    while !raw.is_empty() {
-        let off = raw.next_offset().0;
-        let top = raw.next_depth() == 1;
-        let Ok(Some(abbrev)) = raw.read_abbreviation() else {
-            if raw.is_empty() {
-                break;
-            }
-            continue;
-        };
-        if !top || abbrev.tag() != gimli::DW_TAG_subprogram {
-            if raw.skip_attributes(abbrev.attributes()).is_err() {
-                break;
-            }
+    while at < buf.len() {
+        let off = base + at;
+        let (code, k) = skip::leb(buf, at)?;
+        at += k;
+        if code == 0 {
+            depth -= 1;
             continue;
         }
+        match plans.get(code) {
+            Some(plan) if depth != 1 || plan.tag != gimli::DW_TAG_subprogram => {
+                at = plan.skip(buf, at)?;
+                depth += isize::from(plan.children);
+            }
+            // A top-level subprogram, or an abbreviation without a plan:
+            // read by gimli.
+            _ => {
+                let mut raw = unit.entries_raw(Some(UnitOffset(off))).ok()?;
+                let abbrev = raw.read_abbreviation().ok()??;
+                if depth == 1 && abbrev.tag() == gimli::DW_TAG_subprogram {
+                    top.read(dwarf, unit, &mut raw, abbrev, off, want_names)?;
+                } else {
+                    raw.skip_attributes(abbrev.attributes()).ok()?;
+                }
+                depth += isize::from(abbrev.has_children());
+                at = raw.next_offset().0.checked_sub(base)?;
+            }
+        }
+    }
+    funcs.extend(top.funcs);
+    want_names.then(|| finish_names(p, dwarf, unit, top.named, top.by_origin))
+}
+
+/// What [`index_unit`] reads of a unit's top-level subprograms.
+#[derive(Default)]
+struct TopSubprograms<'a> {
+    /// (low_pc, `.debug_info` offset).
+    funcs: Vec<(u64, usize)>,
+    /// (unit offset, name) in DIE order.
+    named: Vec<(usize, &'a [u8])>,
+    /// (unit offset, origin's `.debug_info` offset) of those named by
+    /// their abstract origin.
+    by_origin: Vec<(usize, usize)>,
+}
+
+impl<'a> TopSubprograms<'a> {
+    /// Read the subprogram at unit offset `off`, whose abbreviation `raw`
+    /// has just read; `None` when its attributes are damaged.
+    fn read(
+        &mut self,
+        dwarf: &gimli::Dwarf<R<'a>>,
+        unit: &Unit<R<'a>>,
+        raw: &mut gimli::EntriesRaw<'_, '_, R<'a>>,
+        abbrev: &gimli::Abbreviation,
+        off: usize,
+        want_names: bool,
+    ) -> Option<()> {
         let (mut name, mut origin, mut low_pc) = (None, None, None);
         for spec in abbrev.attributes() {
-            let Ok(a) = raw.read_attribute(*spec) else {
-                return want_names.then(|| finish_names(p, dwarf, unit, named, by_origin));
-            };
+            let a = raw.read_attribute(*spec).ok()?;
             match a.name() {
                 gimli::DW_AT_name if want_names => name = dwarf.attr_string(unit, a.value()).ok(),
                 gimli::DW_AT_abstract_origin if want_names => origin = ref_offset(unit, a.value()),
@@ -281,16 +319,16 @@ fn index_unit(
         }
         match (name, origin) {
             _ if !want_names => {}
-            (Some(n), _) => named.push((off, n.slice())),
-            (None, Some(o)) => by_origin.push((off, o)),
-            (None, None) => named.push((off, &[])),
+            (Some(n), _) => self.named.push((off, n.slice())),
+            (None, Some(o)) => self.by_origin.push((off, o)),
+            (None, None) => self.named.push((off, &[])),
         }
-        let die = gimli::UnitOffset(off).to_debug_info_offset(&unit.header);
+        let die = UnitOffset(off).to_debug_info_offset(&unit.header);
         if let (Some(pc), Some(d)) = (low_pc, die) {
-            funcs.push((pc, d.0));
+            self.funcs.push((pc, d.0));
         }
+        Some(())
     }
-    want_names.then(|| finish_names(p, dwarf, unit, named, by_origin))
 }
 
 /// [`index_unit`]'s names: each subprogram's own, or its abstract
