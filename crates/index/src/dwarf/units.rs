@@ -13,7 +13,7 @@
 //! no indexed unit holds indexes all the others, so every answer is the
 //! one a full index gives (tests/dwarf_units.rs checks it on cmd/go).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, MutexGuard, PoisonError};
 
 use gimli::{Abbreviations, DebugInfoOffset, Section, Unit, UnitOffset};
@@ -52,6 +52,9 @@ pub(super) struct FuncIndex {
     indexed: Vec<bool>,
     /// Every unit is indexed.
     all: bool,
+    /// The entries whose names were searched for ([`index_named`]):
+    /// never twice.
+    searched: HashSet<u64>,
 }
 
 impl FuncIndex {
@@ -60,6 +63,7 @@ impl FuncIndex {
             funcs: Vec::new(),
             indexed: vec![false; units],
             all: units == 0,
+            searched: HashSet::new(),
         }
     }
 }
@@ -132,7 +136,9 @@ impl Dwarf<'_> {
         // other packages' duplicates): the units where its name is
         // written, found now, on the thread that calls this.
         for w in funcs {
-            if ix.funcs.binary_search_by_key(&w.entry, |f| f.0).is_err() {
+            if ix.funcs.binary_search_by_key(&w.entry, |f| f.0).is_err()
+                && ix.searched.insert(w.entry)
+            {
                 index_named(p, &dwarf, &mut ix, w.name);
             }
         }
