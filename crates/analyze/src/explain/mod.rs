@@ -256,6 +256,8 @@ struct Job<'j, 'a, 'd> {
 struct Window {
     lo: usize,
     sites: Vec<SiteExplain>,
+    /// Which of `sites` are the chunk's (explained by it).
+    mine: Vec<bool>,
 }
 
 impl Window {
@@ -273,7 +275,19 @@ impl Window {
         Window {
             lo,
             sites: all[lo..hi].to_vec(),
+            mine: vec![false; hi - lo],
         }
+    }
+
+    /// The chunk's sites, by index into `report.sites`.
+    fn into_mine(self) -> Vec<(usize, SiteExplain)> {
+        let lo = self.lo;
+        self.sites
+            .into_iter()
+            .zip(self.mine)
+            .enumerate()
+            .filter_map(|(k, (sx, mine))| mine.then_some((lo + k, sx)))
+            .collect()
     }
 }
 
@@ -365,9 +379,10 @@ impl<'d> Job<'_, '_, 'd> {
                 *events = Vec::new();
             }
             for &i in &idx {
-                out.sites.push((i, sites[i].clone()));
+                sites.mine[i - sites.lo] = true;
             }
         }
+        out.sites = sites.into_mine();
         out.unnamed = std::mem::take(&mut cx.unnamed);
         out
     }
