@@ -92,8 +92,9 @@ struct Parsed<'d> {
     /// units share one; gimli's cache is per `gimli::Dwarf`, made anew
     /// for each question).
     abbrevs: Mutex<units::Abbrevs>,
-    /// The top-level subprograms by name, of the units where a name was
-    /// looked up, by unit offset ([`units::subprogram_named`]).
+    /// The top-level subprograms by name of each unit indexed that was
+    /// compiled before go1.23, by unit offset (`units::index_unit`, for
+    /// [`units::subprogram_named`]).
     by_name: Mutex<HashMap<usize, HashMap<String, usize>>>,
 }
 
@@ -806,8 +807,8 @@ fn outer_vars(
     name: &str,
 ) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    let Some(mut cursor) = units::subprogram_named(p, dwarf, unit, name)
-        .and_then(|off| unit.entries_at_offset(off).ok())
+    let Some(mut cursor) =
+        units::subprogram_named(p, unit, name).and_then(|off| unit.entries_at_offset(off).ok())
     else {
         return out;
     };

@@ -19,8 +19,7 @@ use std::sync::{Arc, MutexGuard, PoisonError};
 use gimli::{Abbreviations, DebugInfoOffset, Section, Unit, UnitOffset};
 
 use super::{
-    fill, light_unit_with, producer_minor, read_var, ref_offset, skip, with_die, Dwarf, Parsed,
-    Var, R,
+    fill, light_unit_with, producer_minor, ref_offset, skip, with_die, Dwarf, Parsed, Var, R,
 };
 
 /// A function a caller will ask about.
@@ -457,33 +456,17 @@ pub(super) fn entry_die(p: &Parsed<'_>, dwarf: &gimli::Dwarf<R<'_>>, entry: u64)
 }
 
 /// The unit offset of the first top-level subprogram of `unit` named
-/// `name` (through its abstract origin): from the names the unit's index
-/// pass kept ([`index_unit`]), else one pass over the unit the first time
-/// one of its names is asked, not one per question.
+/// `name` (through its abstract origin), from the names the unit's index
+/// pass kept ([`index_unit`]: every unit compiled before go1.23, the only
+/// ones asked, and a question reaches a unit through that index).
 pub(super) fn subprogram_named(
     p: &Parsed<'_>,
-    dwarf: &gimli::Dwarf<R<'_>>,
     unit: &Unit<R<'_>>,
     name: &str,
 ) -> Option<UnitOffset> {
     let key = unit.header.offset().as_debug_info_offset()?.0;
-    let mut all = p.by_name.lock().unwrap_or_else(PoisonError::into_inner);
-    let names = all.entry(key).or_insert_with(|| {
-        let mut names = HashMap::new();
-        let mut cursor = unit.entries();
-        let mut depth = 0isize;
-        // Bounded by the unit's size: every step consumes bytes.
-        while let Ok(Some((delta, e))) = cursor.next_dfs() {
-            depth += delta;
-            if depth == 1 && e.tag() == gimli::DW_TAG_subprogram {
-                names
-                    .entry(read_var(p, dwarf, unit, e).name)
-                    .or_insert(e.offset().0);
-            }
-        }
-        names
-    });
-    names.get(name).map(|&o| UnitOffset(o))
+    let all = p.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+    all.get(&key)?.get(name).map(|&o| UnitOffset(o))
 }
 
 #[cfg(test)]
